@@ -1,0 +1,153 @@
+"""Where time comes from: the only module that reads the clock or sleeps.
+
+Everything else takes `now` as an argument or a `Clock` object, so tests can
+use a fake one. `ScaledClock` runs wall-clock time faster for the daemon's
+integration tests (SURVIVOR_TEST_CLOCK_SPEED); production uses `SystemClock`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC time, for schedules and records."""
+        ...
+
+    def time(self) -> float:
+        """Epoch seconds of `now()`."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps, for cadence and deadlines."""
+        ...
+
+    def sleep_until(self, deadline: float, stop: threading.Event) -> bool:
+        """Wait for the monotonic `deadline`; True if `stop` was set first."""
+        ...
+
+    def wait_seconds(self, epoch: float) -> float:
+        """Real seconds from now until wall-clock `epoch` (for Condition.wait timeouts)."""
+        ...
+
+    def after_real(self, seconds: float) -> float:
+        """The monotonic deadline `seconds` of real time from now (grace periods)."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep_until(self, deadline: float, stop: threading.Event) -> bool:
+        return stop.wait(max(0.0, deadline - time.monotonic()))
+
+    def wait_seconds(self, epoch: float) -> float:
+        return max(0.0, epoch - time.time())
+
+    def after_real(self, seconds: float) -> float:
+        return time.monotonic() + seconds
+
+
+class ScaledClock:
+    """Wall-clock and monotonic time running `speed` times faster from start.
+
+    A test-only device: with speed 60 a scheduling minute passes every real
+    second, so a real daemon can be watched through many ticks quickly.
+    Module timeouts stay in real seconds (the runner measures them).
+    """
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._wall0 = time.time()
+        self._mono0 = time.monotonic()
+
+    def _elapsed(self) -> float:
+        return (time.monotonic() - self._mono0) * self.speed
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def time(self) -> float:
+        return self._wall0 + self._elapsed()
+
+    def monotonic(self) -> float:
+        return self._mono0 + self._elapsed()
+
+    def sleep_until(self, deadline: float, stop: threading.Event) -> bool:
+        return stop.wait(max(0.0, (deadline - self.monotonic()) / self.speed))
+
+    def wait_seconds(self, epoch: float) -> float:
+        return max(0.0, (epoch - self.time()) / self.speed)
+
+    def after_real(self, seconds: float) -> float:
+        return self.monotonic() + seconds * self.speed
+
+
+def clock_from_env() -> Clock:
+    """SystemClock, unless the test-only SURVIVOR_TEST_CLOCK_SPEED asks for a faster one."""
+    speed = os.environ.get("SURVIVOR_TEST_CLOCK_SPEED")
+    if speed:
+        return ScaledClock(float(speed))
+    return SystemClock()
+
+
+def utc_iso(t: datetime) -> str:
+    """`2026-11-24T10:05:00.412Z`: the one timestamp format of state and history."""
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def from_epoch(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse what `utc_iso` writes (and any ISO 8601 with an offset)."""
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t
+
+
+def floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+MINUTE = timedelta(minutes=1)
+
+
+def local_zone(name: str | None = None) -> tzinfo:
+    """The zone schedules are read in: `name`, else $TZ, else /etc/localtime, else UTC."""
+    candidates = [name, os.environ.get("TZ", "").lstrip(":") or None]
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "/zoneinfo/" in target:
+            candidates.append(target.split("/zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for key in candidates:
+        if not key:
+            continue
+        try:
+            return ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError):
+            if key is name:
+                raise
+    try:
+        with open("/etc/localtime", "rb") as fh:
+            return ZoneInfo.from_file(fh, key="localtime")
+    except OSError:
+        return UTC

@@ -1,0 +1,308 @@
+"""The one writer: atomic replace, one-record append, entity locks, safe paths, the pidfile.
+
+Every byte survivor puts on disk goes through here, so the rules live in one
+place (STYLE.md habits 5-8):
+
+* a state file is replaced atomically: temp file in the same directory, mode
+  0644, fsync per policy, `os.replace`, directory fsync; the temp is unlinked
+  on any error, so a reader sees the old file or the new one, never a torn one;
+* a history record is one complete line written with one `os.write` on an
+  `O_APPEND` descriptor; a short write (disk full) is truncated back and raised;
+* writers lock a separate, stable `.lock` file with `fcntl.flock` plus a
+  `threading.Lock`; readers never lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from survivor.errors import SurvivorError
+from survivor.model import FsyncPolicy, check_name
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+class DiskWriteError(SurvivorError):
+    """A write failed (disk full, read-only, I/O error); nothing torn was left behind."""
+
+    def __init__(self, path: Path, err: OSError) -> None:
+        self.path = path
+        self.errno = err.errno
+        super().__init__(f"cannot write {path}: {err.strerror or err}")
+
+
+def safe_path(base: Path, *names: str) -> Path:
+    """`base/name/...`, each name checked to be one safe path component."""
+    path = base
+    for name in names:
+        path = path / check_name(name)
+    return path
+
+
+def ensure_dir(path: Path) -> None:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileWriter:
+    """Writes state files and history lines under one fsync policy.
+
+    With `batch`, writes are not fsynced inline; `flush()` (called by the
+    daemon's flusher at least once a second) fsyncs every file and directory
+    written since, so a power failure loses at most about a second and never
+    leaves a torn file.
+    """
+
+    def __init__(self, policy: FsyncPolicy = FsyncPolicy.BATCH) -> None:
+        self.policy = policy
+        self._dirty_files: set[Path] = set()
+        self._dirty_dirs: set[Path] = set()
+        self._dirty_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- state files
+
+    def replace(self, path: Path, data: bytes) -> None:
+        """Atomically replace `path` with `data`; create its directory if needed."""
+        try:
+            self._replace(path, data)
+        except FileNotFoundError:
+            ensure_dir(path.parent)
+            try:
+                self._replace(path, data)
+            except OSError as err:
+                raise DiskWriteError(path, err) from err
+        except OSError as err:
+            raise DiskWriteError(path, err) from err
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+        try:
+            try:
+                os.fchmod(fd, FILE_MODE)  # mkstemp gives 0600; the CLI and other tools must read it
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                if self.policy is FsyncPolicy.ALWAYS:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        if self.policy is FsyncPolicy.ALWAYS:
+            fsync_dir(path.parent)
+        elif self.policy is FsyncPolicy.BATCH:
+            with self._dirty_lock:
+                self._dirty_files.add(path)
+                self._dirty_dirs.add(path.parent)
+
+    def remove(self, path: Path) -> None:
+        """Remove a state file (never used on history)."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    # ---------------------------------------------------------------- history lines
+
+    def append(self, path: Path, line: bytes) -> None:
+        """Append one complete record (`line` ends in a newline) with a single write."""
+        if not line.endswith(b"\n"):
+            raise ValueError("a history record must end with a newline")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        except FileNotFoundError:
+            ensure_dir(path.parent)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            self._mark_dir(path.parent)
+        except OSError as err:
+            raise DiskWriteError(path, err) from err
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                n = os.write(fd, line)
+            except OSError as err:
+                _truncate_back(fd, size)
+                raise DiskWriteError(path, err) from err
+            if n != len(line):
+                _truncate_back(fd, size)
+                raise DiskWriteError(path, OSError(errno.ENOSPC, "short write (disk full?)"))
+            if self.policy is FsyncPolicy.ALWAYS:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.policy is FsyncPolicy.BATCH:
+            with self._dirty_lock:
+                self._dirty_files.add(path)
+
+    def _mark_dir(self, path: Path) -> None:
+        if self.policy is FsyncPolicy.ALWAYS:
+            fsync_dir(path)
+        elif self.policy is FsyncPolicy.BATCH:
+            with self._dirty_lock:
+                self._dirty_dirs.add(path)
+
+    # ---------------------------------------------------------------- group commit
+
+    def flush(self) -> int:
+        """fsync everything written since the last flush; returns how many files."""
+        with self._dirty_lock:
+            files, self._dirty_files = self._dirty_files, set()
+            dirs, self._dirty_dirs = self._dirty_dirs, set()
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        for path in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                fsync_dir(path)
+        return len(files)
+
+
+def _truncate_back(fd: int, size: int) -> None:
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, size)
+
+
+# ---------------------------------------------------------------- locks
+
+
+class EntityLocks:
+    """`flock` on `<dir>/.lock` plus an in-process lock, so threads and processes exclude each other.
+
+    `fcntl.lockf` would not do: its locks do not exclude threads of one process
+    and vanish when any descriptor of the file is closed.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._thread_locks: dict[Path, threading.Lock] = {}
+
+    def _thread_lock(self, lock_path: Path) -> threading.Lock:
+        with self._guard:
+            lock = self._thread_locks.get(lock_path)
+            if lock is None:
+                lock = self._thread_locks[lock_path] = threading.Lock()
+            return lock
+
+    @contextlib.contextmanager
+    def hold(self, directory: Path) -> Iterator[None]:
+        """Hold the lock of the entity whose files live in `directory`."""
+        lock_path = directory / ".lock"
+        with self._thread_lock(lock_path):
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            except FileNotFoundError:
+                ensure_dir(directory)
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the flock
+
+    def forget(self, directory: Path) -> None:
+        """Drop the in-process lock of a pruned entity."""
+        with self._guard:
+            self._thread_locks.pop(directory / ".lock", None)
+
+
+# ---------------------------------------------------------------- pidfile
+
+
+class AlreadyRunningError(SurvivorError):
+    pass
+
+
+class PidFile:
+    """An flock'd pidfile: the kernel, not a pid's liveness, decides who owns it.
+
+    `acquire()` before daemonizing (the lock survives the forks); `write_pid()`
+    once the final pid is known; `release()` at exit. A stale file left by
+    `kill -9` is simply locked again and overwritten.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        ensure_dir(self.path.parent)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise AlreadyRunningError(
+                    f"another survivor daemon (pid {other or '?'}) already uses this state "
+                    f"directory ({self.path} is locked); stop it first or use another state_dir"
+                ) from None
+            # If the file was unlinked between open and flock, our lock guards nothing: retry.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return
+            os.close(fd)
+
+    def write_pid(self, pid: int | None = None) -> None:
+        assert self.fd is not None, "acquire() first"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{pid or os.getpid()}\n".encode(), 0)
+        os.fsync(self.fd)
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> PidFile:
+        self.write_pid()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in a pidfile if a process still holds its lock, else None (stale or absent)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None  # nobody holds it: stale
+    finally:
+        os.close(fd)

@@ -1,0 +1,256 @@
+"""WorkerPool: named worker threads fed by a dispatcher that starts each item at its planned time.
+
+A scheduler tick hands over a minute's work at once; the dispatcher keeps it
+in a heap ordered by planned start and releases each item when its time comes,
+so 20,000 checks a minute start at an even rate instead of a burst at :00.
+An item whose key is already queued or running is refused (a slow check runs
+less often instead of piling up). A handler that raises is logged and the
+worker goes on; a worker thread that dies anyway is replaced by
+`check_health()`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from survivor.clock import Clock
+from survivor.model import WorkItem, WorkState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkContext:
+    """What a handler may tell the pool about the item it runs."""
+
+    item: WorkItem
+    worker: str = ""
+    started: float | None = None  # epoch seconds
+    pid: int | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def set_pid(self, pid: int | None) -> None:
+        self.pid = pid
+
+
+Handler = Callable[[WorkItem, WorkContext], None]
+_STOP = object()
+
+
+class WorkerPool:
+    def __init__(self, name: str, size: int, handler: Handler, clock: Clock) -> None:
+        self.name = name
+        self.size = size
+        self.handler = handler
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, WorkItem]] = []
+        self._seq = itertools.count()
+        self._keys: dict[str, str] = {}  # key -> item id, queued or running
+        self._queued: dict[str, WorkItem] = {}  # id -> item (heap or ready queue)
+        self._running: dict[str, WorkContext] = {}
+        self._ready: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._dispatcher: threading.Thread | None = None
+        self._stopping = False
+        self._worker_seq = itertools.count(1)
+        self.completed = 0
+        self.failed = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name=f"{self.name}-dispatcher", daemon=True
+        )
+        self._dispatcher.start()
+        for _ in range(self.size):
+            self._spawn_worker()
+
+    def _spawn_worker(self) -> None:
+        t = threading.Thread(
+            target=self._work, name=f"{self.name}-{next(self._worker_seq)}", daemon=True
+        )
+        self._workers.append(t)
+        t.start()
+
+    def check_health(self) -> int:
+        """Replace dead worker threads; returns how many were replaced."""
+        if self._stopping:
+            return 0
+        dead = [t for t in self._workers if not t.is_alive()]
+        for t in dead:
+            log.error("pool %s: worker %s died; starting a replacement", self.name, t.name)
+            self._workers.remove(t)
+            self._spawn_worker()
+        if self._dispatcher is not None and not self._dispatcher.is_alive():
+            log.error("pool %s: dispatcher died; restarting it", self.name)
+            self._dispatcher = threading.Thread(
+                target=self._dispatch, name=f"{self.name}-dispatcher", daemon=True
+            )
+            self._dispatcher.start()
+        return len(dead)
+
+    def resize(self, size: int) -> None:
+        """Grow or shrink to `size` workers (shrinking lets busy workers finish)."""
+        with self._cond:
+            delta = size - self.size
+            self.size = size
+        for _ in range(max(0, delta)):
+            self._spawn_worker()
+        for _ in range(max(0, -delta)):
+            self._ready.put(_STOP)
+
+    def stop(self, grace: float, on_overdue: Callable[[WorkContext], None]) -> bool:
+        """Drop queued work, let running items finish for `grace` seconds, then `on_overdue`
+        each one still running (the daemon kills its process group). True if all finished."""
+        with self._cond:
+            self._stopping = True
+            self._heap.clear()
+            for item_id in list(self._queued):
+                self._forget(self._queued.pop(item_id))
+            self._cond.notify_all()
+        for _ in self._workers:
+            self._ready.put(_STOP)
+        finished = self._join_until(self.clock.after_real(grace))
+        if not finished:
+            with self._cond:
+                overdue = list(self._running.values())
+            for ctx in overdue:
+                on_overdue(ctx)
+            finished = self._join_until(self.clock.after_real(5.0))
+        return finished
+
+    def _join_until(self, deadline: float) -> bool:
+        for t in self._workers:
+            while t.is_alive() and self.clock.monotonic() < deadline:
+                t.join(0.05)
+            if t.is_alive():
+                return False
+        return True
+
+    # ---------------------------------------------------------------- submitting
+
+    def submit(self, items: Iterable[WorkItem]) -> list[WorkItem]:
+        """Queue items; returns those refused because their key is queued or running."""
+        refused: list[WorkItem] = []
+        with self._cond:
+            if self._stopping:
+                return list(items)
+            head = self._heap[0][0] if self._heap else None
+            for item in items:
+                if item.key in self._keys:
+                    refused.append(item)
+                    continue
+                self._keys[item.key] = item.id
+                self._queued[item.id] = item
+                heapq.heappush(self._heap, (item.planned, next(self._seq), item))
+            if self._heap and (head is None or self._heap[0][0] < head):
+                self._cond.notify()
+        return refused
+
+    def is_busy_with(self, key: str) -> bool:
+        with self._cond:
+            return key in self._keys
+
+    def cancel(self, item_id: str) -> WorkContext | WorkItem | None:
+        """Cancel a queued item (returns it) or flag a running one (returns its context)."""
+        with self._cond:
+            item = self._queued.pop(item_id, None)
+            if item is not None:
+                self._forget(item)
+                return item
+            ctx = self._running.get(item_id)
+            if ctx is not None:
+                ctx.cancelled.set()
+            return ctx
+
+    def _forget(self, item: WorkItem) -> None:
+        if self._keys.get(item.key) == item.id:
+            del self._keys[item.key]
+
+    # ---------------------------------------------------------------- threads
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                now = self.clock.time()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, item = heapq.heappop(self._heap)
+                    if item.id in self._queued:  # not cancelled meanwhile
+                        self._ready.put(item)
+                timeout = self.clock.wait_seconds(self._heap[0][0]) if self._heap else None
+                self._cond.wait(timeout)
+
+    def _work(self) -> None:
+        name = threading.current_thread().name
+        while True:
+            item = self._ready.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, WorkItem)
+            with self._cond:
+                if self._queued.pop(item.id, None) is None:
+                    continue  # cancelled between dispatch and pick-up
+                ctx = WorkContext(item, worker=name, started=self.clock.time())
+                self._running[item.id] = ctx
+            try:
+                self.handler(item, ctx)
+                self.completed += 1
+            except Exception:
+                self.failed += 1
+                log.exception("pool %s: %s %s failed", self.name, item.kind.value, item.key)
+            finally:
+                with self._cond:
+                    self._running.pop(item.id, None)
+                    self._forget(item)
+
+    # ---------------------------------------------------------------- views
+
+    def stats(self) -> dict[str, int]:
+        with self._cond:
+            return {
+                "size": self.size,
+                "busy": len(self._running),
+                "queued": len(self._queued),
+                "completed": self.completed,
+                "failed": self.failed,
+            }
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every queued and running item, for queue.json."""
+        with self._cond:
+            queued = list(self._queued.values())
+            running = list(self._running.values())
+        rows: list[dict[str, Any]] = []
+        for ctx in running:
+            rows.append(_row(ctx.item, WorkState.RUNNING, ctx.started, ctx.pid, ctx.worker))
+        for item in sorted(queued, key=lambda i: i.planned):
+            rows.append(_row(item, WorkState.QUEUED, None, None, None))
+        return rows
+
+
+def _row(
+    item: WorkItem, state: WorkState, started: float | None, pid: int | None, worker: str | None
+) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind.value,
+        "check": item.check,
+        "hosts": list(item.hosts),
+        "state": state.value,
+        "planned": item.planned,
+        "started": started,
+        "pid": pid,
+        "worker": worker,
+        "reason": item.reason,
+    }

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from pathlib import Path
+
+from survivor.fsio import FileWriter
+from survivor.history import BadLine, HistoryStore, read_records
+from survivor.model import FsyncPolicy
+
+T1 = datetime(2026, 10, 31, 23, 59, 59, 900000, tzinfo=UTC)
+T2 = datetime(2026, 11, 1, 0, 0, 1, tzinfo=UTC)
+
+
+def store(tmp_path: Path) -> HistoryStore:
+    return HistoryStore(tmp_path / "history", FileWriter(FsyncPolicy.NEVER))
+
+
+def test_records_go_to_the_utc_month_of_t(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0, "fp": "a"})
+    h.append("web1", "ping", "check", T2, {"rc": 1, "fp": "a"})
+    d = tmp_path / "history" / "host" / "web1" / "ping"
+    assert sorted(p.name for p in d.iterdir()) == ["check-2026-10.jsonl", "check-2026-11.jsonl"]
+    records = list(h.read("web1", "ping"))
+    assert [r["rc"] for r in records] == [0, 1]
+    assert records[0]["t"] == "2026-10-31T23:59:59.900Z"
+    assert records[0]["v"] == 1
+
+
+def test_torn_last_line_is_skipped_and_bad_lines_reported(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T2, {"rc": 0})
+    path = h.pair_file("web1", "ping", "check", T2)
+    with path.open("ab") as fh:
+        fh.write(b"garbage line\n")
+        fh.write(b'{"v": 1, "t": "2026-11-01T00:00:02.000Z", "rc": 1}\n')
+        fh.write(b'{"v": 1, "t": "2026-11-01T00:0')  # torn by a crash
+    bad: list[BadLine] = []
+    records = list(h.read("web1", "ping", bad=bad))
+    assert [r["rc"] for r in records] == [0, 1]
+    assert [(b.lineno, b.text) for b in bad] == [(2, "garbage line")]
+
+
+def test_since_filters_by_time(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0})
+    h.append("web1", "ping", "check", T2, {"rc": 1})
+    assert [r["rc"] for r in h.read("web1", "ping", since=T2)] == [1]
+
+
+def test_archive_compresses_in_place_and_stays_readable(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0})
+    h.append("web1", "ping", "check", T2, {"rc": 1})
+    before = list(h.read("web1", "ping"))
+    done = h.archive("2026-11")
+    assert [p.name for p in done] == ["check-2026-10.jsonl.gz"]
+    d = tmp_path / "history" / "host" / "web1" / "ping"
+    assert sorted(p.name for p in d.iterdir()) == ["check-2026-10.jsonl.gz", "check-2026-11.jsonl"]
+    assert list(h.read("web1", "ping")) == before
+    assert gzip.decompress((d / "check-2026-10.jsonl.gz").read_bytes()).count(b"\n") == 1
+
+
+def test_events_and_calllists(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append_event(T2, "start", pid=42)
+    h.append_calllist("oncall", T2, {"person": "alice"})
+    assert [e["event"] for e in h.read_events()] == ["start"]
+    assert [r["person"] for r in h.read_calllist("oncall")] == ["alice"]
+
+
+def test_read_records_of_missing_file_is_empty(tmp_path: Path) -> None:
+    assert list(read_records(tmp_path / "nope.jsonl")) == []

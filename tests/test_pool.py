@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from survivor.clock import SystemClock
+from survivor.model import WorkItem, WorkKind
+from survivor.pool import WorkContext, WorkerPool
+
+
+def item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:
+    return WorkItem(id=f"i{n}", kind=WorkKind.CHECK, check="ping", hosts=(f"h{n}",),
+                    planned=time.time() + delay, key=key or f"check:ping@h{n}")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_runs_items_and_refuses_duplicate_keys() -> None:
+    release = threading.Event()
+    done: list[str] = []
+
+    def handler(it: WorkItem, ctx: WorkContext) -> None:
+        release.wait(5)
+        done.append(it.id)
+
+    pool = WorkerPool("t", 2, handler, SystemClock())
+    pool.start()
+    refused = pool.submit([item(1, key="same"), item(2, key="same"), item(3)])
+    assert [r.id for r in refused] == ["i2"]
+    wait_for(lambda: pool.stats()["busy"] == 2)
+    assert pool.is_busy_with("same")
+    assert [r["state"] for r in pool.snapshot()] == ["running", "running"]
+    release.set()
+    wait_for(lambda: sorted(done) == ["i1", "i3"])
+    wait_for(lambda: not pool.is_busy_with("same"))
+    assert pool.submit([item(4, key="same")]) == []
+    assert pool.stop(1.0, lambda ctx: None)
+
+
+def test_items_wait_for_their_planned_time() -> None:
+    started: dict[str, float] = {}
+    pool = WorkerPool("t", 2, lambda it, ctx: started.setdefault(it.id, time.time()), SystemClock())
+    pool.start()
+    later = item(1, delay=0.4)
+    pool.submit([later, item(2)])
+    wait_for(lambda: len(started) == 2)
+    assert started["i1"] >= later.planned
+    assert started["i2"] < later.planned
+    pool.stop(1.0, lambda ctx: None)
+
+
+def test_a_failing_handler_does_not_stop_the_pool() -> None:
+    seen: list[str] = []
+
+    def handler(it: WorkItem, ctx: WorkContext) -> None:
+        seen.append(it.id)
+        if it.id == "i1":
+            raise RuntimeError("boom")
+
+    pool = WorkerPool("t", 1, handler, SystemClock())
+    pool.start()
+    pool.submit([item(1), item(2)])
+    wait_for(lambda: seen == ["i1", "i2"])
+    wait_for(lambda: pool.stats()["failed"] == 1 and pool.stats()["completed"] == 1)
+    pool.stop(1.0, lambda ctx: None)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_dead_worker_is_replaced() -> None:
+    seen: list[str] = []
+
+    def handler(it: WorkItem, ctx: WorkContext) -> None:
+        seen.append(it.id)
+        if it.id == "i1":
+            raise SystemExit  # not an Exception: kills the worker thread
+
+    pool = WorkerPool("t", 1, handler, SystemClock())
+    pool.start()
+    pool.submit([item(1)])
+    wait_for(lambda: not pool._workers[0].is_alive())
+    assert pool.check_health() == 1
+    pool.submit([item(2)])
+    wait_for(lambda: seen == ["i1", "i2"])
+    pool.stop(1.0, lambda ctx: None)
+
+
+def test_cancel_queued_and_flag_running() -> None:
+    release = threading.Event()
+
+    def handler(it: WorkItem, ctx: WorkContext) -> None:
+        ctx.set_pid(4242)
+        release.wait(5)
+
+    pool = WorkerPool("t", 1, handler, SystemClock())
+    pool.start()
+    pool.submit([item(1), item(2, delay=30)])
+    wait_for(lambda: pool.stats()["busy"] == 1)
+    cancelled = pool.cancel("i2")
+    assert isinstance(cancelled, WorkItem) and cancelled.id == "i2"
+    assert pool.stats()["queued"] == 0
+    ctx = pool.cancel("i1")
+    assert isinstance(ctx, WorkContext) and ctx.cancelled.is_set() and ctx.pid == 4242
+    assert pool.cancel("nope") is None
+    release.set()
+    pool.stop(1.0, lambda c: None)
+
+
+def test_stop_kills_overdue_work_after_grace() -> None:
+    release = threading.Event()
+    overdue: list[str] = []
+
+    def handler(it: WorkItem, ctx: WorkContext) -> None:
+        release.wait(10)
+
+    pool = WorkerPool("t", 1, handler, SystemClock())
+    pool.start()
+    pool.submit([item(1), item(2, delay=60)])
+    wait_for(lambda: pool.stats()["busy"] == 1)
+
+    def kill(ctx: WorkContext) -> None:
+        overdue.append(ctx.item.id)
+        release.set()
+
+    assert pool.stop(0.2, kill)
+    assert overdue == ["i1"]
+    assert [r.id for r in pool.submit([item(3)])] == ["i3"]  # refused once stopping
