@@ -1,0 +1,451 @@
+"""Run one module or plugin: the only place survivor starts child processes.
+
+A module is untrusted in the ways that matter to a daemon: it may hang,
+ignore SIGTERM, never read its stdin, print 100 MB, leave a grandchild
+holding its stdout, or die by a signal. `ModuleRunner.run` survives all of
+these on one thread, with no helper thread per run: one `poll(2)` selector
+writes stdin, drains stdout and stderr and notices the child's exit (through
+a pidfd), and the deadlines are checked between wake-ups.
+
+Decisions:
+
+* Output past the cap is read and thrown away, not a reason to kill: a fix or
+  transmit module that talks too much must still finish what it started, and
+  the timeout already bounds how long it can talk. Memory stays bounded.
+* After the direct child exits, descendants still holding the pipes get
+  LINGER seconds, then their process group is killed and the pipes closed. A
+  descendant that left the group with setsid() is out of reach and only loses
+  its pipes.
+* Symlinks in module_dir must stay inside it; plugin dirs may link anywhere
+  (distributions fill /usr/lib/nagios/plugins with links, and the directory is
+  as trusted as the package manager). In both, the file run must be a regular,
+  executable, not world-writable file in a directory that is not
+  world-writable, and a name is a single safe path component.
+
+Timing uses `time.monotonic()` directly: the runner is the one exception to
+"only clock.py reads time", because child processes live in real seconds even
+when the daemon runs on a fake or scaled clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from survivor.errors import ModuleError
+from survivor.model import NAME_PATTERN, is_safe_name
+
+log = logging.getLogger(__name__)
+
+KINDS = ("check", "fix", "format", "transmit")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+STDERR_CAP = 16 * 1024  # bytes of stderr kept for the log
+LINGER = 0.5  # seconds to wait for EOF from descendants once the child has exited
+REAP_PATIENCE = 5.0  # seconds to wait for a SIGKILLed child (D state) before giving up
+_POLL_INTERVAL = 0.02  # seconds between exit checks where pidfds are not available
+_READ_SIZE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOutcome:
+    """What one run of an executable produced and how it ended."""
+
+    stdout: bytes  # at most `cap` bytes
+    stderr: bytes  # at most STDERR_CAP bytes
+    exit_status: int | None  # None when it died by a signal or could not be reaped
+    signal: int | None  # the signal that ended it
+    timed_out: bool  # we signalled the group because the timeout passed
+    truncated: bool  # stdout exceeded the cap; the rest was discarded
+    duration_ms: int  # from spawn to the child's exit
+    pid: int  # also the process group id
+
+    @property
+    def signal_name(self) -> str | None:
+        """`SIGSEGV` rather than 11, for comments and logs."""
+        if self.signal is None:
+            return None
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+
+class ModuleRunner:
+    """Finds modules and plugins and runs them; safe to share between worker threads."""
+
+    def __init__(
+        self,
+        module_dirs: Sequence[Path],
+        plugin_dirs: Sequence[Path],
+        *,
+        output_cap: int = 65536,
+        kill_grace: float = 2.0,
+        extra_env: Mapping[str, str] | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> None:
+        # Absolute (modules run with cwd "/") but not resolved: a symlinked module dir may be
+        # switched to a new release while the daemon runs.
+        self.module_dirs = tuple(Path(d).absolute() for d in module_dirs)
+        self.plugin_dirs = tuple(Path(d).absolute() for d in plugin_dirs)
+        self.output_cap = output_cap
+        self.kill_grace = kill_grace
+        self.on_start = on_start
+        # Nothing of the daemon's environment leaks into modules but its LANG.
+        self._base_env = {"PATH": DEFAULT_PATH, "LANG": os.environ.get("LANG") or "C.UTF-8"}
+        self._base_env.update(extra_env or {})
+        self._running: set[int] = set()
+        self._running_lock = threading.Lock()
+
+    # ----------------------------------------------------------------------- finding
+
+    def resolve(self, kind: str, name: str) -> Path:
+        """The executable for `name` of `kind`, looked up afresh on every call.
+
+        module_dir/<kind>/<name> in each module dir in order, then (for
+        checks) <plugin_dir>/<name>. The first file found is the one: if it
+        is unsafe to run, ModuleError says why rather than falling through.
+        """
+        if kind not in KINDS:
+            raise ModuleError(f"unknown module kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if not is_safe_name(name):
+            raise ModuleError(
+                f"{kind} module name {name!r} is not allowed: names must match"
+                f" {NAME_PATTERN} and contain no '..'"
+            )
+        looked: list[str] = []
+        for base in self.module_dirs:
+            candidate = base / kind / name
+            if self._vet(kind, candidate, confine_to=base):
+                return candidate
+            looked.append(str(candidate))
+        if kind == "check":
+            for base in self.plugin_dirs:
+                candidate = base / name
+                if self._vet(kind, candidate, confine_to=None):
+                    return candidate
+                looked.append(str(candidate))
+        if not looked:
+            raise ModuleError(f"{kind} module {name!r} not found: no module dirs are configured")
+        raise ModuleError(
+            f"{kind} module {name!r} not found; looked for {', '.join(looked)};"
+            " install an executable file (mode 755) at one of these paths"
+        )
+
+    @staticmethod
+    def _vet(kind: str, path: Path, *, confine_to: Path | None) -> bool:
+        """False when absent; True when safe to run; ModuleError when present but unsafe."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if path.is_symlink():
+                raise ModuleError(
+                    f"{kind} module {path} is a symlink to {str(path.readlink())!r}, which does not"
+                    " exist; fix or remove the link"
+                ) from None
+            return False
+        except OSError as exc:
+            raise ModuleError(f"{kind} module {path} cannot be examined: {exc.strerror}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise ModuleError(
+                f"{kind} module {path} is not a regular file; put an executable file there"
+            )
+        if st.st_mode & stat.S_IWOTH:
+            raise ModuleError(
+                f"{kind} module {path} is world-writable, so anyone could change what survivor"
+                f" runs; run: chmod o-w {path}"
+            )
+        if not os.access(path, os.X_OK):
+            raise ModuleError(f"{kind} module {path} is not executable; run: chmod 755 {path}")
+        parent = path.parent
+        if parent.stat().st_mode & stat.S_IWOTH:
+            raise ModuleError(
+                f"{kind} module {path} is in the world-writable directory {parent}, where anyone"
+                f" could replace it; run: chmod o-w {parent}"
+            )
+        if confine_to is not None:
+            real = os.path.realpath(path)
+            root = os.path.realpath(confine_to)
+            if not real.startswith(root.rstrip(os.sep) + os.sep):
+                raise ModuleError(
+                    f"{kind} module {path} resolves to {real}, outside the module dir {root};"
+                    f" copy the file into {parent} instead of linking to it"
+                )
+        return True
+
+    # ----------------------------------------------------------------------- running
+
+    def run(
+        self,
+        argv: Sequence[str],
+        stdin: bytes,
+        timeout: float,
+        *,
+        cap: int | None = None,
+        env: Mapping[str, str] | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> ProcessOutcome:
+        """Run `argv` (no shell) with `stdin`, in its own session, and collect what it printed.
+
+        At `timeout` seconds the process group gets SIGTERM, and SIGKILL
+        `kill_grace` seconds later. `env` adds variables (SURVIVOR_* by
+        convention) to the clean environment. `on_start(pid)` is called, after
+        the runner's own `on_start`, as soon as the child exists (a work item
+        records its pid). Raises ModuleError when the executable cannot be
+        started.
+        """
+        if not argv:
+            raise ModuleError("nothing to run: empty argv")
+        child_env = dict(self._base_env)
+        if env:
+            child_env.update(env)
+        started = time.monotonic()  # real seconds: see the module docstring
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+                close_fds=True,
+                start_new_session=True,
+                cwd="/",
+                env=child_env,
+            )
+        except OSError as exc:
+            raise ModuleError(
+                f"cannot run {argv[0]}: {exc.strerror or exc}; check that it exists, is"
+                " executable and starts with a valid #! line"
+            ) from exc
+        with self._running_lock:
+            self._running.add(proc.pid)
+        try:
+            for callback in (self.on_start, on_start):
+                if callback is not None:
+                    callback(proc.pid)
+            session = _Session(
+                proc,
+                stdin,
+                started=started,
+                timeout=timeout,
+                grace=self.kill_grace,
+                cap=self.output_cap if cap is None else cap,
+            )
+            return session.collect()
+        except BaseException:
+            _signal_group(proc.pid, signal.SIGKILL)
+            _reap(proc)
+            raise
+        finally:
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            with self._running_lock:
+                self._running.discard(proc.pid)
+
+    def running(self) -> list[int]:
+        """Pids (= process group ids) of the runs in progress on any thread."""
+        with self._running_lock:
+            return sorted(self._running)
+
+    def kill_group(self, pid: int, sig: int = signal.SIGKILL) -> bool:
+        """Signal the process group of the run whose child is `pid` (cancel, overdue at stop).
+
+        Only runs in progress are signalled, so a stale pid from a finished
+        run never hits an unrelated process. That `run` returns normally with
+        `signal` set. True when the signal was sent.
+        """
+        with self._running_lock:
+            if pid not in self._running:
+                return False
+        return _signal_group(pid, sig)
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> int:
+        """Signal the process group of every run in progress; returns how many were signalled."""
+        return sum(self.kill_group(pid, sig) for pid in self.running())
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # A setuid descendant we may not signal; the pipes are closed regardless.
+        log.warning("module process group %d: not permitted to send signal %d", pgid, sig)
+        return False
+    return True
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.wait(timeout=REAP_PATIENCE)
+    except subprocess.TimeoutExpired:
+        # Stuck in the kernel (D state). Popen's own cleanup reaps it on a later spawn.
+        log.error(
+            "module pid %d did not die after SIGKILL; leaving it to be reaped later", proc.pid
+        )
+
+
+class _Session:
+    """The state of one run's selector loop; used once, by one thread."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        stdin: bytes,
+        *,
+        started: float,
+        timeout: float,
+        grace: float,
+        cap: int,
+    ) -> None:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self.started = started
+        self.deadline = started + max(0.0, timeout)
+        self.grace = grace
+        self.cap = cap
+        self.out = bytearray()
+        self.err = bytearray()
+        self.truncated = False
+        self.timed_out = False
+        self.term_at: float | None = None  # when SIGTERM went to the group
+        self.kill_at: float | None = None  # when SIGKILL went to the group
+        self.exited_at: float | None = None
+        self.selector = selectors.PollSelector()  # no fd to create and close, unlike epoll
+        self.stdout_fd = proc.stdout.fileno()
+        self.stderr_fd = proc.stderr.fileno()
+        self.stdin_fd = proc.stdin.fileno()
+        self.reads = {self.stdout_fd, self.stderr_fd}
+        self.pending = memoryview(stdin)
+        self.pidfd = _open_pidfd(proc.pid)
+
+    def collect(self) -> ProcessOutcome:
+        try:
+            self._start_io()
+            self._loop()
+        finally:
+            self.selector.close()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+        if self.exited_at is None:  # only when it could not be killed
+            self.exited_at = time.monotonic()
+        returncode = self.proc.returncode
+        return ProcessOutcome(
+            stdout=bytes(self.out),
+            stderr=bytes(self.err),
+            exit_status=returncode if returncode is not None and returncode >= 0 else None,
+            signal=-returncode if returncode is not None and returncode < 0 else None,
+            timed_out=self.timed_out,
+            truncated=self.truncated,
+            duration_ms=round((self.exited_at - self.started) * 1000),
+            pid=self.proc.pid,
+        )
+
+    def _start_io(self) -> None:
+        os.set_blocking(self.stdin_fd, False)
+        self._write_stdin()  # small documents go in one write, before any poll
+        if self.pending:
+            self.selector.register(self.stdin_fd, selectors.EVENT_WRITE)
+        for fd in self.reads:
+            self.selector.register(fd, selectors.EVENT_READ)
+        if self.pidfd is not None:
+            self.selector.register(self.pidfd, selectors.EVENT_READ)
+
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            if self.exited_at is None:
+                self._enforce_timeout(now)
+                if self.kill_at is not None and now >= self.kill_at + REAP_PATIENCE:
+                    # Stuck in the kernel (D state). Popen's own cleanup reaps it on a later spawn.
+                    log.error("module pid %d did not die after SIGKILL", self.proc.pid)
+                    return
+            elif not self.reads:
+                return
+            elif now >= self.exited_at + LINGER:
+                # Descendants still hold the pipes after the child exited: end them.
+                _signal_group(self.proc.pid, signal.SIGKILL)
+                return
+            events = self.selector.select(self._wait(now))
+            for key, _mask in events:
+                fd = key.fd
+                if fd == self.stdout_fd or fd == self.stderr_fd:
+                    self._read(fd)
+                elif fd == self.stdin_fd:
+                    self._write_stdin()
+            checked = self.exited_at is None and (self.pidfd is None or events)
+            if checked and self.proc.poll() is not None:
+                self.exited_at = time.monotonic()
+                if self.pidfd is not None:
+                    self.selector.unregister(self.pidfd)
+
+    def _enforce_timeout(self, now: float) -> None:
+        if self.term_at is None and now >= self.deadline:
+            self.timed_out = True
+            self.term_at = now
+            _signal_group(self.proc.pid, signal.SIGTERM)
+        if self.term_at is not None and self.kill_at is None and now >= self.term_at + self.grace:
+            self.kill_at = now
+            _signal_group(self.proc.pid, signal.SIGKILL)
+
+    def _wait(self, now: float) -> float:
+        if self.exited_at is not None:
+            wake = self.exited_at + LINGER
+        elif self.term_at is None:
+            wake = self.deadline
+        elif self.kill_at is None:
+            wake = self.term_at + self.grace
+        else:
+            wake = self.kill_at + REAP_PATIENCE
+        if self.pidfd is None and self.exited_at is None:
+            wake = min(wake, now + _POLL_INTERVAL)
+        return max(0.0, wake - now)
+
+    def _read(self, fd: int) -> None:
+        chunk = os.read(fd, _READ_SIZE)
+        if not chunk:
+            self.selector.unregister(fd)
+            self.reads.discard(fd)
+            return
+        if fd == self.stdout_fd:
+            room = self.cap - len(self.out)
+            if len(chunk) > room:
+                self.truncated = True
+                chunk = chunk[: max(0, room)]
+            self.out += chunk
+        else:
+            room = STDERR_CAP - len(self.err)
+            if room > 0:
+                self.err += chunk[:room]
+
+    def _write_stdin(self) -> None:
+        try:
+            while self.pending:
+                written = os.write(self.stdin_fd, self.pending)
+                self.pending = self.pending[written:]
+        except BlockingIOError:
+            return  # the pipe is full; the selector says when there is room
+        except (BrokenPipeError, ConnectionResetError):
+            self.pending = memoryview(b"")  # the module does not want (the rest of) its input
+        if self.stdin_fd in self.selector.get_map():
+            self.selector.unregister(self.stdin_fd)
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # EOF ends the document
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A descriptor that polls readable when `pid` exits, where the kernel offers one."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
