@@ -62,16 +62,20 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Wall-clock and monotonic time running `speed` times faster from start.
+    """Wall-clock and monotonic time running `speed` times faster than real time.
 
     A test-only device: with speed 60 a scheduling minute passes every real
-    second, so a real daemon can be watched through many ticks quickly.
+    second, so a real daemon can be watched through many ticks quickly. Scaled
+    time is a function of real time from a fixed `origin` (epoch seconds), so
+    a restarted daemon continues the same timeline instead of going back.
     Module timeouts stay in real seconds (the runner measures them).
     """
 
-    def __init__(self, speed: float) -> None:
+    def __init__(self, speed: float, origin: float | None = None) -> None:
         self.speed = speed
-        self._wall0 = time.time()
+        real_now = time.time()
+        self._origin = real_now if origin is None else origin
+        self._wall0 = self._origin + (real_now - self._origin) * speed
         self._mono0 = time.monotonic()
 
     def _elapsed(self) -> float:
@@ -100,7 +104,8 @@ def clock_from_env() -> Clock:
     """SystemClock, unless the test-only SURVIVOR_TEST_CLOCK_SPEED asks for a faster one."""
     speed = os.environ.get("SURVIVOR_TEST_CLOCK_SPEED")
     if speed:
-        return ScaledClock(float(speed))
+        origin = os.environ.get("SURVIVOR_TEST_CLOCK_ORIGIN")
+        return ScaledClock(float(speed), None if origin is None else float(origin))
     return SystemClock()
 
 

@@ -16,9 +16,9 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from survivor.clock import Clock
 from survivor.model import WorkItem, WorkState
@@ -41,6 +41,7 @@ class WorkContext:
 
 
 Handler = Callable[[WorkItem, WorkContext], None]
+T = TypeVar("T")
 _STOP = object()
 
 
@@ -254,3 +255,33 @@ def _row(
         "worker": worker,
         "reason": item.reason,
     }
+
+
+def run_concurrently(calls: Sequence[Callable[[], T]], name: str = "parallel") -> list[T]:
+    """Run `calls` at the same time (one short-lived thread each) and return their results.
+
+    For composite checks, whose components run together. An exception in one
+    call is re-raised after all have finished.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    results: list[T | None] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int, call: Callable[[], T]) -> None:
+        try:
+            results[i] = call()
+        except BaseException as err:  # re-raised in the caller's thread below
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=run, args=(i, c), name=f"{name}-{i}", daemon=True)
+        for i, c in enumerate(calls)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]

@@ -134,12 +134,17 @@ def test_pidfile_refuses_second_owner_and_survives_stale_file(tmp_path: Path) ->
     assert read_pid(path) == os.getpid()
     # Another process cannot take it.
     code = (
-        "import sys; from pathlib import Path; from survivor.fsio import PidFile, AlreadyRunningError\n"
+        "import sys; from pathlib import Path\n"
+        "from survivor.fsio import PidFile, AlreadyRunningError\n"
         "try:\n PidFile(Path(sys.argv[1])).acquire()\nexcept AlreadyRunningError as e:\n"
         " print(e); sys.exit(3)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     assert proc.returncode == 3, proc.stderr
     assert f"pid {os.getpid()}" in proc.stdout
     first.release()

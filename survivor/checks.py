@@ -1,0 +1,593 @@
+"""Checks: which check@host pairs are due at a tick, and running one work item and recording it.
+
+`CheckScheduler.tick(config, now)` is the whole scheduling decision of a minute
+(DESIGN.md §6): due pairs from schedules, retry intervals and reschedule
+requests, one work item per Survivor-protocol check for all its due hosts (one
+per host for plugins), each planned at a stable offset inside the minute.
+`CheckExecutor.execute()` runs an item and `CheckRecorder.record()` writes each
+result to state, then history, then the results log, before the worker takes
+the next item.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from survivor import composite, protocol, schedule
+from survivor.clock import Clock, floor_minute, from_epoch, utc_iso
+from survivor.errors import ModuleError
+from survivor.fsio import DiskWriteError
+from survivor.history import HistoryStore
+from survivor.model import (
+    CheckDef,
+    CheckKind,
+    CheckResult,
+    Config,
+    Host,
+    ReturnCode,
+    WorkItem,
+    WorkKind,
+    code_name,
+)
+from survivor.pool import WorkContext, run_concurrently
+from survivor.runner import ModuleRunner, ProcessOutcome
+from survivor.state import CheckState, StateStore, with_reschedule
+
+log = logging.getLogger(__name__)
+
+MINUTE_S = 60.0
+
+
+# --------------------------------------------------------------------------- the book
+
+
+class CheckBook:
+    """The daemon's in-memory check states; check.json files are their durable copies."""
+
+    def __init__(self, states: Mapping[tuple[str, str], CheckState] | None = None) -> None:
+        self._states: dict[tuple[str, str], CheckState] = dict(states or {})
+        self._lock = threading.Lock()
+
+    def get(self, check: str, host: str) -> CheckState | None:
+        return self._states.get((check, host))
+
+    def put(self, check: str, host: str, state: CheckState) -> None:
+        with self._lock:
+            self._states[(check, host)] = state
+
+    def update(
+        self, check: str, host: str, change: Callable[[CheckState | None], CheckState]
+    ) -> tuple[CheckState | None, CheckState]:
+        with self._lock:
+            old = self._states.get((check, host))
+            new = self._states[(check, host)] = change(old)
+            return old, new
+
+    def reschedule(self, check: str, host: str) -> CheckState:
+        return self.update(check, host, with_reschedule)[1]
+
+    def prune(self, keep: set[tuple[str, str]]) -> None:
+        with self._lock:
+            for key in [k for k in self._states if k not in keep]:
+                del self._states[key]
+
+    def items(self) -> list[tuple[tuple[str, str], CheckState]]:
+        with self._lock:
+            return list(self._states.items())
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+class ItemIds:
+    """Short ids, unique across daemon runs: a random run prefix and a counter."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self._prefix = prefix or secrets.token_hex(2)
+        self._counter = itertools.count(1)
+
+    def next(self, kind: str) -> str:
+        return f"{kind[0]}{self._prefix}{next(self._counter):x}"
+
+
+@dataclass(slots=True)
+class TickReport:
+    """What one tick decided, for logs and daemon.json."""
+
+    minute: datetime
+    items: list[WorkItem] = field(default_factory=list)
+    due_pairs: int = 0
+    blocked: list[tuple[CheckDef, Host, str]] = field(default_factory=list)  # Type I dependency
+
+
+class CheckScheduler:
+    def __init__(self, book: CheckBook, ids: ItemIds, tz: tzinfo) -> None:
+        self.book = book
+        self.ids = ids
+        self.tz = tz
+
+    def tick(self, config: Config, now: datetime, *, first: bool = False) -> TickReport:
+        """Work due at `now`'s minute. With `first` (start-up), spread over what is left of it."""
+        minute = floor_minute(now)
+        report = TickReport(minute)
+        window_start = minute.timestamp()
+        if first:
+            window_start = max(window_start, now.timestamp())
+        window = max(1.0, minute.timestamp() + MINUTE_S - window_start)
+        for check in config.checks.values():
+            due: list[str] = []
+            for host_name in check.hosts:
+                host = config.hosts[host_name]
+                state = self.book.get(check.name, host_name)
+                if not self.is_due(config, check, host, state, minute):
+                    continue
+                blocker = self.blocking_dependency(config, check, host)
+                if blocker is not None:
+                    report.blocked.append((check, host, blocker))
+                    continue
+                due.append(host_name)
+            report.due_pairs += len(due)
+            if not due:
+                continue
+            if check.kind is CheckKind.PLUGIN:
+                for host_name in due:
+                    key = f"{check.name}@{host_name}"
+                    report.items.append(
+                        self._item(check.name, (host_name,), key, window_start, window)
+                    )
+            else:
+                report.items.append(
+                    self._item(check.name, tuple(due), check.name, window_start, window)
+                )
+        return report
+
+    def _item(
+        self, check: str, hosts: tuple[str, ...], key: str, window_start: float, window: float
+    ) -> WorkItem:
+        offset = schedule.spread_offset(key, MINUTE_S) * window / MINUTE_S
+        return WorkItem(
+            id=self.ids.next("check"),
+            kind=WorkKind.CHECK,
+            check=check,
+            hosts=hosts,
+            planned=window_start + offset,
+            key=f"check:{key}",
+        )
+
+    def is_due(
+        self,
+        config: Config,
+        check: CheckDef,
+        host: Host,
+        state: CheckState | None,
+        minute: datetime,
+    ) -> bool:
+        if state is None or state.last_planned is None or state.reschedule:
+            return True
+        if (
+            check.retry is not None
+            and state.rc not in (ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND)
+            and minute - floor_minute(state.last_planned) >= check.retry
+        ):
+            return True
+        sched = config.schedule_for(check, host)
+        if sched is None:
+            return False
+        return schedule.is_due(sched, state.last_planned, minute, self.tz)
+
+    def blocking_dependency(self, config: Config, check: CheckDef, host: Host) -> str | None:
+        """A Type I dependency that is not OK on its host, as "ping@gw1 is PROBLEM", else None."""
+        for dep in config.dependencies:
+            if dep.run_first or check.name not in dep.checks or host.name not in dep.hosts:
+                continue
+            dep_host = dep.on_host or host.name
+            state = self.book.get(dep.on_check, dep_host)
+            if state is None or state.last_start is None:
+                continue  # never run: does not block
+            if state.rc not in (ReturnCode.OK, ReturnCode.DEPEND):
+                return f"{dep.on_check}@{dep_host} is {state.code}"
+        return None
+
+
+# --------------------------------------------------------------------------- recording
+
+
+class ResultsLog:
+    """`results_log`: one JSON line per finished check, one write() each, for pipelines."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if self.path is None:
+            return
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(
+                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                )
+            os.write(self._fd, line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class DiskHealth:
+    """Counts write failures; logs them at most once a minute; remembers when it recovered."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.errors = 0
+        self.last_error: str | None = None
+        self.failing_since: datetime | None = None
+        self._last_logged = -1e18
+        self._lock = threading.Lock()
+
+    def failed(self, err: DiskWriteError) -> None:
+        with self._lock:
+            self.errors += 1
+            self.last_error = str(err)
+            if self.failing_since is None:
+                self.failing_since = self.clock.now()
+            if self.clock.monotonic() - self._last_logged >= 60.0:
+                self._last_logged = self.clock.monotonic()
+                log.error(
+                    "disk: %s (checks keep running; %d write errors so far)", err, self.errors
+                )
+
+    def succeeded(self) -> None:
+        if self.failing_since is None:
+            return
+        with self._lock:
+            if self.failing_since is not None:
+                log.warning(
+                    "disk: writes work again (failing since %s)", utc_iso(self.failing_since)
+                )
+                self.failing_since = None
+                self.last_error = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "disk": "ok" if self.failing_since is None else "failing",
+            "disk_errors": self.errors,
+            "last_disk_error": self.last_error,
+            "failing_since": None if self.failing_since is None else utc_iso(self.failing_since),
+        }
+
+
+class CheckRecorder:
+    def __init__(
+        self,
+        book: CheckBook,
+        state: StateStore,
+        history: HistoryStore,
+        results: ResultsLog,
+        health: DiskHealth,
+        tz: tzinfo,
+    ) -> None:
+        self.book = book
+        self.state = state
+        self.history = history
+        self.results = results
+        self.health = health
+        self.tz = tz
+
+    def record(
+        self,
+        config: Config,
+        generation: int,
+        check: CheckDef,
+        host: Host,
+        result: CheckResult,
+        *,
+        start: datetime,
+        planned: datetime,
+    ) -> CheckState:
+        fp = config.pair_fingerprint(check, host)
+
+        def advance(old: CheckState | None) -> CheckState:
+            new = (old or CheckState()).advance(
+                result, start=start, planned=planned, fingerprint=fp, generation=generation
+            )
+            sched = config.schedule_for(check, host)
+            if sched is not None:
+                due = schedule.next_due(sched, planned, planned + timedelta(minutes=1), self.tz)
+                if check.retry is not None and result.rc != ReturnCode.OK:
+                    retry_at = floor_minute(planned) + check.retry
+                    due = retry_at if due is None else min(due, retry_at)
+                new = _with_next_due(new, due)
+            return new
+
+        old, new = self.book.update(check.name, host.name, advance)
+        if old is None or old.rc != new.rc:
+            log.info(
+                "check %s@%s: %s -> %s: %s",
+                check.name,
+                host.name,
+                code_name(old.rc) if old else "NEW",
+                new.code,
+                new.comment[:200],
+            )
+        record: dict[str, Any] = {
+            "rc": result.rc,
+            "code": result.code,
+            "scalar": result.scalar,
+            "comment": result.comment,
+            "duration_ms": result.duration_ms,
+            "fp": fp,
+            "gen": generation,
+        }
+        if result.perfdata:
+            record["perfdata"] = [p.to_dict() for p in result.perfdata]
+        self._write(lambda: self.state.write_check(host.name, check.name, new))
+        self._write(lambda: self.history.append(host.name, check.name, "check", start, record))
+        self.results.write(
+            {
+                "check": check.name,
+                "host": host.name,
+                "rc": result.rc,
+                "planned": planned.timestamp(),
+                "start": start.timestamp(),
+                "duration_ms": result.duration_ms,
+                "scalar": result.scalar,
+                "perfdata": record.get("perfdata", []),
+            }
+        )
+        return new
+
+    def record_blocked(
+        self, config: Config, generation: int, check: CheckDef, host: Host, why: str, now: datetime
+    ) -> None:
+        """A dependency kept this pair from running: history says so; state is kept.
+
+        `why` is "ping@gw1 is PROBLEM" (Type I) or "dependency ... failed with ..." (Type II).
+        """
+        comment = why if why.startswith("dependency") else f"not run: dependency {why}"
+        record = {
+            "rc": int(ReturnCode.DEPEND),
+            "code": ReturnCode.DEPEND.name,
+            "scalar": None,
+            "comment": comment,
+            "duration_ms": 0,
+            "fp": config.pair_fingerprint(check, host),
+            "gen": generation,
+        }
+        self._write(lambda: self.history.append(host.name, check.name, "check", now, record))
+
+    def _write(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except DiskWriteError as err:
+            self.health.failed(err)
+        else:
+            self.health.succeeded()
+
+
+def _with_next_due(state: CheckState, due: datetime | None) -> CheckState:
+    return replace(state, next_due=due)
+
+
+# --------------------------------------------------------------------------- executing
+
+
+class CheckExecutor:
+    """Runs check work items and records every result before taking the next item."""
+
+    def __init__(
+        self,
+        runner: CheckRunner,
+        recorder: CheckRecorder,
+        clock: Clock,
+        current: Callable[[], tuple[Config, int]],
+    ) -> None:
+        self.runner = runner
+        self.recorder = recorder
+        self.clock = clock
+        self.current = current
+
+    def execute(self, item: WorkItem, ctx: WorkContext) -> None:
+        config, generation = self.current()
+        check = config.checks.get(item.check)
+        if check is None:
+            log.info("check %s: removed from the config; dropping queued run", item.check)
+            return
+        hosts = [config.hosts[h] for h in item.hosts if h in config.hosts and h in check.hosts]
+        if not hosts:
+            return
+        start = self.clock.now()
+        planned = from_epoch(item.planned)
+        runnable: list[Host] = []
+        for host, why in self.runner.run_first_dependencies(config, check, hosts):
+            if why is None:
+                runnable.append(host)
+            else:
+                self.recorder.record_blocked(config, generation, check, host, why, start)
+        if not runnable:
+            return
+        for result in self.runner.run(config, check, runnable, ctx):
+            host = config.hosts[result.host]
+            self.recorder.record(
+                config, generation, check, host, result, start=start, planned=planned
+            )
+
+
+class CheckRunner:
+    """Runs a check for some hosts and returns one result per host; records nothing.
+
+    The module runs once for all hosts (Survivor protocol), a plugin once per
+    host. Used by the daemon's executor and by `survivor check`.
+    """
+
+    MAX_DEPENDENCY_DEPTH = 10
+
+    def __init__(self, runner: ModuleRunner) -> None:
+        self.runner = runner
+
+    def run_first_dependencies(
+        self, config: Config, check: CheckDef, hosts: list[Host], depth: int = 0
+    ) -> list[tuple[Host, str | None]]:
+        """Type II: run each `run_first` dependency once; pair every host with why it is
+        blocked ("dependency ping@gw1 failed with status PROBLEM: ...") or None."""
+        verdicts: dict[tuple[str, str], str | None] = {}
+        out: list[tuple[Host, str | None]] = []
+        for host in hosts:
+            why: str | None = None
+            for dep in config.dependencies:
+                if not dep.run_first or check.name not in dep.checks or host.name not in dep.hosts:
+                    continue
+                target = (dep.on_check, dep.on_host or host.name)
+                if target not in verdicts:
+                    verdicts[target] = self._dependency_verdict(config, *target, depth)
+                why = verdicts[target]
+                if why is not None:
+                    break
+            out.append((host, why))
+        return out
+
+    def _dependency_verdict(
+        self, config: Config, check_name: str, host_name: str, depth: int
+    ) -> str | None:
+        if depth >= self.MAX_DEPENDENCY_DEPTH:
+            return f"dependency chain deeper than {self.MAX_DEPENDENCY_DEPTH} at {check_name}"
+        dep_check = config.checks.get(check_name)
+        host = config.hosts.get(host_name) or Host(host_name, host_name)
+        if dep_check is None:
+            return f"dependency {check_name} is not configured"
+        [(host, why)] = self.run_first_dependencies(config, dep_check, [host], depth + 1)
+        if why is not None:
+            return why
+        [result] = self.run(config, dep_check, [host], None)
+        if result.rc == ReturnCode.OK:
+            return None
+        return (
+            f"dependency {check_name}@{host_name} failed with status {result.code}: "
+            f"{result.comment[:200]}"
+        )
+
+    def run(
+        self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None = None
+    ) -> list[CheckResult]:
+        """Run `check` for `hosts` and return one result per host (used by `survivor check` too)."""
+        if check.kind is CheckKind.PLUGIN:
+            return [self._run_plugin(check, host, ctx) for host in hosts]
+        if check.kind is CheckKind.COMPOSITE:
+            return self._run_composite(config, check, hosts, ctx)
+        return self._run_module(config, check, hosts, ctx)
+
+    def _run_module(
+        self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None
+    ) -> list[CheckResult]:
+        names = [h.name for h in hosts]
+        assert check.module is not None
+        try:
+            path = self.runner.resolve("check", check.module)
+            request = protocol.check_request(check.name, check.args, hosts, check.timeout)
+            cap = config.instance.output_cap * max(1, len(hosts))
+            outcome = self._run(ctx, [str(path)], request, check.timeout, cap)
+        except ModuleError as err:
+            return [CheckResult(h, int(ReturnCode.MISCONFIG), str(err)) for h in names]
+        if outcome.stderr:
+            log.warning("check %s: module stderr: %s", check.name, _first_lines(outcome.stderr))
+        parsed = protocol.parse_check_output(
+            outcome.stdout,
+            names,
+            killed=outcome.timed_out,
+            truncated=outcome.truncated,
+            default_duration_ms=outcome.duration_ms,
+        )
+        results = [parsed[h] for h in names]
+        if outcome.signal is not None and not outcome.timed_out:
+            # Say why hosts got nothing: "no result from module (killed by SIGSEGV)".
+            why = f" (module killed by {_signal_name(outcome.signal)})"
+            results = [
+                replace(r, comment=r.comment + why)
+                if r.comment.startswith("no result from module")
+                else r
+                for r in results
+            ]
+        return results
+
+    def _run_plugin(self, check: CheckDef, host: Host, ctx: WorkContext | None) -> CheckResult:
+        assert check.plugin is not None
+        try:
+            path = self.runner.resolve("check", check.plugin)
+            argv = [str(path), *protocol.expand_argv(check.argv, host)]
+            outcome = self._run(ctx, argv, b"", check.timeout, None)
+        except (ModuleError, ValueError) as err:
+            return CheckResult(host.name, int(ReturnCode.MISCONFIG), str(err))
+        return protocol.parse_plugin_output(
+            outcome.stdout,
+            outcome.exit_status,
+            killed=outcome.timed_out,
+            signal_name=_signal_name(outcome.signal),
+            timeout=check.timeout,
+            duration_ms=outcome.duration_ms,
+            host=host.name,
+        )
+
+    def _run_composite(
+        self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None
+    ) -> list[CheckResult]:
+        """All components together for all hosts; each component's own schedule, plan,
+        fix and timeout are ignored (the composite's timeout applies)."""
+        parts = [(name, True) for name in check.required] + [
+            (name, False) for name in check.optional
+        ]
+
+        def run_part(name: str) -> Callable[[], list[CheckResult]]:
+            component = replace(config.checks[name], timeout=check.timeout)
+            return lambda: self.run(config, component, hosts, None)
+
+        outputs = run_concurrently([run_part(name) for name, _ in parts], name=check.name)
+        combined: list[CheckResult] = []
+        for i, host in enumerate(hosts):
+            req = [(name, outputs[j][i]) for j, (name, is_req) in enumerate(parts) if is_req]
+            opt = [(name, outputs[j][i]) for j, (name, is_req) in enumerate(parts) if not is_req]
+            combined.append(composite.combine(host.name, req, opt))
+        return combined
+
+    def _run(
+        self,
+        ctx: WorkContext | None,
+        argv: list[str],
+        stdin: bytes,
+        timeout: float,
+        cap: int | None,
+    ) -> ProcessOutcome:
+        on_start = None if ctx is None else ctx.set_pid
+        return self.runner.run(argv, stdin, timeout, cap=cap, on_start=on_start)
+
+
+def _first_lines(data: bytes, limit: int = 500) -> str:
+    return data[:limit].decode(errors="replace").strip().replace("\n", " | ")
+
+
+def _signal_name(signum: int | None) -> str | None:
+    if signum is None:
+        return None
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def pairs_of(config: Config) -> Iterable[tuple[str, str]]:
+    return ((c.name, h.name) for c, h in config.pairs())

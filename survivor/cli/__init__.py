@@ -1,0 +1,85 @@
+"""The `survivor` command: one click group; heavy imports happen inside the commands.
+
+Every option can also come from the environment as SURVIVOR_<OPTION>
+(e.g. SURVIVOR_CONFIG), so init scripts and cron jobs need no flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from survivor import __version__
+from survivor.cli.app import App
+from survivor.errors import SurvivorError
+
+DEFAULT_CONFIG = Path("/etc/survivor/survivor.yaml")
+
+HELP = """\
+survivor - a systems monitor that keeps all its state as plain files.
+
+The daemon (`survivor run`) runs checks on schedules, decides whom to alert,
+and writes every status to STATE_DIR and every result to a never-pruned
+HISTORY_DIR. Everything else here reads those files or asks the daemon through
+its pidfile and request directory, so the commands work the same whether the
+daemon runs or not.
+
+\b
+Common tasks:
+  survivor validate                  check the configuration, every error with file:line
+  survivor run                       run the daemon in the foreground
+  survivor status --problems         what is failing now
+  survivor history web1/http         what a check said over time
+  survivor check web1/http           run one check now (no state touched)
+  survivor reload --wait             apply a changed configuration
+
+\b
+Exit codes: 0 success; 1 failure (the message says why); 2 bad usage;
+78 configuration errors at daemon start.
+"""
+
+
+@click.group(
+    help=HELP,
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "auto_envvar_prefix": "SURVIVOR",
+        "max_content_width": 100,
+    },
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    show_envvar=True,
+    help="The instance file (YAML).",
+)
+@click.version_option(__version__, prog_name="survivor")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path) -> None:
+    ctx.obj = App(config_path)
+
+
+def _register() -> None:
+    from survivor.cli import daemon_cmds, status_cmds
+
+    for module in (daemon_cmds, status_cmds):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+
+def run() -> None:
+    """Console entry point with SurvivorError turned into a message and exit 1."""
+    try:
+        main.main(standalone_mode=True)
+    except SurvivorError as err:
+        click.echo(f"survivor: {err}", err=True)
+        sys.exit(1)

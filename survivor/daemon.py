@@ -1,0 +1,511 @@
+"""Daemon: start-up order, the signal inbox, the main loop, reload, shutdown, health.
+
+Threads: the main thread (signals, reload, requests, heartbeat, flushing), the
+check scheduler (one tick per wall-clock minute), the check pool's dispatcher
+and workers. Signal handlers only record; the main loop acts (STYLE habit 3).
+
+Start: take the pidfile lock, load the config (exit 78 with every error),
+reconcile state with it, start pools and schedulers, then READY=1.
+SIGHUP: load the new config beside the running one; on any error keep the old
+one and say so in the log, daemon.json and the events history; on success swap
+the one reference (queued work picks up the new definitions, running work
+finishes on the old), prune removed state, log the diff.
+SIGTERM/SIGINT/SIGQUIT: stop ticking, let running modules finish for the grace
+period, kill what is left, write final state, exit 0. A second SIGINT: now.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections import deque
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from survivor import __version__, notify
+from survivor.checks import (
+    CheckBook,
+    CheckExecutor,
+    CheckRecorder,
+    CheckRunner,
+    CheckScheduler,
+    DiskHealth,
+    ItemIds,
+    ResultsLog,
+    pairs_of,
+)
+from survivor.clock import Clock, floor_minute, local_zone, utc_iso
+from survivor.config import diff_configs, load_config
+from survivor.errors import ConfigError
+from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
+from survivor.history import HistoryStore
+from survivor.model import Config, Mood, WorkItem
+from survivor.pool import WorkContext, WorkerPool
+from survivor.runner import ModuleRunner
+from survivor.state import Request, StateStore
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78  # EX_CONFIG: systemd and init scripts show it as a configuration error
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+HEARTBEAT_S = 15.0
+QUEUE_WRITE_S = 1.0
+
+
+class SignalInbox:
+    """Signal handlers append here and return; the main loop takes them."""
+
+    def __init__(self) -> None:
+        self._received: deque[signal.Signals] = deque()
+        self.wake = threading.Event()
+
+    def record(self, signum: int, frame: FrameType | None) -> None:
+        # Runs between any two bytecodes of the main thread: append, wake, return.
+        self._received.append(signal.Signals(signum))
+        self.wake.set()
+
+    def take(self) -> signal.Signals | None:
+        return self._received.popleft() if self._received else None
+
+    def install(self) -> None:
+        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+            signal.signal(sig, self.record)
+
+
+class Daemon:
+    def __init__(self, config_path: Path, clock: Clock, *, grace: float = 10.0) -> None:
+        self.config_path = config_path
+        self.clock = clock
+        self.grace = grace
+        self.inbox = SignalInbox()
+        self.mood = Mood.STARTING
+        self.stop_event = threading.Event()
+        self._config_lock = threading.Lock()
+        self.config: Config
+        self.generation = 0
+        self.loaded_at: datetime | None = None
+        self.started = clock.now()
+        self.last_reload: dict[str, Any] | None = None
+        self.last_tick: dict[str, str | None] = {"check": None}
+        self.threads: list[threading.Thread] = []
+
+    # ---------------------------------------------------------------- start-up
+
+    def prepare(self, config: Config) -> None:
+        """Everything up to starting threads: stores, pidfile, state reconciled."""
+        self.config = config
+        inst = config.instance
+        self.tz = local_zone(inst.timezone)
+        self.writer = FileWriter(inst.fsync)
+        self.locks = EntityLocks()
+        self.state = StateStore(inst.state_dir, self.writer, self.locks)
+        self.history = HistoryStore(inst.history_dir, self.writer)
+        self.pidfile = PidFile(self.state.pid_path)
+        self.pidfile.acquire()  # before anything else writes: a second daemon stops here
+
+    def start(self) -> None:
+        config = self.config
+        inst = config.instance
+        self.pidfile.write_pid()
+        now = self.clock.now()
+        previous = self._previous_daemon_doc(now)
+        self.generation = int(previous.get("generation", 0)) + 1
+        self.loaded_at = now
+        self.health = DiskHealth(self.clock)
+        self.book = CheckBook(self.state.load_checks(now))
+        self._reconcile(config)
+        self.runner = ModuleRunner(
+            inst.module_dirs,
+            inst.plugin_dirs,
+            output_cap=inst.output_cap,
+            extra_env={"SURVIVOR_INSTANCE": inst.name},
+        )
+        self.results = ResultsLog(inst.results_log)
+        self.recorder = CheckRecorder(
+            self.book, self.state, self.history, self.results, self.health, self.tz
+        )
+        self.executor = CheckExecutor(
+            CheckRunner(self.runner), self.recorder, self.clock, self.current
+        )
+        self.ids = ItemIds()
+        self.scheduler = CheckScheduler(self.book, self.ids, self.tz)
+        self.check_pool = WorkerPool("check", inst.check_workers, self._run_check, self.clock)
+        self.check_pool.start()
+        self._start_thread("check-scheduler", self._check_loop)
+        self.mood = Mood.RUNNING
+        self._event(
+            "start",
+            pid=os.getpid(),
+            version=__version__,
+            generation=self.generation,
+            fingerprint=config.fingerprint,
+        )
+        self.write_daemon_doc()
+        log.info(
+            "scheduler ready: %d checks, %d check@host pairs, generation %d, pid %d",
+            len(config.checks),
+            sum(1 for _ in config.pairs()),
+            self.generation,
+            os.getpid(),
+        )
+        notify.sd_notify("READY=1", f"STATUS=running generation {self.generation}")
+
+    def _previous_daemon_doc(self, now: datetime) -> dict[str, Any]:
+        doc = self.state.load_document(self.state.daemon_path, now)
+        return doc or {}
+
+    def _reconcile(self, config: Config) -> None:
+        keep = set(pairs_of(config))
+        removed = self.state.prune({(c, h) for c, h in keep})
+        self.book.prune(keep)
+        if removed:
+            log.info("state: pruned %d check@host pairs no longer configured", len(removed))
+
+    def _start_thread(self, name: str, target: Any) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        self.threads.append(t)
+        t.start()
+
+    def current(self) -> tuple[Config, int]:
+        with self._config_lock:
+            return self.config, self.generation
+
+    # ---------------------------------------------------------------- the check scheduler
+
+    def _check_loop(self) -> None:
+        first = True
+        last_minute: datetime | None = None
+        while not self.stop_event.is_set():
+            now = self.clock.now()
+            minute = floor_minute(now)
+            if not first and minute == last_minute:
+                nxt = minute + timedelta(minutes=1)
+                deadline = self.clock.monotonic() + (nxt.timestamp() - self.clock.time())
+                if self.clock.sleep_until(deadline, self.stop_event):
+                    return
+                continue
+            try:
+                self._check_tick(now, first)
+            except Exception:
+                log.exception(
+                    "check scheduler: tick at %s failed; trying again next minute", utc_iso(minute)
+                )
+            first = False
+            last_minute = minute
+
+    def _check_tick(self, now: datetime, first: bool) -> None:
+        config, generation = self.current()
+        report = self.scheduler.tick(config, now, first=first)
+        refused = self.check_pool.submit(report.items)
+        for item in refused:
+            log.warning("check %s: still queued or running; not queued again", item.key)
+        for check, host, why in report.blocked:
+            self.recorder.record_blocked(config, generation, check, host, why, now)
+        self.last_tick["check"] = utc_iso(now)
+        log.debug(
+            "check tick %s: %d items, %d pairs due, %d blocked",
+            utc_iso(now),
+            len(report.items),
+            report.due_pairs,
+            len(report.blocked),
+        )
+
+    def _run_check(self, item: WorkItem, ctx: WorkContext) -> None:
+        self.executor.execute(item, ctx)
+
+    # ---------------------------------------------------------------- main loop
+
+    def run(self) -> int:
+        """The main thread's loop until a stop signal; returns the exit code."""
+        next_queue = next_flush = next_beat = self.clock.monotonic()
+        wd_interval = notify.watchdog_interval()
+        next_wd = self.clock.monotonic()
+        while True:
+            sig = self.inbox.take()
+            if sig is not None:
+                if sig == signal.SIGHUP:
+                    if self.mood is Mood.RUNNING:
+                        self.reload()
+                    continue
+                return self.shutdown(sig)
+            mono = self.clock.monotonic()
+            try:
+                self._apply_requests()
+                if mono >= next_flush:
+                    self.writer.flush()
+                    next_flush = mono + 1.0
+                if mono >= next_queue:
+                    self._write_queue()
+                    next_queue = mono + QUEUE_WRITE_S
+                if mono >= next_beat:
+                    self.check_pool.check_health()
+                    self.write_daemon_doc()
+                    next_beat = mono + HEARTBEAT_S
+                if wd_interval is not None and mono >= next_wd:
+                    if self._schedulers_alive():
+                        notify.sd_notify("WATCHDOG=1")
+                    next_wd = mono + wd_interval
+            except DiskWriteError as err:
+                self.health.failed(err)
+            except Exception:
+                log.exception("main loop: unexpected error; carrying on")
+            self.inbox.wake.wait(0.25)
+            self.inbox.wake.clear()
+
+    def _schedulers_alive(self) -> bool:
+        return all(t.is_alive() for t in self.threads)
+
+    # ---------------------------------------------------------------- reload
+
+    def reload(self) -> bool:
+        log.info("reloading configuration (SIGHUP) from %s", self.config_path)
+        notify.reloading()
+        self.mood = Mood.RELOADING
+        now = self.clock.now()
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("reload: %s", problem)
+            log.error(
+                "reload failed: %d problems; still running generation %d",
+                len(err.problems),
+                self.generation,
+            )
+            self.last_reload = {
+                "at": utc_iso(now),
+                "ok": False,
+                "errors": [str(p) for p in err.problems],
+            }
+            self._event(
+                "reload-failed", errors=self.last_reload["errors"], generation=self.generation
+            )
+            self.mood = Mood.RUNNING
+            self.write_daemon_doc()
+            notify.sd_notify(
+                "READY=1", f"STATUS=reload failed; running generation {self.generation}"
+            )
+            return False
+        except Exception as err:  # a bug must not take the running config down
+            log.exception("reload failed unexpectedly; keeping the running config")
+            self.last_reload = {"at": utc_iso(now), "ok": False, "errors": [repr(err)]}
+            self.mood = Mood.RUNNING
+            self.write_daemon_doc()
+            notify.sd_notify("READY=1")
+            return False
+        old = self.config
+        diff = diff_configs(old, new)
+        refused = self._refused_instance_changes(old, new)
+        with self._config_lock:
+            self.config = new
+            self.generation += 1
+            self.loaded_at = now
+        self._reconcile(new)
+        if new.instance.check_workers != self.check_pool.size:
+            self.check_pool.resize(new.instance.check_workers)
+        self.last_reload = {
+            "at": utc_iso(now),
+            "ok": True,
+            "errors": [],
+            "diff": diff.summary(),
+            "not_applied": refused,
+        }
+        self._event(
+            "reload",
+            generation=self.generation,
+            fingerprint=new.fingerprint,
+            diff=diff.summary(),
+            not_applied=refused,
+        )
+        log.info("reload: generation %d: %s", self.generation, diff.summary())
+        for what in refused:
+            log.warning("reload: %s changed; restart the daemon to apply it", what)
+        self.mood = Mood.RUNNING
+        self.write_daemon_doc()
+        log.info("scheduler ready: generation %d", self.generation)
+        notify.sd_notify("READY=1", f"STATUS=running generation {self.generation}")
+        return True
+
+    @staticmethod
+    def _refused_instance_changes(old: Config, new: Config) -> list[str]:
+        """Instance settings a reload cannot apply to a running daemon."""
+        fields = (
+            "state_dir",
+            "history_dir",
+            "fsync",
+            "results_log",
+            "log",
+            "module_dirs",
+            "plugin_dirs",
+            "output_cap",
+            "timezone",
+        )
+        return [
+            f"instance.{f}" for f in fields if getattr(old.instance, f) != getattr(new.instance, f)
+        ]
+
+    # ---------------------------------------------------------------- requests
+
+    def _apply_requests(self) -> None:
+        for request in self.state.take_requests(self.clock.now()):
+            try:
+                self._apply(request)
+            except Exception:
+                log.exception("request %s (%s) failed", request.id, request.action)
+
+    def _apply(self, request: Request) -> None:
+        config, _ = self.current()
+        if request.action == "reschedule" and request.check and request.host:
+            check = config.checks.get(request.check)
+            if check is None or request.host not in check.hosts:
+                log.warning(
+                    "request %s: %s@%s is not configured", request.id, request.check, request.host
+                )
+                return
+            state = self.book.reschedule(request.check, request.host)
+            self.state.write_check(request.host, request.check, state)
+            log.info("check %s@%s: rescheduled by %s", request.check, request.host, request.user)
+        elif request.action == "cancel" and request.target:
+            found = self.check_pool.cancel(request.target)
+            if isinstance(found, WorkContext) and found.pid:
+                self.runner.kill_group(found.pid)
+            log.info(
+                "queue: %s cancelled by %s (%s)",
+                request.target,
+                request.user,
+                "not found" if found is None else "ok",
+            )
+        else:
+            log.warning("request %s: unknown action %r", request.id, request.action)
+
+    # ---------------------------------------------------------------- documents
+
+    def _write_queue(self) -> None:
+        rows = self.check_pool.snapshot()
+        self.state.write_queue(
+            {"version": 1, "updated": utc_iso(self.clock.now()), "pid": os.getpid(), "items": rows}
+        )
+
+    def write_daemon_doc(self) -> None:
+        config, generation = self.current()
+        now = self.clock.now()
+        doc = {
+            "version": 1,
+            "pid": os.getpid(),
+            "survivor": __version__,
+            "instance": config.instance.name,
+            "mood": self.mood.value,
+            "started": utc_iso(self.started),
+            "updated": utc_iso(now),
+            "config": {
+                "path": str(self.config_path),
+                "files": [str(f) for f in config.files],
+                "generation": generation,
+                "fingerprint": config.fingerprint,
+                "loaded_at": utc_iso(self.loaded_at) if self.loaded_at else None,
+                "stale": self._config_stale(config),
+            },
+            "last_reload": self.last_reload,
+            "ticks": dict(self.last_tick),
+            "pools": {"check": self.check_pool.stats()},
+            "health": self.health.to_dict(),
+            "heartbeat_s": HEARTBEAT_S,
+        }
+        try:
+            self.state.write_daemon(doc)
+        except DiskWriteError as err:
+            self.health.failed(err)
+
+    def _config_stale(self, config: Config) -> bool:
+        """True when a config file changed on disk after it was loaded (SIGHUP applies it)."""
+        if self.loaded_at is None:
+            return False
+        loaded = self.loaded_at.timestamp()
+        for path in config.files:
+            try:
+                if path.stat().st_mtime > loaded:
+                    return True
+            except FileNotFoundError:
+                return True
+        return False
+
+    def _event(self, event: str, **fields: Any) -> None:
+        try:
+            self.history.append_event(self.clock.now(), event, **fields)
+        except DiskWriteError as err:
+            self.health.failed(err)
+
+    # ---------------------------------------------------------------- shutdown
+
+    def shutdown(self, sig: signal.Signals) -> int:
+        log.info(
+            "stopping (%s): letting running checks finish for up to %.0f s", sig.name, self.grace
+        )
+        notify.sd_notify("STOPPING=1")
+        self.mood = Mood.STOPPING
+        # A second SIGINT means now.
+        signal.signal(signal.SIGINT, self._stop_now)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.stop_event.set()
+        finished = self.check_pool.stop(self.grace, self._kill_overdue)
+        if not finished:
+            log.warning("stopping: some checks did not finish after being killed")
+        for t in self.threads:
+            t.join(2.0)
+        self._finish()
+        return 0
+
+    def _kill_overdue(self, ctx: WorkContext) -> None:
+        if ctx.pid:
+            log.warning(
+                "stopping: killing %s %s (pid %d) after the grace period",
+                ctx.item.kind.value,
+                ctx.item.key,
+                ctx.pid,
+            )
+            self.runner.kill_group(ctx.pid)
+
+    def _stop_now(self, signum: int, frame: FrameType | None) -> None:
+        # Second SIGINT: exit at once (state files are atomic, so nothing is torn).
+        os._exit(1)
+
+    def _finish(self) -> None:
+        self.mood = Mood.STOPPED
+        try:
+            self._write_queue()
+            self.write_daemon_doc()
+            self._event("stop", pid=os.getpid(), generation=self.generation)
+            self.writer.flush()
+        except DiskWriteError as err:
+            log.error("stopping: final state not written: %s", err)
+        self.results.close()
+        self.pidfile.release()
+        log.info("stopped")
+
+
+def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
+    """Load, start, run: the body of `survivor run` (foreground)."""
+    from survivor.logsetup import setup_logging
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as err:
+        logging.basicConfig(level=logging.INFO)
+        for problem in err.problems:
+            log.error("%s", problem)
+        log.error("not starting: %d configuration problems", len(err.problems))
+        return EXIT_CONFIG
+    setup_logging(config.instance.log)
+    daemon = Daemon(config_path, clock, grace=grace)
+    daemon.inbox.install()
+    try:
+        daemon.prepare(config)
+    except AlreadyRunningError as err:
+        log.error("not starting: %s", err)
+        return 1
+    daemon.start()
+    return daemon.run()

@@ -1,0 +1,50 @@
+"""systemd's sd_notify() in a few lines of stdlib socket code (no libsystemd).
+
+The protocol is one datagram of newline-separated KEY=VALUE lines sent to the
+AF_UNIX socket named by $NOTIFY_SOCKET ('@' = abstract namespace). Outside
+systemd (no NOTIFY_SOCKET) every call is a cheap no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+log = logging.getLogger(__name__)
+
+
+def sd_notify(*fields: str) -> bool:
+    """Send `fields` (e.g. "READY=1", "STATUS=...") to systemd; False if not under systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr or addr[0] not in "/@":
+        return False
+    if addr[0] == "@":
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(addr)
+            sock.sendall("\n".join(fields).encode())
+    except OSError as err:
+        log.warning("sd_notify to %s failed: %s", addr.lstrip("\0"), err)
+        return False
+    return True
+
+
+def reloading() -> bool:
+    """RELOADING=1 with MONOTONIC_USEC, which Type=notify-reload requires."""
+    usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    return sd_notify("RELOADING=1", f"MONOTONIC_USEC={usec}")
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings (half of WATCHDOG_USEC), or None when not asked."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    try:
+        return int(usec) / 2e6
+    except ValueError:
+        return None

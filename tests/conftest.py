@@ -1,0 +1,49 @@
+"""Shared fixtures: a scratch survivor tree (config, modules, state, history)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=150)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def wait_until(
+    cond: Callable[[], object], timeout: float = 10.0, what: str = "condition"
+) -> object:
+    """Poll `cond` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """A tree with mod/ (the shipped modules plus the test fixtures), etc/, state/, history/."""
+    root = tmp_path / "tree"
+    mod = root / "mod"
+    for kind in ("check", "fix", "format", "transmit"):
+        (mod / kind).mkdir(parents=True)
+        for source in (REPO / "mod" / kind, FIXTURES / "mod" / kind):
+            if source.is_dir():
+                for f in source.iterdir():
+                    if f.is_file() and not f.name.startswith("."):
+                        shutil.copy2(f, mod / kind / f.name)
+    (root / "etc").mkdir()
+    return root
