@@ -175,6 +175,8 @@ class CheckScheduler:
     ) -> bool:
         if state is None or state.last_planned is None or state.reschedule:
             return True
+        if state.last_planned > minute:
+            return True  # the clock was stepped back: run now rather than wait it out
         if (
             check.retry is not None
             and state.rc not in (ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND)
