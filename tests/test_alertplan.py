@@ -12,20 +12,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from survivor.alertplan import (
-    Ack,
     AlertAction,
-    AlertState,
-    CheckView,
     Decision,
-    Escalation,
     EscalationError,
-    Inhibit,
     attempt_level,
     decide,
     keeps_state,
     next_escalation,
     pick_try,
 )
+from survivor.alertstate import Ack, AlertState, CheckView, Escalation, Inhibit
 from survivor.calllist import Recipient
 from survivor.errors import StateError
 from survivor.model import (
