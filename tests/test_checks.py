@@ -1,0 +1,230 @@
+"""The check scheduler's decisions (fake time) and the executor with real fixture modules."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from survivor.checks import (
+    CheckBook,
+    CheckExecutor,
+    CheckRecorder,
+    CheckRunner,
+    CheckScheduler,
+    DiskHealth,
+    ItemIds,
+    ResultsLog,
+)
+from survivor.config import load_config
+from survivor.fsio import FileWriter
+from survivor.history import HistoryStore
+from survivor.model import CheckResult, Config, FsyncPolicy, WorkKind
+from survivor.pool import WorkContext
+from survivor.runner import ModuleRunner
+from survivor.state import CheckState, StateStore
+from tests.fakes import FakeClock
+
+UTCZ = UTC
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
+
+CONFIG = """\
+instance:
+  name: t
+  state_dir: state
+  history_dir: history
+  module_dir: {mod}
+hosts:
+  web1: {{address: 127.0.0.1}}
+  web2: {{address: 127.0.0.2}}
+  gw1: {{address: 127.0.0.3}}
+classes:
+  web: {{hosts: [web1, web2], schedule: every-5m}}
+  net: {{hosts: [gw1], schedule: every-minute}}
+schedules:
+  every-minute: [{{every: 1m}}]
+  every-5m: [{{every: 5m}}]
+  nightly: [{{at: ["02:30"]}}]
+checks:
+  ping: {{module: ok, hosts: [web1, web2, gw1]}}
+  http: {{plugin: plugin-dummy, argv: ["0", "{{host}} fine"], hosts: [web1, web2], retry: 1m}}
+  backup: {{module: ok, hosts: [web1], schedule: nightly}}
+{extra}
+"""
+
+
+def make_config(tmp_path: Path, scratch: Path, extra: str = "") -> Config:
+    path = tmp_path / "survivor.yaml"
+    path.write_text(CONFIG.format(mod=scratch / "mod", extra=extra))
+    return load_config(path)
+
+
+def ran(book: CheckBook, check: str, host: str, rc: int, at: datetime) -> None:
+    old = book.get(check, host) or CheckState()
+    book.put(
+        check,
+        host,
+        old.advance(CheckResult(host, rc), start=at, planned=at, fingerprint="f", generation=1),
+    )
+
+
+def due(report_items: list, check: str) -> set[str]:  # type: ignore[type-arg]
+    return {h for i in report_items if i.check == check for h in i.hosts}
+
+
+def test_everything_is_due_at_the_first_tick_and_spread_inside_the_minute(
+    tmp_path: Path, scratch: Path
+) -> None:
+    config = make_config(tmp_path, scratch)
+    sched = CheckScheduler(CheckBook(), ItemIds("t"), UTC)
+    report = sched.tick(config, T0)
+    assert due(report.items, "ping") == {"web1", "web2", "gw1"}
+    assert due(report.items, "http") == {"web1", "web2"}
+    assert due(report.items, "backup") == {"web1"}  # `at` never ran: due at once
+    ping = [i for i in report.items if i.check == "ping"]
+    assert len(ping) == 1 and ping[0].kind is WorkKind.CHECK  # one module run for all hosts
+    assert len([i for i in report.items if i.check == "http"]) == 2  # a plugin runs per host
+    for item in report.items:
+        assert T0.timestamp() <= item.planned < T0.timestamp() + 60
+
+
+def test_first_tick_after_start_spreads_over_the_rest_of_the_minute(
+    tmp_path: Path, scratch: Path
+) -> None:
+    config = make_config(tmp_path, scratch)
+    now = T0 + timedelta(seconds=45)
+    report = CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, now, first=True)
+    assert all(now.timestamp() <= i.planned < T0.timestamp() + 60 for i in report.items)
+
+
+def test_every_counts_from_the_planned_minute_and_retry_applies_while_failing(
+    tmp_path: Path, scratch: Path
+) -> None:
+    config = make_config(tmp_path, scratch)
+    book = CheckBook()
+    sched = CheckScheduler(book, ItemIds("t"), UTC)
+    for host in ("web1", "web2"):
+        ran(book, "ping", host, 0, T0)
+        ran(book, "http", host, 0, T0)
+    ran(book, "http", "web2", 1, T0)  # failing: retry every minute
+    for minutes, expect in [(1, {"web2"}), (2, {"web2"}), (5, {"web1", "web2"})]:
+        report = sched.tick(config, T0 + timedelta(minutes=minutes, seconds=3))
+        assert due(report.items, "http") == expect, minutes
+        assert due(report.items, "ping") == (
+            {"web1", "web2", "gw1"} if minutes == 5 else {"gw1"}
+        ), minutes
+
+
+def test_reschedule_and_a_clock_stepped_back_make_a_pair_due(tmp_path: Path, scratch: Path) -> None:
+    config = make_config(tmp_path, scratch)
+    book = CheckBook()
+    sched = CheckScheduler(book, ItemIds("t"), UTC)
+    ran(book, "ping", "web1", 0, T0)
+    ran(book, "ping", "web2", 0, T0)
+    assert due(sched.tick(config, T0 + timedelta(minutes=1)).items, "ping") == {"gw1"}
+    book.reschedule("ping", "web1")
+    assert due(sched.tick(config, T0 + timedelta(minutes=1)).items, "ping") == {"web1", "gw1"}
+    assert due(sched.tick(config, T0 - timedelta(hours=1)).items, "ping") == {"web1", "web2", "gw1"}
+
+
+def test_at_schedule_runs_once_per_time(tmp_path: Path, scratch: Path) -> None:
+    config = make_config(tmp_path, scratch)
+    book = CheckBook()
+    sched = CheckScheduler(book, ItemIds("t"), UTC)
+    night = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
+    ran(book, "backup", "web1", 0, night - timedelta(days=1))
+    clock = FakeClock(night - timedelta(minutes=2))
+    runs = []
+    for _ in range(24 * 60):
+        if due(sched.tick(config, clock.now()).items, "backup"):
+            runs.append(clock.now())
+            ran(book, "backup", "web1", 0, clock.now())
+        clock.advance(timedelta(minutes=1))
+    assert runs == [night]
+
+
+def test_type_one_dependency_blocks_only_while_not_ok(tmp_path: Path, scratch: Path) -> None:
+    config = make_config(
+        tmp_path, scratch, "dependencies:\n  - {checks: [http], hosts: all, on: ping@gw1}\n"
+    )
+    book = CheckBook()
+    sched = CheckScheduler(book, ItemIds("t"), UTC)
+    report = sched.tick(config, T0)
+    assert due(report.items, "http") == {"web1", "web2"}  # never-run dependency does not block
+    ran(book, "ping", "gw1", 1, T0)
+    report = sched.tick(config, T0 + timedelta(minutes=1))
+    assert due(report.items, "http") == set()
+    assert {(c.name, h.name) for c, h, _ in report.blocked} == {("http", "web1"), ("http", "web2")}
+    assert all(why == "ping@gw1 is PROBLEM" for _, _, why in report.blocked)
+    ran(book, "ping", "gw1", 0, T0 + timedelta(minutes=1))
+    assert due(sched.tick(config, T0 + timedelta(minutes=2)).items, "http") == {"web1", "web2"}
+
+
+def _executor(tmp_path: Path, config: Config) -> tuple[CheckExecutor, CheckBook, HistoryStore]:
+    writer = FileWriter(FsyncPolicy.NEVER)
+    state = StateStore(tmp_path / "state", writer)
+    history = HistoryStore(tmp_path / "history", writer)
+    book = CheckBook()
+    clock = FakeClock(T0)
+    recorder = CheckRecorder(
+        book, state, history, ResultsLog(tmp_path / "results.jsonl"), DiskHealth(clock), UTC
+    )
+    runner = CheckRunner(ModuleRunner(config.instance.module_dirs, config.instance.plugin_dirs))
+    return CheckExecutor(runner, recorder, clock, lambda: (config, 3)), book, history
+
+
+def test_type_two_dependency_runs_first_and_records_depend(tmp_path: Path, scratch: Path) -> None:
+    config = make_config(
+        tmp_path,
+        scratch,
+        "  broken: {module: warn, hosts: [gw1]}\n"
+        "dependencies:\n"
+        "  - {checks: [ping], hosts: [web1], on: broken@gw1, run_first: true}\n",
+    )
+    executor, book, history = _executor(tmp_path, config)
+    [item] = [
+        i
+        for i in CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, T0).items
+        if i.check == "ping"
+    ]
+    executor.execute(item, WorkContext(item))
+    assert book.get("ping", "web1") is None  # state of a blocked pair is not touched
+    assert book.get("ping", "web2") is not None and book.get("ping", "web2").rc == 0  # type: ignore[union-attr]
+    [record] = list(history.read("web1", "ping"))
+    assert record["rc"] == 6 and record["comment"].startswith("dependency broken@gw1 failed")
+    assert record["gen"] == 3
+
+
+def test_executor_records_state_history_and_results_log(tmp_path: Path, scratch: Path) -> None:
+    config = make_config(tmp_path, scratch)
+    executor, book, history = _executor(tmp_path, config)
+    items = CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, T0).items
+    for item in items:
+        executor.execute(item, WorkContext(item))
+    state = book.get("http", "web1")
+    assert state is not None and state.rc == 0 and state.comment == "OK: web1 fine"
+    assert state.next_due == T0 + timedelta(minutes=5)
+    assert [r["rc"] for r in history.read("web2", "http")] == [0]
+    lines = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {(r["check"], r["host"]) for r in lines} >= {("http", "web1"), ("ping", "gw1")}
+
+
+@pytest.mark.parametrize(("kind", "rc"), [("required", 1), ("optional", 0)])
+def test_composite_runs_components_together(
+    tmp_path: Path, scratch: Path, kind: str, rc: int
+) -> None:
+    config = make_config(
+        tmp_path,
+        scratch,
+        "  bad: {module: garbage-output, hosts: [web1]}\n"
+        "  site: {required: [ping], " + kind + ": [bad], hosts: [web1]}\n"
+        if kind == "optional"
+        else "  bad: {plugin: plugin-dummy, argv: ['2', 'down'], hosts: [web1]}\n"
+        "  site: {required: [ping, bad], hosts: [web1]}\n",
+    )
+    runner = CheckRunner(ModuleRunner(config.instance.module_dirs, config.instance.plugin_dirs))
+    [result] = runner.run(config, config.checks["site"], [config.hosts["web1"]])
+    assert result.rc == rc
+    assert result.scalar == 2 and "ping:" in result.comment and "bad:" in result.comment
