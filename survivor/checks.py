@@ -530,7 +530,7 @@ class CheckRunner:
     def _run_plugin(self, check: CheckDef, host: Host, ctx: WorkContext | None) -> CheckResult:
         assert check.plugin is not None
         try:
-            path = self.runner.resolve("check", check.plugin)
+            path = self.runner.resolve_plugin(check.plugin)
             argv = [str(path), *protocol.expand_argv(check.argv, host)]
             outcome = self._run(ctx, argv, b"", check.timeout, None)
         except (ModuleError, ValueError) as err:

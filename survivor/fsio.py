@@ -187,7 +187,7 @@ def _truncate_back(fd: int, size: int) -> None:
 
 
 class EntityLocks:
-    """`flock` on `<dir>/.lock` plus an in-process lock, so threads and processes exclude each other.
+    """`flock` on `<dir>/.lock` plus an in-process lock: threads and processes exclude each other.
 
     `fcntl.lockf` would not do: its locks do not exclude threads of one process
     and vanish when any descriptor of the file is closed.

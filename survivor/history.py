@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
 KINDS = ("check", "alert", "fix", "command")
-_MONTH_FILE = re.compile(r"\A(?P<stem>[A-Za-z0-9._-]+)-(?P<month>\d{4}-\d{2})\.jsonl(?P<gz>\.gz)?\Z")
+_MONTH_FILE = re.compile(
+    r"\A(?P<stem>[A-Za-z0-9._-]+)-(?P<month>\d{4}-\d{2})\.jsonl(?P<gz>\.gz)?\Z"
+)
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:
@@ -68,7 +70,9 @@ class HistoryStore:
 
     # ---------------------------------------------------------------- writing
 
-    def append(self, host: str, check: str, kind: str, t: datetime, record: Mapping[str, Any]) -> None:
+    def append(
+        self, host: str, check: str, kind: str, t: datetime, record: Mapping[str, Any]
+    ) -> None:
         """Append a record about check@host; `t` (UTC) becomes the record's `t`."""
         doc = {"v": RECORD_VERSION, "t": utc_iso(t), **record}
         self.writer.append(self.pair_file(host, check, kind, t), encode_record(doc))

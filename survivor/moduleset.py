@@ -44,7 +44,7 @@ def validate_modules(config: Config) -> Iterator[tuple[str, bool]]:
     for kind, name, survivor_protocol in modules_in_use(config):
         label = f"{kind}/{name}"
         try:
-            path = runner.resolve(kind, name)
+            path = runner.resolve_plugin(name) if kind == "check" else runner.resolve(kind, name)
         except ModuleError as err:
             yield f"{label}: FAILED: {err}", False
             continue

@@ -140,6 +140,17 @@ class ModuleRunner:
             " install an executable file (mode 755) at one of these paths"
         )
 
+    def resolve_plugin(self, plugin: str) -> Path:
+        """A `plugin:` value: a name looked up like a check module, or an absolute path."""
+        if not plugin.startswith("/"):
+            return self.resolve("check", plugin)
+        path = Path(plugin)
+        if ".." in path.parts:
+            raise ModuleError(f"plugin path {plugin!r} must not contain '..'")
+        if not self._vet("check", path, confine_to=None):
+            raise ModuleError(f"plugin {plugin} not found; install it or fix the path")
+        return path
+
     @staticmethod
     def _vet(kind: str, path: Path, *, confine_to: Path | None) -> bool:
         """False when absent; True when safe to run; ModuleError when present but unsafe."""

@@ -26,25 +26,36 @@ def test_advance_counts_consecutive_and_keeps_since() -> None:
     later = datetime(2026, 11, 24, 10, 6, tzinfo=UTC)
     s2 = s1.advance(r_fail, start=later, planned=later, fingerprint="f", generation=1)
     assert (s2.consecutive, s2.since, s2.last_start) == (2, NOW, later)
-    s3 = s2.advance(CheckResult("web1", 0), start=later, planned=later, fingerprint="f",
-                    generation=2)
+    s3 = s2.advance(
+        CheckResult("web1", 0), start=later, planned=later, fingerprint="f", generation=2
+    )
     assert (s3.rc, s3.consecutive, s3.since, s3.generation) == (0, 1, later, 2)
 
 
 def test_check_state_round_trips_through_the_file(tmp_path: Path) -> None:
     st = store(tmp_path)
-    state = CheckState(rc=2, since=NOW, consecutive=3, last_start=NOW, last_planned=NOW,
-                       duration_ms=12, scalar=81.5, comment="disk 81% full",
-                       perfdata=(PerfDatum("used", 81.5, "%", "80", "90", 0.0, 100.0),),
-                       fingerprint="3f9a1c0e7b2d", generation=14)
+    state = CheckState(
+        rc=2,
+        since=NOW,
+        consecutive=3,
+        last_start=NOW,
+        last_planned=NOW,
+        duration_ms=12,
+        scalar=81.5,
+        comment="disk 81% full",
+        perfdata=(PerfDatum("used", 81.5, "%", "80", "90", 0.0, 100.0),),
+        fingerprint="3f9a1c0e7b2d",
+        generation=14,
+    )
     st.write_check("web1", "disk", state)
     doc = json.loads((tmp_path / "state/host/web1/disk/check.json").read_text())
     assert doc["version"] == 1 and doc["code"] == "WARNING" and doc["since"].endswith("Z")
     assert st.read_check("web1", "disk") == state
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b"[1, 2]", b'{"version": 99, "rc": 0}',
-                                     b'{"version": 1}'])
+@pytest.mark.parametrize(
+    "content", [b"", b"{", b"[1, 2]", b'{"version": 99, "rc": 0}', b'{"version": 1}']
+)
 def test_bad_state_files_are_moved_aside_by_the_daemon(tmp_path: Path, content: bytes) -> None:
     st = store(tmp_path)
     path = tmp_path / "state/host/web1/ping/check.json"
@@ -78,8 +89,11 @@ def test_prune_removes_only_unconfigured_pairs(tmp_path: Path) -> None:
 def test_requests_are_taken_once_in_order(tmp_path: Path) -> None:
     st = store(tmp_path)
     for i in range(3):
-        st.submit_request(Request(id=f"r{i}", action="reschedule", user="alice", at=NOW,
-                                  host="web1", check="ping"))
+        st.submit_request(
+            Request(
+                id=f"r{i}", action="reschedule", user="alice", at=NOW, host="web1", check="ping"
+            )
+        )
     (st.requests_dir / "junk.json").write_text("{")
     taken = st.take_requests(NOW)
     assert [r.id for r in taken] == ["r0", "r1", "r2"]

@@ -199,7 +199,6 @@ def check(app: App, target: str, as_json: bool) -> None:
     """
     from survivor.checks import CheckRunner
     from survivor.clock import SystemClock, utc_iso
-    from survivor.model import CheckKind
     from survivor.moduleset import runner_for
 
     host_name, check_name = parse_target(target)
@@ -208,10 +207,10 @@ def check(app: App, target: str, as_json: bool) -> None:
     config = app.config
     checkdef = config.checks[check_name]
     runner = runner_for(config)
-    names = [checkdef.module or checkdef.plugin] if checkdef.kind is not CheckKind.COMPOSITE else []
-    for name in names:
-        assert name is not None
-        runner.resolve("check", name)  # ModuleError -> exit 1 with the reason
+    if checkdef.module:
+        runner.resolve("check", checkdef.module)  # ModuleError -> exit 1 with the reason
+    elif checkdef.plugin:
+        runner.resolve_plugin(checkdef.plugin)
     start = SystemClock().now()
     [result] = CheckRunner(runner).run(config, checkdef, [config.hosts[host_name]])
     doc = {

@@ -1,0 +1,613 @@
+"""Build the frozen `Config` from merged, marked YAML, collecting every problem.
+
+Each section is built by one function that reads its definitions through
+`Fields`, whose getters report a problem with `file:line` and return a
+fallback instead of raising, so one load reports everything that is wrong.
+References between sections (a check's schedule, a call list's members) are
+checked here too; only the existence of modules and plugins on disk is left to
+`survivor validate` and the runner.
+
+The sections live in three modules: this one (readers, `instance`,
+`schedules`, assembly and the fingerprint), `build_alerts` (return groups,
+alert methods, people, call lists, alert plans, fixes) and `build_checks`
+(hosts, classes, groups, checks, dependencies); `survivor.config.load_config`
+calls them in that order, so that references can be checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from enum import Enum
+from operator import attrgetter
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from survivor.config import convert
+from survivor.config.load import MList, MMap, RawConfig, did_you_mean
+from survivor.errors import ConfigProblem
+from survivor.model import (
+    NAME_PATTERN,
+    Config,
+    FsyncPolicy,
+    InstanceConfig,
+    LogConfig,
+    Mark,
+    Schedule,
+    ScheduleLine,
+    WeekTime,
+    is_safe_name,
+)
+
+DEFAULT_PLUGIN_DIRS = (
+    Path("/usr/lib/nagios/plugins"),
+    Path("/usr/lib/monitoring-plugins"),
+    Path("/usr/local/nagios/libexec"),
+)
+SYSTEM_MODULE_DIR = Path("/usr/lib/survivor/mod")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_SUGGESTION_CHOICES = 5000  # difflib over more names costs more than it helps
+
+# --------------------------------------------------------------------------- readers
+
+
+def plain_data(value: Any) -> Any:
+    """Marked YAML values as plain dicts and lists (what modules and fingerprints see)."""
+    if isinstance(value, dict):
+        return {key: plain_data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_data(item) for item in value]
+    return value
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str) and len(value) > 50:
+        return f"{value[:50]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
+def place(file: str, line: int, here: str) -> str:
+    """`line 7` within the file being reported on, else `other.yaml:7`."""
+    return f"line {line}" if file == here else f"{file}:{line}"
+
+
+def describe(value: object) -> str:
+    """How a wrongly typed value is named in a message."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return _shown(value)
+
+
+class Context:
+    """The problems found so far, and small caches shared by the section builders."""
+
+    def __init__(self, raw: RawConfig) -> None:
+        self.raw = raw
+        self.problems: list[ConfigProblem] = raw.problems
+        self.durations: dict[str, timedelta] = {}
+
+    def error(self, file: str, line: int, message: str) -> None:
+        self.problems.append(ConfigProblem(file, line, message))
+
+    def suggest(self, word: str, choices: Iterable[str]) -> str:
+        names = list(choices)
+        if len(names) > MAX_SUGGESTION_CHOICES:
+            return ""
+        return did_you_mean(word, names)
+
+    def safe_name(self, name: object, kind: str, file: str, line: int) -> bool:
+        """Report a name that cannot become a path component (see model.is_safe_name)."""
+        if is_safe_name(name):
+            return True
+        if not isinstance(name, str):
+            hint = ": quote it" if isinstance(name, int | float) else ""
+            self.error(file, line, f"{kind} name must be a string, got {describe(name)}{hint}")
+        else:
+            self.error(
+                file,
+                line,
+                f"{kind} name {_shown(name)} is not allowed: names must match {NAME_PATTERN} "
+                "and contain no '..'",
+            )
+        return False
+
+    def fields(
+        self, value: Any, what: str, allowed: frozenset[str], file: str, line: int
+    ) -> Fields | None:
+        """A reader for one definition, or None (reported) when it is not a mapping."""
+        if not isinstance(value, MMap):
+            self.error(file, line, f"{what}: must be a mapping, not {describe(value)}")
+            return None
+        return Fields(self, value, what, allowed, line)
+
+
+class Fields:
+    """Typed access to one definition; each getter reports its own problem and falls back."""
+
+    __slots__ = ("ctx", "head", "m", "what")
+
+    def __init__(
+        self, ctx: Context, m: MMap, what: str, allowed: frozenset[str], head: int = 0
+    ) -> None:
+        self.ctx = ctx
+        self.m = m
+        self.what = what
+        self.head = head or m.line  # the line naming the definition, for "missing" problems
+        if not m.keys() <= allowed:
+            for key in m:
+                if key not in allowed:
+                    ctx.error(
+                        m.file,
+                        m.key_line(key),
+                        f"unknown key {key!r} in {what}{did_you_mean(key, allowed)}",
+                    )
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.m
+
+    @property
+    def file(self) -> str:
+        return self.m.file
+
+    def get(self, key: str) -> Any:
+        return self.m.get(key)
+
+    def line(self, key: str) -> int:
+        return self.m.value_line(key)
+
+    def mark(self) -> Mark:
+        return Mark(self.m.file, self.head)
+
+    def bad(self, key: str, message: str) -> None:
+        self.ctx.error(self.m.file, self.m.value_line(key), f"{self.what}: {key}: {message}")
+
+    def missing(self, key: str, hint: str = "") -> None:
+        self.ctx.error(self.m.file, self.head, f"{self.what}: {key}: is required{hint}")
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        value = self.m.get(key)
+        if value is None:
+            if required:
+                self.missing(key)
+            return None
+        if isinstance(value, str) and value:
+            return value
+        hint = ": quote it" if isinstance(value, int | float) else ""
+        self.bad(key, f"expected a string, got {describe(value)}{hint}")
+        return None
+
+    def name(self, key: str, kind: str, *, required: bool = False) -> str | None:
+        value = self.text(key, required=required)
+        if value is None or is_safe_name(value):
+            return value
+        self.ctx.safe_name(value, kind, self.m.file, self.line(key))
+        return None
+
+    def reference(
+        self, key: str, kind: str, known: Mapping[str, Any], *, required: bool = False
+    ) -> str | None:
+        """The name of something that must be defined in `known`.
+
+        An undefined name is reported here and still returned, so that later
+        checks (does this check have a schedule?) do not report it again.
+        """
+        if key not in self.m and not required:
+            return None
+        value = self.name(key, kind, required=required)
+        if value is not None and value not in known:
+            self.ctx.error(
+                self.m.file,
+                self.line(key),
+                f"{self.what}: {kind} {value!r} is not defined{self.ctx.suggest(value, known)}",
+            )
+        return value
+
+    def names(self, key: str, kind: str, *, required: bool = False) -> list[tuple[str, int]]:
+        """A list of safe names (a single name is a list of one), each with its line."""
+        value = self.m.get(key)
+        if value is None:
+            if required:
+                self.missing(key)
+            return []
+        if isinstance(value, str):
+            line = self.line(key)
+            return [(value, line)] if self.ctx.safe_name(value, kind, self.m.file, line) else []
+        if not isinstance(value, MList):
+            self.bad(key, f"expected a list of {kind} names, got {describe(value)}")
+            return []
+        found: list[tuple[str, int]] = []
+        for index, item in enumerate(value):
+            line = value.item_line(index)
+            if is_safe_name(item):
+                found.append((item, line))
+            else:
+                self.ctx.safe_name(item, kind, value.file, line)
+        return found
+
+    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        value = self.m.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.bad(key, f"expected a whole number, got {describe(value)}")
+            return default
+        if value < minimum or (maximum is not None and value > maximum):
+            limit = f"at least {minimum}" if maximum is None else f"{minimum}..{maximum}"
+            self.bad(key, f"{value} is out of range ({limit})")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.m.get(key)
+        if value is None:
+            return default
+        try:
+            return convert.boolean(value)
+        except ValueError as exc:
+            self.bad(key, str(exc))
+            return default
+
+    def duration(
+        self,
+        key: str,
+        default: timedelta | None,
+        *,
+        minimum: timedelta = timedelta(0),
+        whole_minutes: bool = False,
+    ) -> timedelta | None:
+        if key not in self.m:
+            return default
+        value = self.m[key]
+        if value is None:
+            return default
+        result = self.ctx.durations.get(value) if isinstance(value, str) else None
+        if result is None:
+            try:
+                result = convert.duration(value)
+            except ValueError as exc:
+                self.bad(key, str(exc))
+                return default
+            if isinstance(value, str):
+                self.ctx.durations[value] = result
+        if result < minimum:
+            self.bad(key, f"{value} is shorter than {convert.format_duration(minimum)}")
+            return default
+        if whole_minutes and result.total_seconds() % 60:
+            self.bad(
+                key,
+                f"{value} is not a whole number of minutes: schedules tick once a minute",
+            )
+            return default
+        return result
+
+    def seconds(self, key: str, default: float, minimum: timedelta = timedelta(seconds=1)) -> float:
+        if key not in self.m:
+            return default
+        result = self.duration(key, None, minimum=minimum)
+        return default if result is None else result.total_seconds()
+
+    def data(self, key: str) -> dict[str, Any]:
+        """Free-form module arguments or host variables: a mapping of any YAML."""
+        value = self.m.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, MMap):
+            self.bad(key, f"expected a mapping, got {describe(value)}")
+            return {}
+        result: dict[str, Any] = plain_data(value)
+        return result
+
+    def path(self, key: str, base: Path, *, required: bool = False) -> Path | None:
+        value = self.text(key, required=required)
+        return None if value is None else resolve_path(base, value)
+
+
+def resolve_path(base: Path, value: str) -> Path:
+    """An absolute, normalised path; relative ones are taken from `base`."""
+    return Path(os.path.normpath(base / value))
+
+
+# --------------------------------------------------------------------------- instance
+
+INSTANCE_KEYS = frozenset(
+    (
+        "name",
+        "state_dir",
+        "history_dir",
+        "module_dir",
+        "plugin_dirs",
+        "check_workers",
+        "alert_workers",
+        "default_timeout",
+        "alert_throttle",
+        "alert_shift",
+        "fsync",
+        "log",
+        "prometheus_textfile",
+        "results_log",
+        "timezone",
+        "output_cap",
+    )
+)
+LOG_KEYS = frozenset(("target", "level"))
+
+
+def _paths(f: Fields, key: str, base: Path, default: tuple[Path, ...]) -> tuple[Path, ...]:
+    value = f.get(key)
+    if value is None:
+        return default
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        f.bad(key, f"expected a path or a list of paths, got {describe(value)}")
+        return default
+    paths = []
+    for item in items:
+        if not isinstance(item, str) or not item:
+            f.bad(key, f"expected a path, got {describe(item)}")
+            continue
+        paths.append(resolve_path(base, item))
+    return tuple(paths)
+
+
+def _log(ctx: Context, f: Fields, base: Path) -> LogConfig:
+    value = f.get("log")
+    if value is None:
+        return LogConfig()
+    if isinstance(value, str):
+        value_map: Fields | None = None
+        target: str | None = value
+        level = "info"
+    else:
+        value_map = ctx.fields(value, "instance log", LOG_KEYS, f.file, f.line("log"))
+        if value_map is None:
+            return LogConfig()
+        target = value_map.text("target") or "stderr"
+        level = value_map.text("level") or "info"
+        if level not in LOG_LEVELS:
+            value_map.bad("level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}")
+            level = "info"
+    if target not in ("stderr", "syslog"):
+        target = str(resolve_path(base, str(target)))
+    return LogConfig(target=str(target), level=level)
+
+
+def build_instance(ctx: Context) -> InstanceConfig | None:
+    """The `instance:` section; None when it is missing or not a mapping (reported)."""
+    raw = ctx.raw
+    entry = raw.instance
+    if entry is None:
+        return None
+    f = ctx.fields(entry.value, "instance", INSTANCE_KEYS, entry.file, entry.line)
+    if f is None:
+        return None
+    base = raw.base_dir
+    name = f.name("name", "instance") or "main"
+    state_dir = f.path("state_dir", base, required=True)
+    history_dir = f.path("history_dir", base, required=True)
+    if state_dir is not None and state_dir == history_dir:
+        f.bad("history_dir", "must not be the same directory as state_dir")
+    default_module_dir = Path(os.path.normpath(os.path.abspath(raw.path.parent / ".." / "mod")))
+    if not default_module_dir.is_dir():
+        default_module_dir = SYSTEM_MODULE_DIR
+    fsync = FsyncPolicy.BATCH
+    fsync_text = f.text("fsync")
+    if fsync_text is not None:
+        try:
+            fsync = FsyncPolicy(fsync_text)
+        except ValueError:
+            choices = ", ".join(p.value for p in FsyncPolicy)
+            f.bad("fsync", f"{fsync_text!r} is not one of {choices}")
+    timezone = f.text("timezone")
+    if timezone is not None:
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            f.bad("timezone", f"{timezone!r} is not a known IANA time zone (e.g. Europe/Berlin)")
+            timezone = None
+    output_cap = 65536
+    if "output_cap" in f:
+        try:
+            output_cap = convert.size(f.get("output_cap"))
+        except ValueError as exc:
+            f.bad("output_cap", str(exc))
+        if output_cap < 1024:
+            f.bad("output_cap", f"{output_cap} bytes is less than 1KiB")
+            output_cap = 65536
+    return InstanceConfig(
+        name=name,
+        state_dir=state_dir or base / "state",
+        history_dir=history_dir or base / "history",
+        module_dirs=_paths(f, "module_dir", base, (default_module_dir,)),
+        plugin_dirs=_paths(f, "plugin_dirs", base, DEFAULT_PLUGIN_DIRS),
+        check_workers=f.integer("check_workers", 15, 1, 1000),
+        alert_workers=f.integer("alert_workers", 5, 1, 100),
+        default_timeout=f.seconds("default_timeout", 45.0),
+        alert_throttle=f.integer("alert_throttle", 10, 0),
+        alert_shift=f.duration("alert_shift", timedelta(seconds=60)) or timedelta(0),
+        fsync=fsync,
+        log=_log(ctx, f, base),
+        prometheus_textfile=f.path("prometheus_textfile", base),
+        results_log=f.path("results_log", base),
+        timezone=timezone,
+        output_cap=output_cap,
+        mark=Mark(entry.file, entry.line),
+    )
+
+
+# --------------------------------------------------------------------------- schedules
+
+SCHEDULE_LINE_KEYS = frozenset(("days", "from", "until", "every", "at", "never"))
+
+
+def _week_time(f: Fields, key: str) -> WeekTime | None:
+    if key not in f:
+        return None
+    try:
+        return convert.week_time(f.get(key))
+    except ValueError as exc:
+        f.bad(key, str(exc))
+        return None
+
+
+def _at_times(f: Fields) -> tuple[WeekTime, ...]:
+    value = f.get("at")
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        f.bad("at", "expected a list of times such as ['02:30'] or ['mon 09:00']")
+        return ()
+    times = []
+    for item in items:
+        try:
+            times.append(convert.week_time(item))
+        except ValueError as exc:
+            f.bad("at", str(exc))
+    return tuple(times)
+
+
+def schedule_line(ctx: Context, value: Any, what: str, file: str, line: int) -> ScheduleLine | None:
+    """One `{days, from, until, every | at | never}` line."""
+    f = ctx.fields(value, what, SCHEDULE_LINE_KEYS, file, line)
+    if f is None:
+        return None
+    ok = len(ctx.problems)
+    days = None
+    if "days" in f:
+        try:
+            days = convert.day_set(f.get("days"))
+        except ValueError as exc:
+            f.bad("days", str(exc))
+    start = _week_time(f, "from")
+    end = _week_time(f, "until")
+    if ("from" in f) != ("until" in f):
+        ctx.error(file, line, f"{what}: give both from: and until:, or neither")
+    elif start is not None and end is not None:
+        if (start.day is None) != (end.day is None):
+            ctx.error(file, line, f"{what}: from: and until: must both name a day, or neither")
+        elif start.day is not None and days is not None:
+            ctx.error(file, line, f"{what}: days: cannot be combined with from/until naming a day")
+    every = None
+    if "every" in f:
+        every = f.duration("every", None, minimum=timedelta(minutes=1), whole_minutes=True)
+    at = _at_times(f) if "at" in f else ()
+    never = f.flag("never")
+    actions = ("every" in f) + ("at" in f) + never
+    if actions != 1:
+        ctx.error(file, line, f"{what}: give exactly one of every:, at: or never: true")
+    if len(ctx.problems) != ok:
+        return None
+    return ScheduleLine(
+        every=every, at=at, never=never, days=days, start=start, end=end, mark=Mark(file, line)
+    )
+
+
+def build_schedules(ctx: Context) -> dict[str, Schedule]:
+    """`schedules:` name -> list of lines (a single mapping is a one-line schedule)."""
+    schedules: dict[str, Schedule] = {}
+    for name, entry in ctx.raw.sections["schedules"].items():
+        if not ctx.safe_name(name, "schedule", entry.file, entry.line):
+            continue
+        value = entry.value
+        what = f"schedule {name!r}"
+        if isinstance(value, MMap):
+            items: list[tuple[Any, int]] = [(value, value.line)]
+        elif isinstance(value, MList) and value:
+            items = [(item, value.item_line(index)) for index, item in enumerate(value)]
+        else:
+            ctx.error(entry.file, entry.line, f"{what}: must be a non-empty list of lines")
+            continue
+        lines = []
+        for index, (item, line) in enumerate(items):
+            built = schedule_line(ctx, item, f"{what} line {index + 1}", entry.file, line)
+            if built is not None:
+                lines.append(built)
+        if len(lines) == len(items):
+            schedules[name] = Schedule(name, tuple(lines), Mark(entry.file, entry.line))
+    return schedules
+
+
+def check_reference(
+    ctx: Context,
+    name: str | None,
+    known: Mapping[str, Any] | frozenset[str],
+    kind: str,
+    what: str,
+    file: str,
+    line: int,
+) -> bool:
+    """Report `name` when it is not defined; True when it is (or is None)."""
+    if name is None or name in known:
+        return True
+    ctx.error(file, line, f"{what}: {kind} {name!r} is not defined{ctx.suggest(name, known)}")
+    return False
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+_FIELD_GETTERS: dict[type, attrgetter[Any]] = {}
+
+
+def _canonical(value: Any) -> Any:
+    """JSON encoder hook for the fingerprint: dataclasses as field lists without marks."""
+    getter = _FIELD_GETTERS.get(type(value))
+    if getter is not None:
+        return getter(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = [name for name in value.__dataclass_fields__ if name != "mark"]
+        # two getters so that even a one-field dataclass gives a tuple
+        _FIELD_GETTERS[type(value)] = attrgetter(names[0], *names)
+        return _FIELD_GETTERS[type(value)](value)
+    if isinstance(value, frozenset | set):
+        return sorted(value, key=str)
+    if isinstance(value, MappingProxyType):
+        return dict(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+def config_fingerprint(sections: Mapping[str, Any]) -> str:
+    """A short hash of the whole effective configuration (marks and file names excluded)."""
+    blob = json.dumps(sections, default=_canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, Any]) -> Config:
+    """The frozen Config from built sections (every problem has been ruled out)."""
+    fingerprint = config_fingerprint({"instance": instance, **sections})
+    return Config(
+        path=Path(os.path.abspath(raw.path)),
+        files=tuple(Path(os.path.abspath(p)) for p in raw.files),
+        instance=instance,
+        hosts=MappingProxyType(sections["hosts"]),
+        classes=MappingProxyType(sections["classes"]),
+        groups=MappingProxyType(sections["groups"]),
+        schedules=MappingProxyType(sections["schedules"]),
+        checks=MappingProxyType(sections["checks"]),
+        returngroups=MappingProxyType(sections["returngroups"]),
+        alerts=MappingProxyType(sections["alerts"]),
+        people=MappingProxyType(sections["people"]),
+        calllists=MappingProxyType(sections["calllists"]),
+        alertplans=MappingProxyType(sections["alertplans"]),
+        fixes=MappingProxyType(sections["fixes"]),
+        dependencies=sections["dependencies"],
+        fingerprint=fingerprint,
+    )
