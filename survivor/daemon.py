@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from survivor import __version__, notify
+from survivor.alerts import AlertBook, AlertExecutor, AlertScheduler, AlertStats
 from survivor.checks import (
     CheckBook,
     CheckExecutor,
@@ -41,9 +42,10 @@ from survivor.checks import (
 from survivor.clock import Clock, floor_minute, local_zone, utc_iso
 from survivor.config import diff_configs, load_config
 from survivor.errors import ConfigError
+from survivor.fixes import FixRunner
 from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
 from survivor.history import HistoryStore
-from survivor.model import Config, Mood, WorkItem
+from survivor.model import Config, Mood, WorkItem, WorkKind
 from survivor.pool import WorkContext, WorkerPool
 from survivor.runner import ModuleRunner
 from survivor.state import Request, StateStore
@@ -90,7 +92,7 @@ class Daemon:
         self.loaded_at: datetime | None = None
         self.started = clock.now()
         self.last_reload: dict[str, Any] | None = None
-        self.last_tick: dict[str, str | None] = {"check": None}
+        self.last_tick: dict[str, str | None] = {"check": None, "alert": None}
         self.threads: list[threading.Thread] = []
 
     # ---------------------------------------------------------------- start-up
@@ -134,8 +136,35 @@ class Daemon:
         self.ids = ItemIds()
         self.scheduler = CheckScheduler(self.book, self.ids, self.tz)
         self.check_pool = WorkerPool("check", inst.check_workers, self._run_check, self.clock)
+        self.alert_stats = AlertStats()
+        self.alert_book = AlertBook.load(self.state, self.health, now)
+        self.alert_book.prune(set(pairs_of(config)))
+        self.alert_pool = WorkerPool("alert", inst.alert_workers, self._run_alert, self.clock)
+        self.alert_scheduler = AlertScheduler(
+            self.book,
+            self.alert_book,
+            self.state,
+            self.history,
+            self.ids,
+            self.alert_stats,
+            self.tz,
+            self.alert_pool.is_busy_with,
+        )
+        self.alert_executor = AlertExecutor(
+            self.runner,
+            FixRunner(self.runner, self.state, self.history, self.clock),
+            self.alert_book,
+            self.state,
+            self.history,
+            self.alert_stats,
+            self.clock,
+            self.current,
+            self.confirm_fix,
+        )
         self.check_pool.start()
+        self.alert_pool.start()
         self._start_thread("check-scheduler", self._check_loop)
+        self._start_thread("alert-scheduler", self._alert_loop)
         self.mood = Mood.RUNNING
         self._event(
             "start",
@@ -162,6 +191,8 @@ class Daemon:
         keep = set(pairs_of(config))
         removed = self.state.prune({(c, h) for c, h in keep})
         self.book.prune(keep)
+        if hasattr(self, "alert_book"):
+            self.alert_book.prune(keep)
         if removed:
             log.info("state: pruned %d check@host pairs no longer configured", len(removed))
 
@@ -177,23 +208,39 @@ class Daemon:
     # ---------------------------------------------------------------- the check scheduler
 
     def _check_loop(self) -> None:
+        self._minute_loop("check", timedelta(0), self._check_tick)
+
+    def _alert_loop(self) -> None:
+        # Alerts look at the results of the minute before: alert_shift after the check tick,
+        # and the first run only after one shift (Survivor delays the first alert run).
+        shift = self.config.instance.alert_shift
+        first_at = self.clock.monotonic() + shift.total_seconds()
+        if shift and self.clock.sleep_until(first_at, self.stop_event):
+            return
+        self._minute_loop("alert", shift, lambda now, first: self._alert_tick(now))
+
+    def _minute_loop(self, name: str, shift: timedelta, tick: Any) -> None:
+        """Call `tick(now, first)` once per wall-clock minute (+ shift); skip missed minutes."""
         first = True
         last_minute: datetime | None = None
         while not self.stop_event.is_set():
             now = self.clock.now()
-            minute = floor_minute(now)
+            minute = floor_minute(now - shift)
             if not first and minute == last_minute:
-                nxt = minute + timedelta(minutes=1)
+                nxt = minute + timedelta(minutes=1) + shift
                 deadline = self.clock.monotonic() + (nxt.timestamp() - self.clock.time())
                 if self.clock.sleep_until(deadline, self.stop_event):
                     return
                 continue
             try:
-                self._check_tick(now, first)
+                tick(now, first)
             except Exception:
                 log.exception(
-                    "check scheduler: tick at %s failed; trying again next minute", utc_iso(minute)
+                    "%s scheduler: tick at %s failed; trying again next minute",
+                    name,
+                    utc_iso(minute),
                 )
+            self.last_tick[name] = utc_iso(now)
             first = False
             last_minute = minute
 
@@ -205,7 +252,6 @@ class Daemon:
             log.warning("check %s: still queued or running; not queued again", item.key)
         for check, host, why in report.blocked:
             self.recorder.record_blocked(config, generation, check, host, why, now)
-        self.last_tick["check"] = utc_iso(now)
         log.debug(
             "check tick %s: %d items, %d pairs due, %d blocked",
             utc_iso(now),
@@ -216,6 +262,37 @@ class Daemon:
 
     def _run_check(self, item: WorkItem, ctx: WorkContext) -> None:
         self.executor.execute(item, ctx)
+
+    def _alert_tick(self, now: datetime) -> None:
+        config, _ = self.current()
+        items = self.alert_scheduler.tick(config, now)
+        for item in self.alert_pool.submit(items):
+            log.warning("alert %s: still queued or running; not queued again", item.key)
+
+    def _run_alert(self, item: WorkItem, ctx: WorkContext) -> None:
+        self.alert_executor.execute(item, ctx)
+
+    def confirm_fix(self, check: str, host: str) -> None:
+        """A fix succeeded: re-run the check at once; the recovery notice waits for its result."""
+        self.book.reschedule(check, host)
+        config, _ = self.current()
+        checkdef = config.checks.get(check)
+        if checkdef is None:
+            return
+        key = f"{check}@{host}" if checkdef.kind.value == "plugin" else check
+        self.check_pool.submit(
+            [
+                WorkItem(
+                    id=self.ids.next("check"),
+                    kind=WorkKind.CHECK,
+                    check=check,
+                    hosts=(host,),
+                    planned=self.clock.time(),
+                    key=f"check:{key}",
+                    reason="fix-confirm",
+                )
+            ]
+        )
 
     # ---------------------------------------------------------------- main loop
 
@@ -243,6 +320,7 @@ class Daemon:
                     next_queue = mono + QUEUE_WRITE_S
                 if mono >= next_beat:
                     self.check_pool.check_health()
+                    self.alert_pool.check_health()
                     self.write_daemon_doc()
                     next_beat = mono + HEARTBEAT_S
                 if wd_interval is not None and mono >= next_wd:
@@ -307,6 +385,8 @@ class Daemon:
         self._reconcile(new)
         if new.instance.check_workers != self.check_pool.size:
             self.check_pool.resize(new.instance.check_workers)
+        if new.instance.alert_workers != self.alert_pool.size:
+            self.alert_pool.resize(new.instance.alert_workers)
         self.last_reload = {
             "at": utc_iso(now),
             "ok": True,
@@ -370,7 +450,7 @@ class Daemon:
             self.state.write_check(request.host, request.check, state)
             log.info("check %s@%s: rescheduled by %s", request.check, request.host, request.user)
         elif request.action == "cancel" and request.target:
-            found = self.check_pool.cancel(request.target)
+            found = self.check_pool.cancel(request.target) or self.alert_pool.cancel(request.target)
             if isinstance(found, WorkContext) and found.pid:
                 self.runner.kill_group(found.pid)
             log.info(
@@ -385,7 +465,7 @@ class Daemon:
     # ---------------------------------------------------------------- documents
 
     def _write_queue(self) -> None:
-        rows = self.check_pool.snapshot()
+        rows = self.check_pool.snapshot() + self.alert_pool.snapshot()
         self.state.write_queue(
             {"version": 1, "updated": utc_iso(self.clock.now()), "pid": os.getpid(), "items": rows}
         )
@@ -411,7 +491,8 @@ class Daemon:
             },
             "last_reload": self.last_reload,
             "ticks": dict(self.last_tick),
-            "pools": {"check": self.check_pool.stats()},
+            "pools": {"check": self.check_pool.stats(), "alert": self.alert_pool.stats()},
+            "alerts": self.alert_stats.to_dict(),
             "health": self.health.to_dict(),
             "heartbeat_s": HEARTBEAT_S,
         }
@@ -451,7 +532,11 @@ class Daemon:
         signal.signal(signal.SIGINT, self._stop_now)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self.stop_event.set()
-        finished = self.check_pool.stop(self.grace, self._kill_overdue)
+        deadline = self.clock.after_real(self.grace)
+        pools = (self.check_pool, self.alert_pool)
+        for pool in pools:
+            pool.begin_stop()
+        finished = all([pool.finish_stop(deadline, self._kill_overdue) for pool in pools])
         if not finished:
             log.warning("stopping: some checks did not finish after being killed")
         for t in self.threads:

@@ -61,4 +61,3 @@ def run_detached(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int
         survivor.inbox.install()
         survivor.start()
         return survivor.run()
-    return 0  # not reached: the context exits the parent processes itself

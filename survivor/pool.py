@@ -112,7 +112,14 @@ class WorkerPool:
     def stop(self, grace: float, on_overdue: Callable[[WorkContext], None]) -> bool:
         """Drop queued work, let running items finish for `grace` seconds, then `on_overdue`
         each one still running (the daemon kills its process group). True if all finished."""
+        self.begin_stop()
+        return self.finish_stop(self.clock.after_real(grace), on_overdue)
+
+    def begin_stop(self) -> None:
+        """Drop queued work and tell the workers to exit after their current item."""
         with self._cond:
+            if self._stopping:
+                return
             self._stopping = True
             self._heap.clear()
             for item_id in list(self._queued):
@@ -120,7 +127,10 @@ class WorkerPool:
             self._cond.notify_all()
         for _ in self._workers:
             self._ready.put(_STOP)
-        finished = self._join_until(self.clock.after_real(grace))
+
+    def finish_stop(self, deadline: float, on_overdue: Callable[[WorkContext], None]) -> bool:
+        """Wait until the monotonic `deadline` for running items; then `on_overdue` the rest."""
+        finished = self._join_until(deadline)
         if not finished:
             with self._cond:
                 overdue = list(self._running.values())

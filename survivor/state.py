@@ -280,6 +280,15 @@ class StateStore:
     def write_check(self, host: str, check: str, state: CheckState) -> None:
         self.writer.replace(self.pair_dir(host, check) / "check.json", encode(state.to_dict()))
 
+    def load_pair_docs(self, name: str, now: datetime) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every `<name>.json` of every pair, keyed (check, host); bad ones moved aside."""
+        docs: dict[tuple[str, str], dict[str, Any]] = {}
+        for host, check, path in self._pair_files(f"{name}.json"):
+            doc = self.load_document(path, now)
+            if doc is not None:
+                docs[(check, host)] = doc
+        return docs
+
     def _pair_files(self, name: str) -> Iterator[tuple[str, str, Path]]:
         hosts = self.root / "host"
         try:

@@ -12,8 +12,14 @@ from survivor.pool import WorkContext, WorkerPool
 
 
 def item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:
-    return WorkItem(id=f"i{n}", kind=WorkKind.CHECK, check="ping", hosts=(f"h{n}",),
-                    planned=time.time() + delay, key=key or f"check:ping@h{n}")
+    return WorkItem(
+        id=f"i{n}",
+        kind=WorkKind.CHECK,
+        check="ping",
+        hosts=(f"h{n}",),
+        planned=time.time() + delay,
+        key=key or f"check:ping@h{n}",
+    )
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:

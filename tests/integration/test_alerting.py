@@ -1,0 +1,221 @@
+"""Alerting end to end: a real daemon, a check failed on purpose, the `file` transmit module."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.integration.daemonproc import REPO, DaemonProcess, read_json
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+CONFIG = """\
+instance:
+  name: alerting
+  state_dir: ../state
+  history_dir: ../history
+  module_dir: ../mod
+  check_workers: 4
+  alert_workers: 3
+  alert_throttle: {throttle}
+  alert_shift: 30s
+  log: {{target: stderr, level: debug}}
+hosts:
+{host_lines}
+classes:
+  web: {{hosts: [{host_list}], schedule: every-minute, alertplan: standard}}
+schedules:
+  every-minute: [{{every: 1m}}]
+  pace: [{{every: {pace}}}]
+alerts:
+  file: {{format: json, transmit: file, args: {{path: {alerts}}}}}
+people:
+  alice: {{file: alice@example.org}}
+  bob: {{file: bob@example.org}}
+  carol: {{file: carol@example.org}}
+calllists:
+  helpdesk: {{members: [alice, bob], via: file}}
+  admins: {{members: [alice, bob, carol], via: file, broadcast: true}}
+alertplans:
+  standard:
+    rules:
+      - on: [1]
+        after: {after}
+        using:
+          - schedule: pace
+            tries:
+              - {{times: 1, alert: [helpdesk]}}
+              - {{alert: [admins], escalated: true}}
+    notify_on_clear: true
+checks:
+  flaky: {{module: from-file, hosts: [web], args: {{path: {codes}}}}}
+"""
+
+
+def write_config(
+    tree: Path, hosts: list[str], *, throttle: int = 10, pace: str = "2m", after: int = 2
+) -> None:
+    (tree / "etc" / "survivor.yaml").write_text(
+        CONFIG.format(
+            throttle=throttle,
+            pace=pace,
+            after=after,
+            host_lines="\n".join(f"  {h}: {{address: 127.0.0.1}}" for h in hosts),
+            host_list=", ".join(hosts),
+            alerts=json.dumps(str(tree / "alerts.jsonl")),
+            codes=json.dumps(str(tree / "codes.json")),
+        )
+    )
+
+
+def set_codes(tree: Path, codes: dict[str, int]) -> None:
+    tmp = tree / "codes.json.tmp"
+    tmp.write_text(json.dumps(codes))
+    tmp.replace(tree / "codes.json")
+
+
+def alerts(tree: Path) -> list[dict[str, Any]]:
+    try:
+        text = (tree / "alerts.jsonl").read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def results(tree: Path, host: str) -> list[dict[str, Any]]:
+    path = tree / "history" / "host" / host / "flaky"
+    return [
+        json.loads(x)
+        for f in sorted(path.glob("check-*.jsonl"))
+        for x in f.read_text().splitlines()
+    ]
+
+
+def survivor(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "survivor", "--config", str(tree / "etc/survivor.yaml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+@pytest.fixture
+def daemon(scratch: Path) -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for d in started:
+        d.kill()
+
+
+def alert_ticks(tree: Path) -> str | None:
+    return ((read_json(tree / "state" / "daemon.json") or {}).get("ticks") or {}).get("alert")
+
+
+def test_threshold_escalation_ack_and_clear(scratch: Path, daemon: list[DaemonProcess]) -> None:
+    write_config(scratch, ["web1", "web2"])
+    set_codes(scratch, {"*": 0})
+    d = DaemonProcess(scratch / "etc/survivor.yaml", scratch).start().wait_ready()
+    daemon.append(d)
+    wait_until(lambda: len(results(scratch, "web1")) >= 1, 20, "first OK results")
+    set_codes(scratch, {"*": 1})
+
+    # `after: 2`: the first alert only after two PROBLEM results in a row, to one helpdesk member.
+    first = wait_until(
+        lambda: [a for a in alerts(scratch) if a["alert"]["host"] == "web1"],
+        30,
+        "the first alert for web1",
+    )
+    problems = [r for r in results(scratch, "web1") if r["rc"] == 1]
+    assert len(problems) >= 2
+    assert len(first) == 1, first  # exactly one alert for the first try
+    assert first[0]["alert"]["try"] == 1 and first[0]["alert"]["check"] == "flaky"
+    assert first[0]["person"] in ("alice", "bob") and first[0]["alert"]["escalated"] is False
+
+    # The next repeat escalates to the broadcast list: everyone on it hears.
+    def escalated() -> list[dict[str, Any]]:
+        return [
+            a for a in alerts(scratch) if a["alert"]["host"] == "web1" and a["alert"]["try"] == 2
+        ]
+
+    second = wait_until(escalated, 30, "the escalated alert")
+    assert sorted(a["person"] for a in second) == ["alice", "bob", "carol"]
+    assert all(a["alert"]["escalated"] for a in second)
+
+    # Acknowledge web1: its repeats stop; web2 (not acknowledged) keeps alerting.
+    ack = survivor(scratch, "ack", "web1/flaky", "--comment", "looking into it")
+    assert ack.returncode == 0, ack.stderr
+    command = [
+        json.loads(x)
+        for f in (scratch / "history/host/web1/flaky").glob("command-*.jsonl")
+        for x in f.read_text().splitlines()
+    ]
+    assert command[-1]["command"] == "ack" and command[-1]["comment"] == "looking into it"
+    assert command[-1]["user"]
+    web1_count = len([a for a in alerts(scratch) if a["alert"]["host"] == "web1"])
+    web2_count = len([a for a in alerts(scratch) if a["alert"]["host"] == "web2"])
+    wait_until(
+        lambda: len([a for a in alerts(scratch) if a["alert"]["host"] == "web2"]) > web2_count + 2,
+        40,
+        "web2 to keep alerting",
+    )
+    assert len([a for a in alerts(scratch) if a["alert"]["host"] == "web1"]) == web1_count
+
+    # Recovery: web2 gets a clear notice, sent to whoever got its last alert; web1 (acked) none.
+    last_web2 = [a for a in alerts(scratch) if a["alert"]["host"] == "web2"][-1]
+    last_try = last_web2["alert"]["try"]
+    last_people = sorted(
+        a["person"]
+        for a in alerts(scratch)
+        if a["alert"]["host"] == "web2" and a["alert"]["try"] == last_try
+    )
+    set_codes(scratch, {"*": 0})
+
+    def clears() -> list[dict[str, Any]]:
+        return [a for a in alerts(scratch) if a["alert"]["clear"]]
+
+    cleared = wait_until(clears, 30, "the clear notice")
+    assert {a["alert"]["host"] for a in cleared} == {"web2"}
+    assert sorted(a["person"] for a in cleared) == last_people
+    assert not (scratch / "state/host/web2/flaky/alert.json").exists()
+
+
+def test_throttle_turns_an_outage_into_digests(scratch: Path, daemon: list[DaemonProcess]) -> None:
+    hosts = [f"h{i:03d}" for i in range(200)]
+    write_config(scratch, hosts, throttle=10, pace="1h", after=1)
+    set_codes(scratch, {"*": 1})
+    d = DaemonProcess(scratch / "etc/survivor.yaml", scratch).start().wait_ready()
+    daemon.append(d)
+
+    def digests_done() -> bool:
+        lines = alerts(scratch)
+        singles = {a["alert"]["host"] for a in lines if not a["alert"]["digest"]}
+        digested = {e["host"] for a in lines for e in a["alert"]["digest"]}
+        return len(singles | digested) == 200
+
+    wait_until(digests_done, 60, "every host to be named in an alert or a digest")
+    lines = alerts(scratch)
+    singles = [a for a in lines if not a["alert"]["digest"]]
+    digests = [a for a in lines if a["alert"]["digest"]]
+    assert len({a["alert"]["host"] for a in singles}) == 10  # alert_throttle logical alerts
+    assert 1 <= len(digests) <= 2  # one digest per recipient (alice, bob)
+    assert len({a["person"] for a in digests}) == len(digests)
+    wait_until(
+        lambda: (
+            ((read_json(scratch / "state/daemon.json") or {}).get("alerts") or {}).get(
+                "throttled", 0
+            )
+            >= 190
+        ),
+        30,
+        "daemon.json to count the throttled alerts",
+    )
