@@ -49,6 +49,7 @@ from survivor.model import Config, Mood, WorkItem, WorkKind
 from survivor.pool import WorkContext, WorkerPool
 from survivor.runner import ModuleRunner
 from survivor.state import Request, StateStore
+from survivor.watch import ChangeInbox, FileWatcher, file_stamps
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ EXIT_CONFIG = 78  # EX_CONFIG: systemd and init scripts show it as a configurati
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 HEARTBEAT_S = 15.0
 QUEUE_WRITE_S = 1.0
+WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 
 
 class SignalInbox:
@@ -94,6 +96,7 @@ class Daemon:
         self.last_reload: dict[str, Any] | None = None
         self.last_tick: dict[str, str | None] = {"check": None, "alert": None}
         self.threads: list[threading.Thread] = []
+        self.disk_config: dict[str, Any] = {"stale": False}  # the config on disk vs the running one
 
     # ---------------------------------------------------------------- start-up
 
@@ -165,6 +168,7 @@ class Daemon:
         self.alert_pool.start()
         self._start_thread("check-scheduler", self._check_loop)
         self._start_thread("alert-scheduler", self._alert_loop)
+        self._watch_start()
         self.mood = Mood.RUNNING
         self._event(
             "start",
@@ -318,6 +322,7 @@ class Daemon:
                 if mono >= next_queue:
                     self._write_queue()
                     next_queue = mono + QUEUE_WRITE_S
+                self._notice_changes(mono, heartbeat=mono >= next_beat)
                 if mono >= next_beat:
                     self.check_pool.check_health()
                     self.alert_pool.check_health()
@@ -383,6 +388,8 @@ class Daemon:
             self.generation += 1
             self.loaded_at = now
         self._reconcile(new)
+        self._config_stamps = self._stamp_config(new)
+        self.disk_config = {"stale": False}
         if new.instance.check_workers != self.check_pool.size:
             self.check_pool.resize(new.instance.check_workers)
         if new.instance.alert_workers != self.alert_pool.size:
@@ -487,7 +494,8 @@ class Daemon:
                 "generation": generation,
                 "fingerprint": config.fingerprint,
                 "loaded_at": utc_iso(self.loaded_at) if self.loaded_at else None,
-                "stale": self._config_stale(config),
+                "stale": bool(self.disk_config.get("stale")),
+                "on_disk": self.disk_config,
             },
             "last_reload": self.last_reload,
             "ticks": dict(self.last_tick),
@@ -501,18 +509,62 @@ class Daemon:
         except DiskWriteError as err:
             self.health.failed(err)
 
-    def _config_stale(self, config: Config) -> bool:
-        """True when a config file changed on disk after it was loaded (SIGHUP applies it)."""
-        if self.loaded_at is None:
-            return False
-        loaded = self.loaded_at.timestamp()
-        for path in config.files:
-            try:
-                if path.stat().st_mtime > loaded:
-                    return True
-            except FileNotFoundError:
-                return True
-        return False
+    # ---------------------------------------------------------------- config and mod/ on disk
+
+    def _watch_start(self) -> None:
+        config = self.config
+        self.changes = ChangeInbox(
+            {p.parent for p in config.files}, config.instance.module_dirs, self.inbox.wake
+        )
+        self.watcher = FileWatcher(self.changes, self.clock.monotonic)
+        self.watcher.start()
+        self._config_stamps = self._stamp_config(config)
+        self.disk_config = {"stale": False}
+
+    @staticmethod
+    def _stamp_config(config: Config) -> dict[str, tuple[int, int] | None]:
+        return file_stamps([*config.files, *{p.parent for p in config.files}])
+
+    def _notice_changes(self, mono: float, heartbeat: bool) -> None:
+        """Debounced file events; on the heartbeat also compare stamps (no events on NFS)."""
+        config_paths, module_paths = self.changes.take_if_quiet(mono, WATCH_QUIET_S)
+        for path in sorted(module_paths):
+            log.info("mod: %s changed on disk; used from its next run", path)
+        if config_paths or (heartbeat and self._stamp_config(self.config) != self._config_stamps):
+            self._check_disk_config()
+
+    def _check_disk_config(self) -> None:
+        """Load the config on disk beside the running one, only to say whether it differs."""
+        config = self.config
+        self._config_stamps = self._stamp_config(config)
+        errors: list[str] = []
+        try:
+            disk: Config | None = load_config(self.config_path)
+        except ConfigError as err:
+            disk, errors = None, [str(p) for p in err.problems]
+        except Exception as err:  # never let a look at the disk hurt the running daemon
+            disk, errors = None, [repr(err)]
+        stale = disk is None or disk.fingerprint != config.fingerprint
+        was_stale = self.disk_config.get("stale")
+        self.disk_config = {
+            "stale": stale,
+            "checked_at": utc_iso(self.clock.now()),
+            "loads": disk is not None,
+            "errors": errors[:20],
+        }
+        if stale and not was_stale:
+            verdict = (
+                "it would load cleanly"
+                if disk is not None
+                else f"it has {len(errors)} problems (see survivor validate)"
+            )
+            log.warning(
+                "config: changed on disk since generation %d was loaded; %s; "
+                "`survivor reload` (SIGHUP) applies it",
+                self.generation,
+                verdict,
+            )
+        self.write_daemon_doc()
 
     def _event(self, event: str, **fields: Any) -> None:
         try:
@@ -560,6 +612,7 @@ class Daemon:
 
     def _finish(self) -> None:
         self.mood = Mood.STOPPED
+        self.watcher.stop()
         try:
             self._write_queue()
             self.write_daemon_doc()
