@@ -47,3 +47,11 @@ def scratch(tmp_path: Path) -> Path:
                         shutil.copy2(f, mod / kind / f.name)
     (root / "etc").mkdir()
     return root
+
+
+@pytest.fixture
+def example_tree(tmp_path: Path) -> Path:
+    """A scratch copy of state-example/ (etc/, state/, history/) that a test may change."""
+    root = tmp_path / "example"
+    shutil.copytree(REPO / "state-example", root)
+    return root
