@@ -521,9 +521,11 @@ class AlertExecutor:
         new = decision.state
         fix: FixOutcome | None = None
         if job.action is AlertAction.FIX:
-            fix = self.fixes.run(config, job.check, job.host, initiated_by=SYSTEM_USER)
+            fix = self.fixes.run(
+                config, job.check, job.host, initiated_by=SYSTEM_USER, on_start=ctx.set_pid
+            )
             self.stats.add(fixes=1)
-            ok = fix.rc == ReturnCode.OK and not fix.locked_out
+            ok = fix.ok
             log.info("fix %s@%s: %s: %s", job.check, job.host, fix.code, fix.comment)
             if new is not None:
                 new = new.with_fix_result(ok)

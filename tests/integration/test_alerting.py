@@ -6,12 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from survivor.fsio import FileWriter
+from survivor.model import FsyncPolicy
+from survivor.state import CheckState, StateStore
 from tests.conftest import wait_until
 from tests.integration.daemonproc import REPO, DaemonProcess, read_json
 
@@ -31,9 +36,10 @@ instance:
 hosts:
 {host_lines}
 classes:
-  web: {{hosts: [{host_list}], schedule: every-minute, alertplan: standard}}
+  web: {{hosts: [{host_list}], schedule: {check_schedule}, alertplan: standard}}
 schedules:
   every-minute: [{{every: 1m}}]
+  hourly: [{{every: 1h}}]
   pace: [{{every: {pace}}}]
 alerts:
   file: {{format: json, transmit: file, args: {{path: {alerts}}}}}
@@ -61,11 +67,18 @@ checks:
 
 
 def write_config(
-    tree: Path, hosts: list[str], *, throttle: int = 10, pace: str = "2m", after: int = 2
+    tree: Path,
+    hosts: list[str],
+    *,
+    throttle: int = 10,
+    pace: str = "2m",
+    after: int = 2,
+    check_schedule: str = "every-minute",
 ) -> None:
     (tree / "etc" / "survivor.yaml").write_text(
         CONFIG.format(
             throttle=throttle,
+            check_schedule=check_schedule,
             pace=pace,
             after=after,
             host_lines="\n".join(f"  {h}: {{address: 127.0.0.1}}" for h in hosts),
@@ -190,10 +203,22 @@ def test_threshold_escalation_ack_and_clear(scratch: Path, daemon: list[DaemonPr
 
 
 def test_throttle_turns_an_outage_into_digests(scratch: Path, daemon: list[DaemonProcess]) -> None:
+    # 200 hosts already failing when the daemon starts (their last check a minute ago, the
+    # next one an hour away), so the first alert tick sees the whole outage at once.
     hosts = [f"h{i:03d}" for i in range(200)]
-    write_config(scratch, hosts, throttle=10, pace="1h", after=1)
-    set_codes(scratch, {"*": 1})
-    d = DaemonProcess(scratch / "etc/survivor.yaml", scratch).start().wait_ready()
+    write_config(scratch, hosts, throttle=10, pace="1h", after=1, check_schedule="hourly")
+    store = StateStore(scratch / "state", FileWriter(FsyncPolicy.NEVER))
+    origin = time.time()
+    last = datetime.fromtimestamp(origin, UTC) - timedelta(minutes=1)
+    for host in hosts:
+        store.write_check(
+            host,
+            "flaky",
+            CheckState(
+                rc=1, since=last, consecutive=1, last_start=last, last_planned=last, comment="down"
+            ),
+        )
+    d = DaemonProcess(scratch / "etc/survivor.yaml", scratch, origin=origin).start().wait_ready()
     daemon.append(d)
 
     def digests_done() -> bool:
@@ -207,8 +232,10 @@ def test_throttle_turns_an_outage_into_digests(scratch: Path, daemon: list[Daemo
     singles = [a for a in lines if not a["alert"]["digest"]]
     digests = [a for a in lines if a["alert"]["digest"]]
     assert len({a["alert"]["host"] for a in singles}) == 10  # alert_throttle logical alerts
+    assert len(singles) == 10
     assert 1 <= len(digests) <= 2  # one digest per recipient (alice, bob)
     assert len({a["person"] for a in digests}) == len(digests)
+    assert sum(len(a["alert"]["digest"]) for a in digests) == 190
     wait_until(
         lambda: (
             ((read_json(scratch / "state/daemon.json") or {}).get("alerts") or {}).get(

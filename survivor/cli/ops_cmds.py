@@ -1,0 +1,235 @@
+"""Operator actions on check@host pairs: ack, unack, inhibit, uninhibit, escalate, reschedule, fix.
+
+Each command prints one line per target saying what was done, records itself
+in the command history with the Unix user running it, and exits 1 with the
+reason when an action was refused (the others still run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from survivor.cli.app import App, friendly_errors, parse_target
+from survivor.errors import SurvivorError
+
+if TYPE_CHECKING:
+    from survivor.ops import Operator
+
+TARGET_HELP = """
+HOST/CHECK may also be written CHECK@HOST (Survivor's spelling).
+"""
+
+comment_option = click.option(
+    "-m",
+    "--comment",
+    metavar="TEXT",
+    help="Why: stored with the action and in the command history (default: '(no reason given)').",
+)
+targets_argument = click.argument("targets", metavar="HOST/CHECK...", nargs=-1, required=True)
+target_argument = click.argument("target", metavar="HOST/CHECK")
+
+
+def operator(app: App) -> Operator:
+    """The acting operator: the real Unix user, never a name from a flag."""
+    from survivor.ops import Operator, current_user
+
+    return Operator(app.config, app.state_store(), app.history_store(), current_user())
+
+
+def now() -> datetime:
+    from survivor.clock import SystemClock
+
+    return SystemClock().now()
+
+
+def apply_each(
+    app: App, targets: Sequence[str], action: Callable[[Operator, str, str], str]
+) -> None:
+    """Run `action` on every target; print what was done, and every refusal on stderr."""
+    pairs = [parse_target(t) for t in targets]  # bad syntax: usage error before anything runs
+    op = operator(app)
+    refused = 0
+    for host, check in pairs:
+        assert check is not None
+        try:
+            click.echo(action(op, host, check))
+        except SurvivorError as err:
+            click.echo(f"Error: {err}", err=True)
+            refused += 1
+    if refused:
+        raise click.exceptions.Exit(1)
+
+
+def until_option(required: bool) -> Callable[[Any], Any]:
+    return click.option(
+        "--until",
+        "until",
+        metavar="TIME",
+        required=required,
+        help="When it ends: ISO 8601 (2026-11-24T18:00, optionally with Z or +01:00), "
+        "'YYYY-MM-DD HH:MM', 'HH:MM' (its next occurrence) or relative '+30m', '+2h', '+1d'. "
+        "Times without a zone are in the instance's time zone.",
+    )
+
+
+def parse_until_text(app: App, text: str, when: datetime) -> datetime:
+    """--until TIME as aware UTC, or a usage error naming the option."""
+    from survivor.clock import local_zone
+    from survivor.ops import TimeSpecError, parse_until
+
+    try:
+        return parse_until(text, now=when, tz=local_zone(app.config.instance.timezone))
+    except TimeSpecError as err:
+        raise click.BadParameter(str(err), param_hint="--until") from None
+
+
+@click.command(epilog=TARGET_HELP)
+@targets_argument
+@comment_option
+@click.pass_obj
+@friendly_errors
+def ack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
+    """Acknowledge a problem: no more alerts about it until its code changes.
+
+    Only a pair that is failing now (not OK, NOTYET or DEPEND), and is neither
+    acknowledged nor inhibited already, can be acknowledged. The
+    acknowledgement ends by itself when the check recovers or changes to
+    another code (unless the alert plan keeps state across those codes), or
+    by hand with `survivor unack`. No clear notice is sent for an
+    acknowledged problem.
+    """
+    from survivor import ops
+
+    when = now()
+    apply_each(app, targets, lambda op, h, c: ops.ack(op, h, c, comment=comment, now=when))
+
+
+@click.command(epilog=TARGET_HELP)
+@targets_argument
+@comment_option
+@click.pass_obj
+@friendly_errors
+def unack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
+    """Remove an acknowledgement and re-run the check.
+
+    The check is rescheduled first, so alerting resumes from a fresh result
+    instead of the one that was acknowledged.
+    """
+    from survivor import ops
+
+    when = now()
+    apply_each(app, targets, lambda op, h, c: ops.unack(op, h, c, comment=comment, now=when))
+
+
+@click.command(epilog=TARGET_HELP)
+@targets_argument
+@comment_option
+@until_option(required=False)
+@click.pass_obj
+@friendly_errors
+def inhibit(app: App, targets: tuple[str, ...], comment: str | None, until: str | None) -> None:
+    """Silence all notifications of a pair: a maintenance switch.
+
+    Unlike an acknowledgement, an inhibition survives code changes and
+    recoveries, and may be set while the check is OK. It lasts until
+    `survivor uninhibit`, or until --until TIME. Inhibiting an inhibited pair
+    replaces the old inhibition (to extend or shorten a maintenance window).
+    Checks keep running and recording history meanwhile.
+    """
+    from survivor import ops
+
+    when = now()
+    end = None if until is None else parse_until_text(app, until, when)
+    apply_each(
+        app,
+        targets,
+        lambda op, h, c: ops.inhibit(op, h, c, comment=comment, until=end, now=when),
+    )
+
+
+@click.command(epilog=TARGET_HELP)
+@targets_argument
+@comment_option
+@click.pass_obj
+@friendly_errors
+def uninhibit(app: App, targets: tuple[str, ...], comment: str | None) -> None:
+    """Remove an inhibition and re-run the check, so alerting resumes on a fresh result."""
+    from survivor import ops
+
+    when = now()
+    apply_each(app, targets, lambda op, h, c: ops.uninhibit(op, h, c, comment=comment, now=when))
+
+
+@click.command(epilog=TARGET_HELP)
+@target_argument
+@comment_option
+@click.pass_obj
+@friendly_errors
+def escalate(app: App, target: str, comment: str | None) -> None:
+    """Make the next alert of a failing pair use the next rung of its escalation ladder.
+
+    Needs an outstanding problem and an alert plan with a schedule in effect;
+    refused with "Already at maximum escalation level" on the last rung. The
+    daemon sends the escalated alert at its next alert tick, without waiting
+    for the plan's pacing. Any change of the check's code resets it.
+    """
+    from survivor import ops
+
+    when = now()
+    apply_each(app, [target], lambda op, h, c: ops.escalate(op, h, c, comment=comment, now=when))
+
+
+@click.command(epilog=TARGET_HELP)
+@targets_argument
+@comment_option
+@click.pass_obj
+@friendly_errors
+def reschedule(app: App, targets: tuple[str, ...], comment: str | None) -> None:
+    """Run a check at once instead of waiting for its schedule.
+
+    The running daemon picks the request up within seconds (or when it next
+    starts); the result updates state and history like any scheduled run, and
+    the schedule continues from it. Use `survivor check` to run a check
+    without touching state.
+    """
+    from survivor import ops
+
+    when = now()
+    apply_each(app, targets, lambda op, h, c: ops.reschedule(op, h, c, comment=comment, now=when))
+
+
+@click.command(epilog=TARGET_HELP)
+@target_argument
+@comment_option
+@click.pass_obj
+@friendly_errors
+def fix(app: App, target: str, comment: str | None) -> None:
+    """Run the check's fix now and print its result.
+
+    Runs in this process, whatever the check's status and even if it is
+    acknowledged or inhibited, under the same fix lock as the daemon's
+    automatic fixes: if another fix holds the lock, nothing runs. When the fix
+    succeeds while the check is failing, the check is rescheduled so the next
+    result shows whether it worked. Exits 0 when the fix reported OK, 1
+    otherwise.
+    """
+    from survivor import ops
+    from survivor.clock import SystemClock
+    from survivor.fixes import FixRunner
+    from survivor.moduleset import runner_for
+
+    host, check = parse_target(target)
+    assert check is not None
+    op = operator(app)
+    runner = FixRunner(runner_for(op.config), op.state, op.history, SystemClock())
+    done = ops.fix(op, host, check, comment=comment, runner=runner)
+    if not done.outcome.ok:
+        raise click.ClickException(done.message)
+    click.echo(done.message)
+
+
+COMMANDS = [ack, unack, inhibit, uninhibit, escalate, reschedule, fix]
