@@ -56,6 +56,7 @@ Exit codes: 0 success; 1 failure (the message says why); 2 bad usage;
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_CONFIG,
     show_default=True,
+    envvar="SURVIVOR_CONFIG",
     show_envvar=True,
     help="The instance file (YAML).",
 )

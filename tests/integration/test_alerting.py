@@ -246,3 +246,50 @@ def test_throttle_turns_an_outage_into_digests(scratch: Path, daemon: list[Daemo
         30,
         "daemon.json to count the throttled alerts",
     )
+
+
+def test_fix_try_repairs_rechecks_at_once_and_then_clears(
+    scratch: Path, daemon: list[DaemonProcess]
+) -> None:
+    write_config(scratch, ["web1"], pace="3m")
+    config = scratch / "etc" / "survivor.yaml"
+    text = config.read_text()
+    text = text.replace(
+        "              - {alert: [admins], escalated: true}\n",
+        "              - {times: 1, fix: true, tell: [admins]}\n"
+        "              - {alert: [admins], escalated: true}\n",
+    )
+    codes = json.dumps(str(scratch / "codes.json"))
+    text += f"fixes:\n  repair: {{module: repair, args: {{path: {codes}}}, timeout: 10s}}\n"
+    config.write_text(
+        text.replace(
+            "  flaky: {module: from-file, hosts: [web], args:",
+            "  flaky: {module: from-file, hosts: [web], fix: repair, args:",
+        )
+    )
+    set_codes(scratch, {"*": 1})
+    d = DaemonProcess(config, scratch).start().wait_ready()
+    daemon.append(d)
+
+    first = wait_until(lambda: alerts(scratch), 30, "the first alert")
+    told = wait_until(
+        lambda: [a for a in alerts(scratch) if a["alert"].get("fix")],
+        40,
+        "the fix result told to admins",
+    )
+    assert {a["person"] for a in told} == {"alice", "bob", "carol"}
+    assert all(a["alert"]["fix"]["code"] == "OK" for a in told)
+    fixes = [
+        json.loads(x)
+        for f in (scratch / "history/host/web1/flaky").glob("fix-*.jsonl")
+        for x in f.read_text().splitlines()
+    ]
+    assert [f["rc"] for f in fixes] == [0] and fixes[0]["comment"] == "repaired web1"
+
+    # The check re-runs at once after the fix, and the clear notice follows its OK result.
+    cleared = wait_until(
+        lambda: [a for a in alerts(scratch) if a["alert"]["clear"]], 40, "the clear notice"
+    )
+    assert [a["person"] for a in cleared] == [first[0]["person"]]
+    fix_time = fixes[0]["t"]
+    assert any(r["rc"] == 0 and r["t"] >= fix_time for r in results(scratch, "web1"))
