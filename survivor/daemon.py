@@ -121,6 +121,7 @@ class Daemon:
         self.generation = int(previous.get("generation", 0)) + 1
         self.loaded_at = now
         self.health = DiskHealth(self.clock)
+        self.state.sweep_temps()
         self.book = CheckBook(self.state.load_checks(now))
         self._reconcile(config)
         self.runner = ModuleRunner(

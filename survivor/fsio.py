@@ -15,12 +15,12 @@ place (STYLE.md habits 5-8):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
-import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from survivor.errors import SurvivorError
@@ -73,6 +73,7 @@ class FileWriter:
         self._dirty_files: set[Path] = set()
         self._dirty_dirs: set[Path] = set()
         self._dirty_lock = threading.Lock()
+        self._devices: dict[Path, int] = {}  # directory -> st_dev, for one syncfs per filesystem
 
     # ---------------------------------------------------------------- state files
 
@@ -90,10 +91,13 @@ class FileWriter:
             raise DiskWriteError(path, err) from err
 
     def _replace(self, path: Path, data: bytes) -> None:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+        # A temp name unique to this process and thread (cheaper than mkstemp's random
+        # names); O_NOFOLLOW so a planted symlink cannot redirect the write.
+        tmp_name = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(tmp_name, _TMP_FLAGS, FILE_MODE)
         try:
             try:
-                os.fchmod(fd, FILE_MODE)  # mkstemp gives 0600; the CLI and other tools must read it
+                os.fchmod(fd, FILE_MODE)  # whatever the umask: the CLI and other tools must read it
                 view = memoryview(data)
                 while view:
                     n = os.write(fd, view)
@@ -111,7 +115,8 @@ class FileWriter:
             fsync_dir(path.parent)
         elif self.policy is FsyncPolicy.BATCH:
             with self._dirty_lock:
-                self._dirty_files.add(path)
+                if _syncfs is None:
+                    self._dirty_files.add(path)
                 self._dirty_dirs.add(path.parent)
 
     def remove(self, path: Path) -> None:
@@ -149,7 +154,9 @@ class FileWriter:
             os.close(fd)
         if self.policy is FsyncPolicy.BATCH:
             with self._dirty_lock:
-                self._dirty_files.add(path)
+                if _syncfs is None:
+                    self._dirty_files.add(path)
+                self._dirty_dirs.add(path.parent)
 
     def _mark_dir(self, path: Path) -> None:
         if self.policy is FsyncPolicy.ALWAYS:
@@ -161,10 +168,28 @@ class FileWriter:
     # ---------------------------------------------------------------- group commit
 
     def flush(self) -> int:
-        """fsync everything written since the last flush; returns how many files."""
+        """Make everything written since the last flush durable; returns how many syncs.
+
+        With syncfs(2) one call per filesystem commits every file and rename
+        written there (far cheaper than an fsync per file at a thousand checks
+        a second); without it, each file and directory is fsynced.
+        """
         with self._dirty_lock:
             files, self._dirty_files = self._dirty_files, set()
             dirs, self._dirty_dirs = self._dirty_dirs, set()
+        if _syncfs is not None:
+            by_device: dict[int, Path] = {}
+            for path in dirs:
+                dev = self._devices.get(path)
+                if dev is None:
+                    try:
+                        dev = self._devices[path] = os.stat(path).st_dev
+                    except FileNotFoundError:
+                        continue
+                by_device.setdefault(dev, path)
+            for path in by_device.values():
+                _sync_filesystem(path)
+            return len(by_device)
         for path in files:
             with contextlib.suppress(FileNotFoundError):
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -175,7 +200,35 @@ class FileWriter:
         for path in dirs:
             with contextlib.suppress(FileNotFoundError):
                 fsync_dir(path)
-        return len(files)
+        return len(files) + len(dirs)
+
+
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_syncfs = _load_syncfs()
+
+
+def _sync_filesystem(path: Path) -> None:
+    assert _syncfs is not None
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise DiskWriteError(path, OSError(err, os.strerror(err)))
+    finally:
+        os.close(fd)
 
 
 def _truncate_back(fd: int, size: int) -> None:

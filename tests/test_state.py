@@ -98,3 +98,12 @@ def test_requests_are_taken_once_in_order(tmp_path: Path) -> None:
     taken = st.take_requests(NOW)
     assert [r.id for r in taken] == ["r0", "r1", "r2"]
     assert st.take_requests(NOW) == []
+
+
+def test_sweep_removes_temps_left_by_a_crashed_writer(tmp_path: Path) -> None:
+    st = store(tmp_path)
+    st.write_check("web1", "ping", CheckState())
+    pair = tmp_path / "state/host/web1/ping"
+    (pair / ".check.json.999999.12345.tmp").write_text('{"half')
+    assert st.sweep_temps() == 1
+    assert sorted(p.name for p in pair.iterdir()) == ["check.json"]
