@@ -510,7 +510,7 @@ class AlertExecutor:
         assert isinstance(job, AlertJob)
         config, _ = self.current()
         if job.decision is None:
-            self._send_digest(config, job)
+            self._send_digest(config, job, ctx)
             return
         decision = job.decision
         now = self.clock.now()
@@ -531,10 +531,10 @@ class AlertExecutor:
                 new = new.with_fix_result(ok)
             if ok:
                 self.on_fix_success(job.check, job.host)
-        delivered = self._deliver_all(config, job, dict(job.doc), job.recipients, None)
+        delivered = self._deliver_all(config, job, dict(job.doc), job.recipients, None, ctx)
         if fix is not None and job.tell:
             fix_doc = {**job.doc, "fix": {"rc": fix.rc, "code": fix.code, "comment": fix.comment}}
-            self._deliver_all(config, job, fix_doc, job.tell, fix)
+            self._deliver_all(config, job, fix_doc, job.tell, fix, ctx)
         if job.action is AlertAction.CLEAR:
             self.alerts.store(job.check, job.host, new)  # clear notices are never retried
         elif delivered or (fix is not None and not job.recipients):
@@ -558,6 +558,7 @@ class AlertExecutor:
         doc: dict[str, Any],
         recipients: Iterable[Recipient],
         fix: FixOutcome | None,
+        ctx: WorkContext | None,
     ) -> list[Recipient]:
         by_method: dict[str, list[Recipient]] = defaultdict(list)
         for r in recipients:
@@ -565,7 +566,7 @@ class AlertExecutor:
         delivered: list[Recipient] = []
         for via, group in by_method.items():
             full = {**doc, "recipients": [r.to_dict() for r in group]}
-            ok, error = self.deliver(config, via, group, full)
+            ok, error = self.deliver(config, via, group, full, ctx)
             record: dict[str, Any] = {
                 "via": via,
                 "ok": ok,
@@ -604,7 +605,7 @@ class AlertExecutor:
                 )
         return delivered
 
-    def _send_digest(self, config: Config, job: AlertJob) -> None:
+    def _send_digest(self, config: Config, job: AlertJob, ctx: WorkContext | None) -> None:
         [recipient] = job.recipients
         n = len(job.digest)
         doc = {
@@ -623,7 +624,7 @@ class AlertExecutor:
             "clear": False,
             "digest": list(job.digest),
         }
-        ok, error = self.deliver(config, recipient.via, [recipient], doc)
+        ok, error = self.deliver(config, recipient.via, [recipient], doc, ctx)
         self.stats.add(digests=1 if ok else 0, failed=0 if ok else 1)
         for entry in job.digest:
             record = {
@@ -648,15 +649,23 @@ class AlertExecutor:
         )
 
     def deliver(
-        self, config: Config, via: str, recipients: list[Recipient], doc: dict[str, Any]
+        self,
+        config: Config,
+        via: str,
+        recipients: list[Recipient],
+        doc: dict[str, Any],
+        ctx: WorkContext | None = None,
     ) -> tuple[bool, str | None]:
         """format module -> transmit module for one alert method; (delivered, error)."""
+        on_start = None if ctx is None else ctx.set_pid
         method = config.alerts.get(via)
         if method is None:
             return False, f"alert method {via!r} is not configured"
         try:
             fmt = self.runner.resolve("format", method.format)
-            out = self.runner.run([str(fmt)], json.dumps(doc).encode(), DELIVERY_TIMEOUT)
+            out = self.runner.run(
+                [str(fmt)], json.dumps(doc).encode(), DELIVERY_TIMEOUT, on_start=on_start
+            )
             if out.timed_out or out.exit_status != 0:
                 return False, (
                     f"format {method.format} "
@@ -675,7 +684,9 @@ class AlertExecutor:
                 "alert": doc,
                 "args": dict(method.args),
             }
-            sent = self.runner.run([str(tx)], json.dumps(transmit_doc).encode(), DELIVERY_TIMEOUT)
+            sent = self.runner.run(
+                [str(tx)], json.dumps(transmit_doc).encode(), DELIVERY_TIMEOUT, on_start=on_start
+            )
         except ModuleError as err:
             return False, str(err)
         if sent.timed_out:

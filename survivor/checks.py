@@ -208,9 +208,12 @@ class CheckScheduler:
 class ResultsLog:
     """`results_log`: one JSON line per finished check, one write() each, for pipelines."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, clock: Clock) -> None:
         self.path = path
+        self.clock = clock
         self._fd: int | None = None
+        self._inode = -1
+        self._checked = 0.0
         self._lock = threading.Lock()
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -218,12 +221,33 @@ class ResultsLog:
             return
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(
-                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
-                )
-            os.write(self._fd, line)
+            try:
+                self._reopen_if_rotated()
+                if self._fd is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._fd = os.open(
+                        self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                    )
+                    self._inode = os.fstat(self._fd).st_ino
+                os.write(self._fd, line)
+            except OSError as err:
+                raise DiskWriteError(self.path, err) from err
+
+    def _reopen_if_rotated(self) -> None:
+        """After logrotate moved the file away (create mode), write to the new one."""
+        if self._fd is None or self.path is None:
+            return
+        now = self.clock.monotonic()
+        if now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            inode = -1
+        if inode != self._inode:
+            os.close(self._fd)
+            self._fd = None
 
     def close(self) -> None:
         with self._lock:
@@ -241,12 +265,14 @@ class DiskHealth:
         self.last_error: str | None = None
         self.failing_since: datetime | None = None
         self._last_logged = -1e18
+        self._last_failure = -1e18
         self._lock = threading.Lock()
 
     def failed(self, err: DiskWriteError) -> None:
         with self._lock:
             self.errors += 1
             self.last_error = str(err)
+            self._last_failure = self.clock.monotonic()
             if self.failing_since is None:
                 self.failing_since = self.clock.now()
             if self.clock.monotonic() - self._last_logged >= 60.0:
@@ -259,7 +285,12 @@ class DiskHealth:
         if self.failing_since is None:
             return
         with self._lock:
-            if self.failing_since is not None:
+            # Recovered only after a minute without failures: on a nearly full disk some
+            # writes succeed between failures, and that is not worth a log line each.
+            if (
+                self.failing_since is not None
+                and self.clock.monotonic() - self._last_failure >= 60.0
+            ):
                 log.warning(
                     "disk: writes work again (failing since %s)", utc_iso(self.failing_since)
                 )
@@ -341,17 +372,19 @@ class CheckRecorder:
             record["perfdata"] = [p.to_dict() for p in result.perfdata]
         self._write(lambda: self.state.write_check(host.name, check.name, new))
         self._write(lambda: self.history.append(host.name, check.name, "check", start, record))
-        self.results.write(
-            {
-                "check": check.name,
-                "host": host.name,
-                "rc": result.rc,
-                "planned": planned.timestamp(),
-                "start": start.timestamp(),
-                "duration_ms": result.duration_ms,
-                "scalar": result.scalar,
-                "perfdata": record.get("perfdata", []),
-            }
+        self._write(
+            lambda: self.results.write(
+                {
+                    "check": check.name,
+                    "host": host.name,
+                    "rc": result.rc,
+                    "planned": planned.timestamp(),
+                    "start": start.timestamp(),
+                    "duration_ms": result.duration_ms,
+                    "scalar": result.scalar,
+                    "perfdata": record.get("perfdata", []),
+                }
+            )
         )
         return new
 
@@ -424,7 +457,13 @@ class CheckExecutor:
                 self.recorder.record_blocked(config, generation, check, host, why, start)
         if not runnable:
             return
-        for result in self.runner.run(config, check, runnable, ctx):
+        results = self.runner.run(config, check, runnable, ctx)
+        if ctx.cancelled.is_set():
+            # Killed by `queue cancel` or at shutdown: what it "returned" says nothing about
+            # the service, so nothing is recorded and the pair runs again on schedule.
+            log.info("check %s: run cancelled; no result recorded", check.name)
+            return
+        for result in results:
             host = config.hosts[result.host]
             self.recorder.record(
                 config, generation, check, host, result, start=start, planned=planned

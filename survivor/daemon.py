@@ -45,6 +45,7 @@ from survivor.errors import ConfigError
 from survivor.fixes import FixRunner
 from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
 from survivor.history import HistoryStore
+from survivor.metrics import export
 from survivor.model import Config, Mood, WorkItem, WorkKind
 from survivor.pool import WorkContext, WorkerPool
 from survivor.runner import ModuleRunner
@@ -57,6 +58,7 @@ EXIT_CONFIG = 78  # EX_CONFIG: systemd and init scripts show it as a configurati
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 HEARTBEAT_S = 15.0
 QUEUE_WRITE_S = 1.0
+METRICS_S = 60.0
 WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 
 
@@ -65,11 +67,19 @@ class SignalInbox:
 
     def __init__(self) -> None:
         self._received: deque[signal.Signals] = deque()
+        self._stopping = False
         self.wake = threading.Event()
 
     def record(self, signum: int, frame: FrameType | None) -> None:
         # Runs between any two bytecodes of the main thread: append, wake, return.
-        self._received.append(signal.Signals(signum))
+        sig = signal.Signals(signum)
+        if sig == signal.SIGINT and self._stopping:
+            # A second SIGINT means "now". State files are replaced atomically and history
+            # lines are single writes, so exiting here tears nothing.
+            os._exit(1)
+        if sig in STOP_SIGNALS:
+            self._stopping = True
+        self._received.append(sig)
         self.wake.set()
 
     def take(self) -> signal.Signals | None:
@@ -118,10 +128,10 @@ class Daemon:
         self.pidfile.write_pid()
         now = self.clock.now()
         previous = self._previous_daemon_doc(now)
-        self.generation = int(previous.get("generation", 0)) + 1
+        self.generation = int((previous.get("config") or {}).get("generation", 0)) + 1
         self.loaded_at = now
         self.health = DiskHealth(self.clock)
-        self.state.sweep_temps()
+        self.state.sweep_temps(now)
         self.book = CheckBook(self.state.load_checks(now))
         self._reconcile(config)
         self.runner = ModuleRunner(
@@ -130,7 +140,7 @@ class Daemon:
             output_cap=inst.output_cap,
             extra_env={"SURVIVOR_INSTANCE": inst.name},
         )
-        self.results = ResultsLog(inst.results_log)
+        self.results = ResultsLog(inst.results_log, self.clock)
         self.recorder = CheckRecorder(
             self.book, self.state, self.history, self.results, self.health, self.tz
         )
@@ -190,6 +200,9 @@ class Daemon:
 
     def _previous_daemon_doc(self, now: datetime) -> dict[str, Any]:
         doc = self.state.load_document(self.state.daemon_path, now)
+        if doc is not None and doc.get("version") != 1:
+            self.state.move_aside(self.state.daemon_path, f"version {doc.get('version')!r}", now)
+            return {}
         return doc or {}
 
     def _reconcile(self, config: Config) -> None:
@@ -303,7 +316,7 @@ class Daemon:
 
     def run(self) -> int:
         """The main thread's loop until a stop signal; returns the exit code."""
-        next_queue = next_flush = next_beat = self.clock.monotonic()
+        next_queue = next_flush = next_beat = next_metrics = self.clock.monotonic()
         wd_interval = notify.watchdog_interval()
         next_wd = self.clock.monotonic()
         while True:
@@ -328,7 +341,12 @@ class Daemon:
                     self.check_pool.check_health()
                     self.alert_pool.check_health()
                     self.write_daemon_doc()
+                    if self.health.failing_since is not None:
+                        notify.sd_notify(f"STATUS=DISK FAILING: {self.health.last_error}")
                     next_beat = mono + HEARTBEAT_S
+                if mono >= next_metrics:
+                    next_metrics = mono + METRICS_S
+                    self._export_metrics()
                 if wd_interval is not None and mono >= next_wd:
                     if self._schedulers_alive():
                         notify.sd_notify("WATCHDOG=1")
@@ -460,6 +478,7 @@ class Daemon:
         elif request.action == "cancel" and request.target:
             found = self.check_pool.cancel(request.target) or self.alert_pool.cancel(request.target)
             if isinstance(found, WorkContext) and found.pid:
+                found.cancelled.set()
                 self.runner.kill_group(found.pid)
             log.info(
                 "queue: %s cancelled by %s (%s)",
@@ -479,9 +498,16 @@ class Daemon:
         )
 
     def write_daemon_doc(self) -> None:
+        try:
+            self.state.write_daemon(self.daemon_doc())
+        except DiskWriteError as err:
+            self.health.failed(err)
+
+    def daemon_doc(self) -> dict[str, Any]:
+        """daemon.json: the heartbeat other tools read instead of asking the daemon."""
         config, generation = self.current()
         now = self.clock.now()
-        doc = {
+        return {
             "version": 1,
             "pid": os.getpid(),
             "survivor": __version__,
@@ -505,10 +531,13 @@ class Daemon:
             "health": self.health.to_dict(),
             "heartbeat_s": HEARTBEAT_S,
         }
-        try:
-            self.state.write_daemon(doc)
-        except DiskWriteError as err:
-            self.health.failed(err)
+
+    def _export_metrics(self) -> None:
+        path = self.config.instance.prometheus_textfile
+        if path is None:
+            return
+        rows = self.check_pool.snapshot() + self.alert_pool.snapshot()
+        export(path, self.writer, self.daemon_doc(), rows, self.book.items())
 
     # ---------------------------------------------------------------- config and mod/ on disk
 
@@ -581,9 +610,6 @@ class Daemon:
         )
         notify.sd_notify("STOPPING=1")
         self.mood = Mood.STOPPING
-        # A second SIGINT means now.
-        signal.signal(signal.SIGINT, self._stop_now)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self.stop_event.set()
         deadline = self.clock.after_real(self.grace)
         pools = (self.check_pool, self.alert_pool)
@@ -598,6 +624,7 @@ class Daemon:
         return 0
 
     def _kill_overdue(self, ctx: WorkContext) -> None:
+        ctx.cancelled.set()  # killed by us: not a result worth recording
         if ctx.pid:
             log.warning(
                 "stopping: killing %s %s (pid %d) after the grace period",
@@ -607,20 +634,19 @@ class Daemon:
             )
             self.runner.kill_group(ctx.pid)
 
-    def _stop_now(self, signum: int, frame: FrameType | None) -> None:
-        # Second SIGINT: exit at once (state files are atomic, so nothing is torn).
-        os._exit(1)
-
     def _finish(self) -> None:
         self.mood = Mood.STOPPED
         self.watcher.stop()
-        try:
-            self._write_queue()
-            self.write_daemon_doc()
-            self._event("stop", pid=os.getpid(), generation=self.generation)
-            self.writer.flush()
-        except DiskWriteError as err:
-            log.error("stopping: final state not written: %s", err)
+        for step in (
+            self._write_queue,
+            self.write_daemon_doc,
+            lambda: self._event("stop", pid=os.getpid(), generation=self.generation),
+            self.writer.flush,
+        ):
+            try:
+                step()
+            except (DiskWriteError, OSError) as err:  # each final write on its own
+                log.error("stopping: final state not fully written: %s", err)
         self.results.close()
         self.pidfile.release()
         log.info("stopped")

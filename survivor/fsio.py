@@ -82,8 +82,8 @@ class FileWriter:
         try:
             self._replace(path, data)
         except FileNotFoundError:
-            ensure_dir(path.parent)
             try:
+                ensure_dir(path.parent)
                 self._replace(path, data)
             except OSError as err:
                 raise DiskWriteError(path, err) from err
@@ -133,8 +133,11 @@ class FileWriter:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         except FileNotFoundError:
-            ensure_dir(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            try:
+                ensure_dir(path.parent)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            except OSError as err:
+                raise DiskWriteError(path, err) from err
             self._mark_dir(path.parent)
         except OSError as err:
             raise DiskWriteError(path, err) from err
@@ -263,10 +266,13 @@ class EntityLocks:
         lock_path = directory / ".lock"
         with self._thread_lock(lock_path):
             try:
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-            except FileNotFoundError:
-                ensure_dir(directory)
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                try:
+                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                except FileNotFoundError:
+                    ensure_dir(directory)
+                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            except OSError as err:
+                raise DiskWriteError(lock_path, err) from err
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield

@@ -62,11 +62,7 @@ CUSTOM_CODES = range(20, MAX_RETURN_CODE + 1)
 
 def is_valid_code(rc: object) -> bool:
     """A code a module may return: 0-7 or custom 20-1000."""
-    return (
-        isinstance(rc, int)
-        and not isinstance(rc, bool)
-        and (0 <= rc <= 7 or rc in CUSTOM_CODES)
-    )
+    return isinstance(rc, int) and not isinstance(rc, bool) and (0 <= rc <= 7 or rc in CUSTOM_CODES)
 
 
 def code_name(rc: int) -> str:

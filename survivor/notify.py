@@ -13,6 +13,7 @@ import socket
 import time
 
 log = logging.getLogger(__name__)
+_failed: set[str] = set()  # sockets that refused a message (warned about once)
 
 
 def sd_notify(*fields: str) -> bool:
@@ -27,7 +28,10 @@ def sd_notify(*fields: str) -> bool:
             sock.connect(addr)
             sock.sendall("\n".join(fields).encode())
     except OSError as err:
-        log.warning("sd_notify to %s failed: %s", addr.lstrip("\0"), err)
+        # start-stop-daemon --notify-await removes its socket after READY=1: say so once.
+        if addr not in _failed:
+            _failed.add(addr)
+            log.warning("sd_notify to %s failed: %s (not repeated)", addr.lstrip("\0"), err)
         return False
     return True
 

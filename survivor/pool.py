@@ -57,6 +57,7 @@ class WorkerPool:
         self._keys: dict[str, str] = {}  # key -> item id, queued or running
         self._queued: dict[str, WorkItem] = {}  # id -> item (heap or ready queue)
         self._running: dict[str, WorkContext] = {}
+        self._follow: dict[str, WorkItem] = {}  # key -> the next run of a running item
         self._ready: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._dispatcher: threading.Thread | None = None
@@ -122,6 +123,7 @@ class WorkerPool:
                 return
             self._stopping = True
             self._heap.clear()
+            self._follow.clear()
             for item_id in list(self._queued):
                 self._forget(self._queued.pop(item_id))
             self._cond.notify_all()
@@ -157,15 +159,24 @@ class WorkerPool:
                 return list(items)
             head = self._heap[0][0] if self._heap else None
             for item in items:
-                if item.key in self._keys:
+                holder = self._keys.get(item.key)
+                if holder is not None:
+                    if holder in self._running and item.key not in self._follow:
+                        # Running late (planned near the end of its minute): start the next
+                        # run as soon as this one ends, instead of skipping a whole minute.
+                        self._follow[item.key] = item
+                        continue
                     refused.append(item)
                     continue
-                self._keys[item.key] = item.id
-                self._queued[item.id] = item
-                heapq.heappush(self._heap, (item.planned, next(self._seq), item))
+                self._enqueue(item)
             if self._heap and (head is None or self._heap[0][0] < head):
                 self._cond.notify()
         return refused
+
+    def _enqueue(self, item: WorkItem) -> None:
+        self._keys[item.key] = item.id
+        self._queued[item.id] = item
+        heapq.heappush(self._heap, (item.planned, next(self._seq), item))
 
     def is_busy_with(self, key: str) -> bool:
         with self._cond:
@@ -175,6 +186,10 @@ class WorkerPool:
         """Cancel a queued item (returns it) or flag a running one (returns its context)."""
         with self._cond:
             item = self._queued.pop(item_id, None)
+            if item is None:
+                for key, nxt in list(self._follow.items()):
+                    if nxt.id == item_id:
+                        return self._follow.pop(key)
             if item is not None:
                 self._forget(item)
                 return item
@@ -220,10 +235,25 @@ class WorkerPool:
             except Exception:
                 self.failed += 1
                 log.exception("pool %s: %s %s failed", self.name, item.kind.value, item.key)
+            except BaseException:
+                self.failed += 1
+                log.critical(
+                    "pool %s: %s %s killed worker %s; it will be replaced",
+                    self.name,
+                    item.kind.value,
+                    item.key,
+                    name,
+                    exc_info=True,
+                )
+                raise
             finally:
                 with self._cond:
                     self._running.pop(item.id, None)
                     self._forget(item)
+                    nxt = self._follow.pop(item.key, None)
+                    if nxt is not None and not self._stopping:
+                        self._enqueue(nxt)
+                        self._cond.notify()
 
     # ---------------------------------------------------------------- views
 
@@ -232,7 +262,7 @@ class WorkerPool:
             return {
                 "size": self.size,
                 "busy": len(self._running),
-                "queued": len(self._queued),
+                "queued": len(self._queued) + len(self._follow),
                 "completed": self.completed,
                 "failed": self.failed,
             }
@@ -240,7 +270,7 @@ class WorkerPool:
     def snapshot(self) -> list[dict[str, Any]]:
         """Every queued and running item, for queue.json."""
         with self._cond:
-            queued = list(self._queued.values())
+            queued = list(self._queued.values()) + list(self._follow.values())
             running = list(self._running.values())
         rows: list[dict[str, Any]] = []
         for ctx in running:

@@ -259,16 +259,22 @@ class StateStore:
             self.move_aside(path, str(err), now)
             return None
 
-    def sweep_temps(self) -> int:
-        """Remove temp files a crashed writer left (`.NAME.PID.TID.tmp`); at daemon start only."""
+    def sweep_temps(self, now: datetime, min_age: float = 300.0) -> int:
+        """Remove temp files a crashed writer left (`.NAME.PID.TID.tmp`); at daemon start only.
+
+        Only those older than `min_age` seconds: a CLI command may be writing one right now.
+        """
         removed = 0
         mine = f".{os.getpid()}."
+        cutoff = now.timestamp() - min_age
         for dirpath, _dirs, names in os.walk(self.root):
             for name in names:
                 if name.startswith(".") and name.endswith(".tmp") and mine not in name:
+                    path = os.path.join(dirpath, name)
                     try:
-                        os.unlink(os.path.join(dirpath, name))
-                        removed += 1
+                        if os.lstat(path).st_mtime < cutoff:
+                            os.unlink(path)
+                            removed += 1
                     except OSError:
                         pass
         if removed:

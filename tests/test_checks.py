@@ -169,7 +169,7 @@ def _executor(tmp_path: Path, config: Config) -> tuple[CheckExecutor, CheckBook,
     book = CheckBook()
     clock = FakeClock(T0)
     recorder = CheckRecorder(
-        book, state, history, ResultsLog(tmp_path / "results.jsonl"), DiskHealth(clock), UTC
+        book, state, history, ResultsLog(tmp_path / "results.jsonl", clock), DiskHealth(clock), UTC
     )
     runner = CheckRunner(ModuleRunner(config.instance.module_dirs, config.instance.plugin_dirs))
     return CheckExecutor(runner, recorder, clock, lambda: (config, 3)), book, history

@@ -15,8 +15,11 @@ def r(rc: int, comment: str = "", ms: int = 10) -> CheckResult:
 
 
 def test_required_is_worst_of_failures() -> None:
-    res = combine("web1", [("ping", r(OK, "up")), ("http", r(WARNING, "slow")),
-                           ("disk", r(PROBLEM, "full"))], [])
+    res = combine(
+        "web1",
+        [("ping", r(OK, "up")), ("http", r(WARNING, "slow")), ("disk", r(PROBLEM, "full"))],
+        [],
+    )
     assert res.rc == PROBLEM
     assert res.comment == "ping: up; http: slow; disk: full"
     assert res.scalar == 3 and res.duration_ms == 30
@@ -42,10 +45,14 @@ def test_misconfig_is_worse_than_problem() -> None:
 
 
 @given(st.lists(codes, min_size=1, max_size=6), st.lists(codes, max_size=6))
-def test_required_result_is_ok_exactly_when_all_required_are_ok(req: list[int],
-                                                               opt: list[int]) -> None:
-    res = combine("web1", [(f"r{i}", r(c)) for i, c in enumerate(req)],
-                  [(f"o{i}", r(c)) for i, c in enumerate(opt)])
+def test_required_result_is_ok_exactly_when_all_required_are_ok(
+    req: list[int], opt: list[int]
+) -> None:
+    res = combine(
+        "web1",
+        [(f"r{i}", r(c)) for i, c in enumerate(req)],
+        [(f"o{i}", r(c)) for i, c in enumerate(opt)],
+    )
     assert (res.rc == OK) == all(c == OK for c in req)
     if any(c != OK for c in req):
         assert res.rc in req and all(severity(res.rc) >= severity(c) for c in req)

@@ -138,3 +138,26 @@ def test_stop_kills_overdue_work_after_grace() -> None:
     assert pool.stop(0.2, kill)
     assert overdue == ["i1"]
     assert [r.id for r in pool.submit([item(3)])] == ["i3"]  # refused once stopping
+
+
+def test_one_follow_up_run_is_held_for_a_running_key() -> None:
+    release = threading.Event()
+    done: list[str] = []
+
+    def handler(it: WorkItem, ctx: WorkContext) -> None:
+        if it.id == "i1":
+            release.wait(5)
+        done.append(it.id)
+
+    pool = WorkerPool("t", 2, handler, SystemClock())
+    pool.start()
+    pool.submit([item(1, key="k")])
+    wait_for(lambda: pool.stats()["busy"] == 1)
+    # The next minute's run arrives while the first still runs: held, not refused...
+    assert pool.submit([item(2, key="k")]) == []
+    # ...but only one: a third is refused, so a slow check cannot pile up.
+    assert [r.id for r in pool.submit([item(3, key="k")])] == ["i3"]
+    assert [r["state"] for r in pool.snapshot()] == ["running", "queued"]
+    release.set()
+    wait_for(lambda: done == ["i1", "i2"])
+    pool.stop(1.0, lambda ctx: None)

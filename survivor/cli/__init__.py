@@ -67,9 +67,16 @@ def main(ctx: click.Context, config_path: Path) -> None:
 
 
 def _register() -> None:
-    from survivor.cli import calllist_cmds, daemon_cmds, ops_cmds, status_cmds
+    from survivor.cli import (
+        calllist_cmds,
+        daemon_cmds,
+        ops_cmds,
+        queue_cmds,
+        status_cmds,
+        web_cmds,
+    )
 
-    for module in (daemon_cmds, status_cmds, ops_cmds, calllist_cmds):
+    for module in (daemon_cmds, status_cmds, queue_cmds, ops_cmds, calllist_cmds, web_cmds):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,152 +1,173 @@
-"""Read commands: status and history. They read state files only and never lock."""
+"""Read commands: status (and status --watch) and history. They read files only and never lock."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from survivor.cli.app import App, echo_json, friendly_errors, parse_target
 
-
-def _age(iso: object, now: float) -> str:
-    from survivor.clock import parse_iso
-
-    if not isinstance(iso, str):
-        return "never"
-    try:
-        secs = now - parse_iso(iso).timestamp()
-    except ValueError:
-        return "?"
-    if secs < 0:
-        return "in " + _span(-secs)
-    return _span(secs) + " ago"
-
-
-def _span(secs: float) -> str:
-    secs = int(secs)
-    if secs < 120:
-        return f"{secs}s"
-    if secs < 7200:
-        return f"{secs // 60}m"
-    if secs < 172800:
-        return f"{secs // 3600}h"
-    return f"{secs // 86400}d"
-
-
-def daemon_summary(app: App, now: float) -> tuple[dict[str, Any], list[str]]:
-    """daemon.json plus whether the pid still holds the lock, and lines for humans."""
-    from survivor.errors import StateError
-    from survivor.fsio import read_pid
-    from survivor.state import read_document
-
-    state_dir = app.config.instance.state_dir
-    pid = read_pid(state_dir / "survivor.pid")
-    try:
-        doc = read_document(state_dir / "daemon.json") or {}
-    except StateError as err:
-        doc = {"error": str(err)}
-    lines: list[str] = []
-    if pid is None:
-        lines.append(
-            "daemon: NOT RUNNING"
-            + (f" (last seen {_age(doc.get('updated'), now)})" if doc.get("updated") else "")
-        )
-    else:
-        cfg = doc.get("config") or {}
-        heartbeat = _age(doc.get("updated"), now)
-        lines.append(
-            f"daemon: running, pid {pid}, generation {cfg.get('generation', '?')}, "
-            f"heartbeat {heartbeat}"
-        )
-        if cfg.get("stale"):
-            lines.append(
-                "config: CHANGED ON DISK since it was loaded; run `survivor reload` to apply it"
-            )
-        last = doc.get("last_reload") or {}
-        if last.get("ok") is False:
-            lines.append(
-                f"config: last reload FAILED {_age(last.get('at'), now)}; still running "
-                "the previous config:"
-            )
-            lines.extend(f"  {e}" for e in last.get("errors", [])[:10])
-        health = doc.get("health") or {}
-        if health.get("disk") not in (None, "ok"):
-            lines.append(
-                f"disk: FAILING since {health.get('failing_since')}: "
-                f"{health.get('last_disk_error')}"
-            )
-    doc = {**doc, "running": pid is not None, "pid_alive": pid}
-    return doc, lines
+if TYPE_CHECKING:
+    from survivor.clock import Clock
+    from survivor.statusview import CheckRow, Snapshot
 
 
 @click.command()
 @click.argument("target", required=False, metavar="[HOST[/CHECK]]")
 @click.option("--problems", is_flag=True, help="Only check@host pairs that are not OK.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep the view on screen, redrawn every --interval seconds, until Ctrl-C.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.2),
+    default=2.0,
+    show_default=True,
+    help="Seconds between redraws with --watch.",
+)
 @click.pass_obj
 @friendly_errors
-def status(app: App, target: str | None, problems: bool, as_json: bool) -> None:
+def status(
+    app: App, target: str | None, problems: bool, as_json: bool, watch: bool, interval: float
+) -> None:
     """Show the daemon's health and the status of checks, from the state files.
 
-    Without arguments: every check@host pair. HOST shows one host, HOST/CHECK
-    one pair. Works whether or not the daemon runs; says when its config on
-    disk is newer than the one it runs.
+    Without arguments: every check@host pair, problems first. HOST shows one
+    host, HOST/CHECK one pair. Works whether or not the daemon runs; says when
+    its config on disk is newer than the one it runs. With --watch the view
+    stays on screen (cleared and redrawn on a terminal, repeated otherwise)
+    until Ctrl-C.
     """
-    from survivor.errors import StateError
-    from survivor.model import ReturnCode
-    from survivor.state import CheckState
+    from survivor.clock import SystemClock
 
-    now = time.time()
-    config = app.config
+    if watch and as_json:
+        raise click.UsageError("--watch and --json do not go together")
     host_filter, check_filter = (
         (None, None) if target is None else parse_target(target, need_check=False)
     )
-    store = app.state_store()
-    daemon_doc, daemon_lines = daemon_summary(app, now)
-    rows: list[dict[str, Any]] = []
-    for check, host in config.pairs():
-        if host_filter and host.name != host_filter:
-            continue
-        if check_filter and check.name != check_filter:
-            continue
-        try:
-            state = store.read_check(host.name, check.name)
-            error = None
-        except StateError as err:
-            state, error = None, str(err)
-        st = state or CheckState()
-        if problems and st.rc in (ReturnCode.OK, ReturnCode.NOTYET):
-            continue
-        row = {"host": host.name, "check": check.name, **st.to_dict()}
-        if error:
-            row["error"] = error
-        rows.append(row)
-    if target and not rows and not problems:
-        raise click.ClickException(f"nothing configured matches {target!r}")
-    rows.sort(key=lambda r: (r["rc"] in (0, 7), r["host"], r["check"]))
-    if as_json:
-        echo_json({"daemon": daemon_doc, "checks": rows})
+    view = StatusQuery(app, host_filter, check_filter, problems)
+    clock = SystemClock()
+    if watch:
+        watch_status(view, clock, interval)
         return
-    for line in daemon_lines:
+    now = clock.now()
+    snap, rows = view.read(now)
+    if target and not view.matches_config():
+        raise click.ClickException(f"nothing configured matches {target!r}")
+    if as_json:
+        daemon = {
+            **(snap.daemon_doc or {}),
+            "running": snap.daemon.running,
+            "pid_alive": snap.daemon.pid,
+            "summary": snap.daemon.to_dict(now),
+        }
+        if snap.daemon.error:
+            daemon["error"] = snap.daemon.error
+        echo_json({"daemon": daemon, "checks": [r.to_dict(now) for r in rows]})
+        return
+    for line in snap.daemon.lines(now):
         click.echo(line)
     if not rows:
         click.echo("no problems" if problems else "no checks")
         return
-    width_h = max(len(r["host"]) for r in rows)
-    width_c = max(len(r["check"]) for r in rows)
-    for r in rows:
-        since = _age(r["since"], now) if r["since"] else ""
-        last = _age(r["last_start"], now)
-        extra = f" [{r['scalar']:g}]" if isinstance(r["scalar"], int | float) else ""
-        err = f" (state unreadable: {r['error']})" if "error" in r else ""
-        click.echo(
-            f"{r['host']:<{width_h}}  {r['check']:<{width_c}}  {r['code']:<9} "
-            f"x{r['consecutive']:<3} since {since:<9} last {last:<9}{extra} "
-            f"{r['comment'][:80]}{err}"
-        )
+    from survivor.statusview import status_lines
+
+    for line in status_lines(snap, rows):
+        click.echo(line)
+
+
+class StatusQuery:
+    """The configured pairs a `status` invocation asks about, read fresh each time."""
+
+    def __init__(self, app: App, host: str | None, check: str | None, problems_only: bool) -> None:
+        config = app.config
+        self.state_dir = config.instance.state_dir
+        self.instance = config.instance.name
+        self.host = host
+        self.check = check
+        self.problems_only = problems_only
+        self.pairs = {
+            (h.name, c.name)
+            for c, h in config.pairs()
+            if (host is None or h.name == host) and (check is None or c.name == check)
+        }
+
+    def matches_config(self) -> bool:
+        return bool(self.pairs)
+
+    def read(self, now: datetime) -> tuple[Snapshot, list[CheckRow]]:
+        from survivor.statusview import read_snapshot
+
+        hosts = None if self.host is None else {self.host}
+        snap = read_snapshot(self.state_dir, now, configured=self.pairs, hosts=hosts)
+        rows = [r for r in snap.rows if r.configured and (not self.problems_only or r.problem)]
+        return snap, rows
+
+
+def watch_screen(view: StatusQuery, now: datetime, size: tuple[int, int] | None) -> str:
+    """One frame of `status --watch`: header, daemon health, counts, then problems first.
+
+    `size` (columns, lines) cuts lines and rows to fit a terminal; None: no cut.
+    """
+    from survivor.statusview import count_by_code, queue_totals, status_lines
+
+    snap, rows = view.read(now)
+    counts = ", ".join(f"{n} {code}" for code, n in count_by_code(rows).items()) or "none"
+    queue = queue_totals(snap.queue)
+    header = [
+        f"survivor {view.instance}: {now.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}"
+        "  (Ctrl-C to quit)",
+        *snap.daemon.lines(now),
+        f"checks: {len(rows)} ({counts}); queue: {queue['running']} running, "
+        f"{queue['queued']} queued",
+        "",
+    ]
+    width = size[0] if size else 0
+    body = status_lines(snap, rows, width=width) or [
+        "no problems" if view.problems_only else "no checks"
+    ]
+    if size is not None:
+        room = max(1, size[1] - len(header) - 1)
+        if len(body) > room:
+            hidden = len(body) - (room - 1)
+            body = [*body[: room - 1], f"... {hidden} more (a taller terminal shows them)"]
+        header = [line[:width] if width else line for line in header]
+    return "\n".join(header + body)
+
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def watch_status(view: StatusQuery, clock: Clock, interval: float) -> None:
+    """Redraw until Ctrl-C, which ends it quietly with exit 0."""
+    import shutil
+    import sys
+    import threading
+
+    tty = sys.stdout.isatty()
+    never = threading.Event()
+    try:
+        while True:
+            term = shutil.get_terminal_size()
+            size = (term.columns, term.lines) if tty else None
+            frame = watch_screen(view, clock.now(), size)
+            if tty:
+                click.echo(CLEAR + frame, nl=True)
+            else:
+                click.echo(frame + "\n")
+            sys.stdout.flush()
+            clock.sleep_until(clock.monotonic() + interval, never)
+    except KeyboardInterrupt:
+        if tty:
+            click.echo("")
+    except BrokenPipeError:
+        # The reader went away (`status --watch | head`): nothing left to say.
+        sys.stderr.close()
 
 
 @click.command()

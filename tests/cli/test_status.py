@@ -1,0 +1,126 @@
+"""`survivor status`: problems first, filters, JSON, daemon health, and state in any shape."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from survivor.cli.app import App
+from survivor.cli.status_cmds import StatusQuery, watch_screen
+from survivor.clock import utc_iso
+from tests.cli.conftest import Cli
+from tests.viewstate import Tree, daemon_doc, hold_pidfile, write_raw
+
+
+def body(output: str) -> list[str]:
+    """The pair lines, without the daemon's lines."""
+    return [line for line in output.splitlines() if not line.startswith(("daemon", "pool"))]
+
+
+def test_problems_first_then_the_rest(cli: Cli) -> None:
+    result = cli("status")
+    assert result.exit_code == 0, result.output
+    lines = body(result.output)
+    assert [line.split()[:3] for line in lines] == [
+        ["web1", "http", "PROBLEM"],
+        ["db1", "disk", "WARNING"],
+        ["db1", "ping", "NOTYET"],
+        ["web1", "ping", "OK"],
+        ["web2", "http", "OK"],
+        ["web2", "ping", "OK"],
+    ]
+    assert " ACK " in lines[0] and " INHIBITED " in lines[1]
+    assert result.output.startswith("daemon: NOT RUNNING (last seen")
+
+
+def test_problems_only_and_targets(cli: Cli) -> None:
+    problems = body(cli("status", "--problems").output)
+    assert [line.split()[:2] for line in problems] == [["web1", "http"], ["db1", "disk"]]
+    host = body(cli("status", "web2").output)
+    assert {line.split()[0] for line in host} == {"web2"} and len(host) == 2
+    pair = body(cli("status", "http@web1").output)
+    assert len(pair) == 1 and pair[0].startswith("web1  http  PROBLEM")
+    quiet = cli("status", "web2", "--problems")
+    assert quiet.exit_code == 0 and body(quiet.output) == ["no problems"]
+
+
+def test_unknown_or_unsafe_target(cli: Cli) -> None:
+    unknown = cli("status", "nohost")
+    assert unknown.exit_code == 1 and "nothing configured matches 'nohost'" in unknown.output
+    typo = cli("status", "nohost", "--problems")
+    assert typo.exit_code == 1
+    unsafe = cli("status", "../etc")
+    assert unsafe.exit_code == 2 and "not a valid host name" in unsafe.output
+
+
+def test_json_output(cli: Cli) -> None:
+    result = cli("status", "--json")
+    data = json.loads(result.output)
+    assert data["daemon"]["running"] is False and data["daemon"]["instance"] == "viewtest"
+    assert data["daemon"]["summary"]["level"] == "problem"
+    checks = data["checks"]
+    assert [(c["host"], c["check"], c["code"]) for c in checks][:2] == [
+        ("web1", "http", "PROBLEM"),
+        ("db1", "disk", "WARNING"),
+    ]
+    assert checks[0]["acked"] is True and checks[0]["consecutive"] == 30
+    assert checks[0]["fingerprint"] == "bbbbbbbbbbbb" and checks[0]["error"] is None
+
+
+def test_running_daemon_with_stale_config_and_failed_reload(cli: Cli, tree: Tree) -> None:
+    now = datetime.now(UTC)
+    doc = daemon_doc(
+        now, last_reload={"at": utc_iso(now), "ok": False, "errors": ["a.yaml:1: broken"]}
+    )
+    doc["config"]["stale"] = True
+    tree.store.write_daemon(doc)
+    with hold_pidfile(tree.state, 4321):
+        out = cli("status").output
+    assert out.startswith("daemon: running, pid 4321, generation 3, heartbeat")
+    assert "config: CHANGED ON DISK since it was loaded" in out
+    assert "config: last reload FAILED" in out and "  a.yaml:1: broken" in out
+
+
+def test_empty_state_dir(bare: Tree) -> None:
+    result = Cli(bare)("status")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "daemon: NOT RUNNING"
+    assert sum("NOTYET" in line for line in result.output.splitlines()) == 6
+    assert Cli(bare)("status", "--problems").output.splitlines()[-1] == "no problems"
+
+
+def test_damaged_and_old_state(bare: Tree) -> None:
+    state = bare.state
+    write_raw(state / "daemon.json", "{")
+    write_raw(state / "host" / "web1" / "ping" / "check.json", "[]")
+    write_raw(state / "host" / "web1" / "http" / "check.json", {"version": 0, "code": "PROBLEM"})
+    write_raw(state / "host" / "db1" / "disk" / "inhibit.json", "nonsense")
+    result = Cli(bare)("status")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert "daemon.json: unreadable" in result.output
+    lines = body(result.output)
+    assert lines[0].startswith("web1  http  PROBLEM") and "version 0" in lines[0]
+    assert any("web1  ping  NOTYET" in line and "unreadable" in line for line in lines)
+    data = json.loads(Cli(bare)("status", "--json").output)
+    assert data["daemon"]["error"]
+
+
+def test_watch_and_json_do_not_mix(cli: Cli) -> None:
+    result = cli("status", "--watch", "--json")
+    assert result.exit_code == 2 and "--watch and --json" in result.output
+
+
+def test_watch_frame_fits_the_terminal(tree: Tree) -> None:
+    query = StatusQuery(App(tree.config), None, None, False)
+    now = datetime.now(UTC)
+    frame = watch_screen(query, now, (60, 8))
+    lines = frame.splitlines()
+    assert len(lines) <= 8 and all(len(line) <= 60 for line in lines)
+    assert lines[0].startswith("survivor viewtest:")
+    assert any(
+        line.startswith("checks: 6 (1 PROBLEM, 1 WARNING, 1 NOTYET, 3 OK)") for line in lines
+    )
+    assert lines[-1].startswith("... ") and "more" in lines[-1]
+    assert any(line.startswith("web1  http  PROBLEM") for line in lines)
+    full = watch_screen(query, now, None).splitlines()
+    assert sum(1 for line in full if "  OK  " in line or " OK " in line) >= 3
