@@ -107,6 +107,7 @@ class Daemon:
         self.last_tick: dict[str, str | None] = {"check": None, "alert": None}
         self.threads: list[threading.Thread] = []
         self.disk_config: dict[str, Any] = {"stale": False}  # the config on disk vs the running one
+        self._last_status = ""
 
     # ---------------------------------------------------------------- start-up
 
@@ -341,8 +342,7 @@ class Daemon:
                     self.check_pool.check_health()
                     self.alert_pool.check_health()
                     self.write_daemon_doc()
-                    if self.health.failing_since is not None:
-                        notify.sd_notify(f"STATUS=DISK FAILING: {self.health.last_error}")
+                    self._notify_status()
                     next_beat = mono + HEARTBEAT_S
                 if mono >= next_metrics:
                     next_metrics = mono + METRICS_S
@@ -531,6 +531,16 @@ class Daemon:
             "health": self.health.to_dict(),
             "heartbeat_s": HEARTBEAT_S,
         }
+
+    def _notify_status(self) -> None:
+        """STATUS= for `systemctl status`, sent when it changes (disk trouble shows there)."""
+        if self.health.failing_since is not None:
+            status = f"STATUS=DISK FAILING since {utc_iso(self.health.failing_since)}"
+        else:
+            status = f"STATUS=running generation {self.generation}"
+        if status != self._last_status:
+            self._last_status = status
+            notify.sd_notify(status)
 
     def _export_metrics(self) -> None:
         path = self.config.instance.prometheus_textfile

@@ -25,8 +25,12 @@ def sd_notify(*fields: str) -> bool:
         addr = "\0" + addr[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)  # a receiver that does not read must never stall the daemon
             sock.connect(addr)
-            sock.sendall("\n".join(fields).encode())
+            sock.send("\n".join(fields).encode())
+    except BlockingIOError:
+        log.debug("sd_notify to %s: receiver busy; dropped %s", addr.lstrip("\0"), fields)
+        return False
     except OSError as err:
         # start-stop-daemon --notify-await removes its socket after READY=1: say so once.
         if addr not in _failed:
