@@ -118,13 +118,16 @@ class CheckScheduler:
         self.tz = tz
 
     def tick(self, config: Config, now: datetime, *, first: bool = False) -> TickReport:
-        """Work due at `now`'s minute. With `first` (start-up), spread over what is left of it."""
+        """Work due at `now`'s minute, each item at its stable offset inside the minute.
+
+        With `first` (start-up, mid-minute) items whose offset has already passed are left
+        for the next tick, so a start is never a burst: every pair keeps the cadence it
+        will have from then on.
+        """
         minute = floor_minute(now)
         report = TickReport(minute)
-        window_start = minute.timestamp()
-        if first:
-            window_start = max(window_start, now.timestamp())
-        window = max(1.0, minute.timestamp() + MINUTE_S - window_start)
+        base = minute.timestamp()
+        earliest = now.timestamp() if first else base
         for check in config.checks.values():
             due: list[str] = []
             for host_name in check.hosts:
@@ -137,33 +140,29 @@ class CheckScheduler:
                     report.blocked.append((check, host, blocker))
                     continue
                 due.append(host_name)
-            report.due_pairs += len(due)
             if not due:
                 continue
+            batches: list[tuple[tuple[str, ...], str]]
             if check.kind is CheckKind.PLUGIN:
-                for host_name in due:
-                    key = f"{check.name}@{host_name}"
-                    report.items.append(
-                        self._item(check.name, (host_name,), key, window_start, window)
-                    )
+                batches = [((h,), f"{check.name}@{h}") for h in due]
             else:
+                batches = [(tuple(due), check.name)]
+            for hosts, key in batches:
+                planned = base + schedule.spread_offset(key, MINUTE_S)
+                if planned < earliest:
+                    continue  # first tick: its slot in this minute has passed; next minute
+                report.due_pairs += len(hosts)
                 report.items.append(
-                    self._item(check.name, tuple(due), check.name, window_start, window)
+                    WorkItem(
+                        id=self.ids.next("check"),
+                        kind=WorkKind.CHECK,
+                        check=check.name,
+                        hosts=hosts,
+                        planned=planned,
+                        key=f"check:{key}",
+                    )
                 )
         return report
-
-    def _item(
-        self, check: str, hosts: tuple[str, ...], key: str, window_start: float, window: float
-    ) -> WorkItem:
-        offset = schedule.spread_offset(key, MINUTE_S) * window / MINUTE_S
-        return WorkItem(
-            id=self.ids.next("check"),
-            kind=WorkKind.CHECK,
-            check=check,
-            hosts=hosts,
-            planned=window_start + offset,
-            key=f"check:{key}",
-        )
 
     def is_due(
         self,
@@ -322,6 +321,8 @@ class CheckRecorder:
         self.results = results
         self.health = health
         self.tz = tz
+        self._fp_config: Config | None = None
+        self._fp_cache: dict[tuple[str, str], str] = {}
 
     def record(
         self,
@@ -334,7 +335,7 @@ class CheckRecorder:
         start: datetime,
         planned: datetime,
     ) -> CheckState:
-        fp = config.pair_fingerprint(check, host)
+        fp = self.fingerprint(config, check, host)
 
         def advance(old: CheckState | None) -> CheckState:
             new = (old or CheckState()).advance(
@@ -388,6 +389,15 @@ class CheckRecorder:
         )
         return new
 
+    def fingerprint(self, config: Config, check: CheckDef, host: Host) -> str:
+        """Config.pair_fingerprint, computed once per pair and config generation."""
+        if config is not self._fp_config:
+            self._fp_config, self._fp_cache = config, {}
+        fp = self._fp_cache.get((check.name, host.name))
+        if fp is None:
+            fp = self._fp_cache[(check.name, host.name)] = config.pair_fingerprint(check, host)
+        return fp
+
     def record_blocked(
         self, config: Config, generation: int, check: CheckDef, host: Host, why: str, now: datetime
     ) -> None:
@@ -402,7 +412,7 @@ class CheckRecorder:
             "scalar": None,
             "comment": comment,
             "duration_ms": 0,
-            "fp": config.pair_fingerprint(check, host),
+            "fp": self.fingerprint(config, check, host),
             "gen": generation,
         }
         self._write(lambda: self.history.append(host.name, check.name, "check", now, record))

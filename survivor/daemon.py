@@ -176,11 +176,6 @@ class Daemon:
             self.current,
             self.confirm_fix,
         )
-        self.check_pool.start()
-        self.alert_pool.start()
-        self._start_thread("check-scheduler", self._check_loop)
-        self._start_thread("alert-scheduler", self._alert_loop)
-        self._watch_start()
         self.mood = Mood.RUNNING
         self._event(
             "start",
@@ -197,7 +192,13 @@ class Daemon:
             self.generation,
             os.getpid(),
         )
-        notify.sd_notify("READY=1", f"STATUS=running generation {self.generation}")
+        self.check_pool.start()
+        self.alert_pool.start()
+        self._start_thread("check-scheduler", self._check_loop)
+        self._start_thread("alert-scheduler", self._alert_loop)
+        self._watch_start()
+        self._last_status = f"STATUS=running generation {self.generation}"
+        notify.sd_notify("READY=1", self._last_status)
 
     def _previous_daemon_doc(self, now: datetime) -> dict[str, Any]:
         doc = self.state.load_document(self.state.daemon_path, now)
@@ -433,7 +434,8 @@ class Daemon:
         self.mood = Mood.RUNNING
         self.write_daemon_doc()
         log.info("scheduler ready: generation %d", self.generation)
-        notify.sd_notify("READY=1", f"STATUS=running generation {self.generation}")
+        self._last_status = f"STATUS=running generation {self.generation}"
+        notify.sd_notify("READY=1", self._last_status)
         return True
 
     @staticmethod
@@ -493,8 +495,15 @@ class Daemon:
 
     def _write_queue(self) -> None:
         rows = self.check_pool.snapshot() + self.alert_pool.snapshot()
+        scheduled = {"check": self.check_pool.scheduled(), "alert": self.alert_pool.scheduled()}
         self.state.write_queue(
-            {"version": 1, "updated": utc_iso(self.clock.now()), "pid": os.getpid(), "items": rows}
+            {
+                "version": 1,
+                "updated": utc_iso(self.clock.now()),
+                "pid": os.getpid(),
+                "items": rows,
+                "scheduled": scheduled,
+            }
         )
 
     def write_daemon_doc(self) -> None:

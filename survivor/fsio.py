@@ -74,6 +74,9 @@ class FileWriter:
         self._dirty_dirs: set[Path] = set()
         self._dirty_lock = threading.Lock()
         self._devices: dict[Path, int] = {}  # directory -> st_dev, for one syncfs per filesystem
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self._chmod = bool(umask & FILE_MODE)  # only when the umask would take bits off 0644
 
     # ---------------------------------------------------------------- state files
 
@@ -97,7 +100,8 @@ class FileWriter:
         fd = os.open(tmp_name, _TMP_FLAGS, FILE_MODE)
         try:
             try:
-                os.fchmod(fd, FILE_MODE)  # whatever the umask: the CLI and other tools must read it
+                if self._chmod:
+                    os.fchmod(fd, FILE_MODE)  # a tight umask: the CLI and other tools must read it
                 view = memoryview(data)
                 while view:
                     n = os.write(fd, view)
@@ -142,14 +146,14 @@ class FileWriter:
         except OSError as err:
             raise DiskWriteError(path, err) from err
         try:
-            size = os.fstat(fd).st_size
             try:
                 n = os.write(fd, line)
             except OSError as err:
-                _truncate_back(fd, size)
-                raise DiskWriteError(path, err) from err
+                raise DiskWriteError(path, err) from err  # nothing was written
             if n != len(line):
-                _truncate_back(fd, size)
+                # Take the torn tail back off (the size says where it ends), then report.
+                with contextlib.suppress(OSError):
+                    _truncate_back(fd, os.fstat(fd).st_size - n)
                 raise DiskWriteError(path, OSError(errno.ENOSPC, "short write (disk full?)"))
             if self.policy is FsyncPolicy.ALWAYS:
                 os.fsync(fd)

@@ -57,11 +57,18 @@ class HistoryStore:
     def __init__(self, history_dir: Path, writer: FileWriter) -> None:
         self.root = history_dir
         self.writer = writer
+        self._pair_dirs: dict[tuple[str, str], Path] = {}
 
     # ---------------------------------------------------------------- paths
 
     def pair_dir(self, host: str, check: str) -> Path:
-        return safe_path(self.root / "host", host, check)
+        """history/host/HOST/CHECK, names checked once and remembered (a hot path)."""
+        path = self._pair_dirs.get((host, check))
+        if path is None:
+            path = safe_path(self.root / "host", host, check)
+            if len(self._pair_dirs) < 1_000_000:
+                self._pair_dirs[(host, check)] = path
+        return path
 
     def pair_file(self, host: str, check: str, kind: str, t: datetime) -> Path:
         if kind not in KINDS:

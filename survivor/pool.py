@@ -58,6 +58,7 @@ class WorkerPool:
         self._queued: dict[str, WorkItem] = {}  # id -> item (heap or ready queue)
         self._running: dict[str, WorkContext] = {}
         self._follow: dict[str, WorkItem] = {}  # key -> the next run of a running item
+        self._due: set[str] = set()  # ids handed to the workers (past their planned time)
         self._ready: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._dispatcher: threading.Thread | None = None
@@ -213,6 +214,7 @@ class WorkerPool:
                 while self._heap and self._heap[0][0] <= now:
                     _, _, item = heapq.heappop(self._heap)
                     if item.id in self._queued:  # not cancelled meanwhile
+                        self._due.add(item.id)
                         self._ready.put(item)
                 timeout = self.clock.wait_seconds(self._heap[0][0]) if self._heap else None
                 self._cond.wait(timeout)
@@ -225,6 +227,7 @@ class WorkerPool:
                 return
             assert isinstance(item, WorkItem)
             with self._cond:
+                self._due.discard(item.id)
                 if self._queued.pop(item.id, None) is None:
                     continue  # cancelled between dispatch and pick-up
                 ctx = WorkContext(item, worker=name, started=self.clock.time())
@@ -263,14 +266,25 @@ class WorkerPool:
                 "size": self.size,
                 "busy": len(self._running),
                 "queued": len(self._queued) + len(self._follow),
+                "due": len(self._due) + len(self._follow),
                 "completed": self.completed,
                 "failed": self.failed,
             }
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Every queued and running item, for queue.json."""
+    def scheduled(self) -> int:
+        """Items accepted for later in the minute, not yet due (counted, not listed)."""
         with self._cond:
-            queued = list(self._queued.values()) + list(self._follow.values())
+            return len(self._queued) - len(self._due)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Running items, and queued items that are due (waiting for a worker), for queue.json.
+
+        Items planned for later in the current minute are only counted (`scheduled()`):
+        listing a whole minute's 20,000 items every second cost a third of the daemon's CPU.
+        """
+        with self._cond:
+            queued = [self._queued[i] for i in self._due if i in self._queued]
+            queued += list(self._follow.values())
             running = list(self._running.values())
         rows: list[dict[str, Any]] = []
         for ctx in running:

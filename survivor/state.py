@@ -212,6 +212,7 @@ class StateStore:
         self.root = state_dir
         self.writer = writer
         self.locks = locks or EntityLocks()
+        self._pair_dirs: dict[tuple[str, str], Path] = {}
 
     # ---------------------------------------------------------------- paths
 
@@ -232,7 +233,13 @@ class StateStore:
         return self.root / "requests"
 
     def pair_dir(self, host: str, check: str) -> Path:
-        return safe_path(self.root / "host", host, check)
+        """state/host/HOST/CHECK, names checked once and remembered (a hot path)."""
+        path = self._pair_dirs.get((host, check))
+        if path is None:
+            path = safe_path(self.root / "host", host, check)
+            if len(self._pair_dirs) < 1_000_000:
+                self._pair_dirs[(host, check)] = path
+        return path
 
     def calllist_path(self, name: str) -> Path:
         return safe_path(self.root / "calllist", name).with_suffix(".json")

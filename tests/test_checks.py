@@ -90,13 +90,17 @@ def test_everything_is_due_at_the_first_tick_and_spread_inside_the_minute(
         assert T0.timestamp() <= item.planned < T0.timestamp() + 60
 
 
-def test_first_tick_after_start_spreads_over_the_rest_of_the_minute(
-    tmp_path: Path, scratch: Path
-) -> None:
+def test_first_tick_after_start_is_not_a_burst(tmp_path: Path, scratch: Path) -> None:
+    """Mid-minute start: only pairs whose slot is still ahead run now; the rest next minute,
+    each at the same offset it keeps from then on."""
     config = make_config(tmp_path, scratch)
-    now = T0 + timedelta(seconds=45)
-    report = CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, now, first=True)
-    assert all(now.timestamp() <= i.planned < T0.timestamp() + 60 for i in report.items)
+    now = T0 + timedelta(seconds=30)
+    sched = CheckScheduler(CheckBook(), ItemIds("t"), UTC)
+    first = sched.tick(config, now, first=True).items
+    full = sched.tick(config, T0).items
+    assert all(now.timestamp() <= i.planned < T0.timestamp() + 60 for i in first)
+    assert {i.key for i in first} == {i.key for i in full if i.planned >= now.timestamp()}
+    assert {i.key: i.planned for i in first}.items() <= {i.key: i.planned for i in full}.items()
 
 
 def test_every_counts_from_the_planned_minute_and_retry_applies_while_failing(

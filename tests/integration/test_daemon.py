@@ -97,7 +97,9 @@ def test_start_run_checks_and_stop_cleanly(scratch: Path, daemons: list[DaemonPr
 
     d.signal(signal.SIGTERM)
     assert d.wait_exit(30) == 0
-    assert "STOPPING=1" in d.messages or "STOPPING=1" in d.notifications(1.0)
+    while "STOPPING=1" not in d.messages and d.notifications(1.0):
+        pass
+    assert "STOPPING=1" in d.messages
     assert not (state / "survivor.pid").exists()
     final = read_json(state / "daemon.json")
     assert final is not None and final["mood"] == "stopped"
