@@ -352,7 +352,10 @@ class CheckRecorder:
 
         old, new = self.book.update(check.name, host.name, advance)
         if old is None or old.rc != new.rc:
-            log.info(
+            # A first result that is OK is routine (a whole site at start-up): debug only.
+            level = logging.DEBUG if old is None and new.rc == ReturnCode.OK else logging.INFO
+            log.log(
+                level,
                 "check %s@%s: %s -> %s: %s",
                 check.name,
                 host.name,
