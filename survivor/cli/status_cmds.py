@@ -68,7 +68,11 @@ def status(
         }
         if snap.daemon.error:
             daemon["error"] = snap.daemon.error
-        echo_json({"daemon": daemon, "checks": [r.to_dict(now) for r in rows]})
+        checks = [r.to_dict(now) for r in rows]
+        if host_filter and check_filter:
+            for row in checks:
+                row["alerting"] = pair_alerting(app, host_filter, check_filter)
+        echo_json({"daemon": daemon, "checks": checks})
         return
     for line in snap.daemon.lines(now):
         click.echo(line)
@@ -79,6 +83,69 @@ def status(
 
     for line in status_lines(snap, rows):
         click.echo(line)
+    if host_filter and check_filter:
+        for line in pair_alerting_lines(pair_alerting(app, host_filter, check_filter), now):
+            click.echo(line)
+
+
+def pair_alerting(app: App, host: str, check: str) -> dict[str, Any]:
+    """ack, inhibit, escalate and alert state of one pair, each None when absent or unreadable."""
+    from survivor.alertstate import Ack, AlertState, Escalation, Inhibit
+    from survivor.errors import StateError
+
+    store = app.state_store()
+    out: dict[str, Any] = {}
+    for name, cls in (
+        ("ack", Ack),
+        ("inhibit", Inhibit),
+        ("escalate", Escalation),
+        ("alert", AlertState),
+    ):
+        try:
+            doc = store.read_pair_doc(host, check, name)
+            out[name] = None if doc is None else cls.from_dict(doc).to_dict()
+        except StateError as err:
+            out[name] = {"error": str(err)}
+    return out
+
+
+def pair_alerting_lines(info: dict[str, Any], now: datetime) -> list[str]:
+    from survivor.statusview import age_text, parse_time
+
+    def ago(value: Any) -> str:
+        return age_text(parse_time(value), now)
+
+    lines: list[str] = []
+    ack, inhibit, esc, alert = (info.get(k) for k in ("ack", "inhibit", "escalate", "alert"))
+    if ack:
+        lines.append(
+            f"  acknowledged by {ack.get('user')} {ago(ack.get('at'))}: {ack.get('comment')}"
+        )
+    if inhibit:
+        until = inhibit.get("until") or "uninhibit"
+        lines.append(
+            f"  inhibited by {inhibit.get('user')} until {until}: {inhibit.get('comment')}"
+        )
+    if esc:
+        lines.append(
+            f"  escalation to level {esc.get('level')} asked by {esc.get('user')}: "
+            f"{esc.get('comment')}"
+        )
+    if alert:
+        to = (
+            ", ".join(
+                f"{r.get('person')} ({r.get('via')})" for r in alert.get("last_recipients") or []
+            )
+            or "nobody yet"
+        )
+        flag = ", ESCALATED" if alert.get("escalated") else ""
+        lines.append(
+            f"  alerts: {alert.get('alerts_sent')} sent, {alert.get('fixes_tried')} fixes "
+            f"tried{flag}; last {ago(alert.get('last_alert'))} to {to}"
+        )
+    if not lines:
+        lines.append("  no alerts sent, not acknowledged or inhibited")
+    return lines
 
 
 class StatusQuery:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 from survivor.cli.app import App
 from survivor.cli.status_cmds import StatusQuery, watch_screen
@@ -39,7 +40,8 @@ def test_problems_only_and_targets(cli: Cli) -> None:
     host = body(cli("status", "web2").output)
     assert {line.split()[0] for line in host} == {"web2"} and len(host) == 2
     pair = body(cli("status", "http@web1").output)
-    assert len(pair) == 1 and pair[0].startswith("web1  http  PROBLEM")
+    assert pair[0].startswith("web1  http  PROBLEM")
+    assert all(line.startswith("  ") for line in pair[1:])  # the pair's alerting detail
     quiet = cli("status", "web2", "--problems")
     assert quiet.exit_code == 0 and body(quiet.output) == ["no problems"]
 
@@ -124,3 +126,21 @@ def test_watch_frame_fits_the_terminal(tree: Tree) -> None:
     assert any(line.startswith("web1  http  PROBLEM") for line in lines)
     full = watch_screen(query, now, None).splitlines()
     assert sum(1 for line in full if "  OK  " in line or " OK " in line) >= 3
+
+
+def test_one_pair_shows_who_acknowledged_and_who_was_alerted(example_tree: Path) -> None:
+    from click.testing import CliRunner
+
+    from survivor.cli import main
+
+    config = str(example_tree / "etc" / "survivor.yaml")
+    out = CliRunner().invoke(main, ["--config", config, "status", "db1/disk"])
+    assert out.exit_code == 0, out.output
+    assert "acknowledged by alice" in out.output and "TICKET-4411" in out.output
+    assert "2 sent" in out.output and "alice (mail)" in out.output
+    inhibited = CliRunner().invoke(main, ["--config", config, "status", "web2/http", "--json"])
+    import json
+
+    [row] = json.loads(inhibited.output)["checks"]
+    assert row["alerting"]["inhibit"]["user"] == "bob"
+    assert row["alerting"]["ack"] is None
