@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from survivor.config.convert import expand_template, template_fields
 from survivor.model import CheckResult, Host, PerfDatum, ReturnCode, is_valid_code
 
 PROTOCOL_VERSION = 1
@@ -286,30 +287,13 @@ def _quote(line: str) -> str:
 
 # --------------------------------------------------------------------------- argv templates
 
+
 # `{{` and `}}` are literal braces, `{name}` a placeholder, and a lone brace an error,
 # exactly as in str.format, which operators already know.
-_TEMPLATE_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_FIXED_PLACEHOLDERS = frozenset({"host", "address"})
-
-
 def argv_placeholders(templates: Sequence[str]) -> set[str]:
-    """Every placeholder used, e.g. `{"host", "address", "vars.port"}`.
-
-    Raises ValueError for a lone brace or an unknown placeholder, so the
-    config loader can report it with file:line before anything runs.
-    """
-    names: set[str] = set()
-    for template in templates:
-        for match in _TEMPLATE_RE.finditer(template):
-            token = match.group(0)
-            if token in ("{{", "}}"):
-                continue
-            name = match.group(1)
-            if name is None:
-                raise ValueError(_lone_brace(token, template))
-            _check_placeholder(name, template)
-            names.add(name)
-    return names
+    """Every placeholder the templates use ({host}, {address}, {vars.NAME}); ValueError on a
+    malformed one. The grammar is the config loader's (config.convert), so what loads expands."""
+    return {name for template in templates for name in template_fields(template)}
 
 
 def expand_argv(templates: Sequence[str], host: Host) -> list[str]:
@@ -318,68 +302,18 @@ def expand_argv(templates: Sequence[str], host: Host) -> list[str]:
     Raises ValueError naming the host and var when the host lacks a var the
     template needs.
     """
-    return [_expand_one(template, host) for template in templates]
+    argv: list[str] = []
+    for template in templates:
+        for name in template_fields(template):
+            var = name.removeprefix("vars.")
+            if name != var and var not in host.vars:
+                raise ValueError(
+                    f"host {host.name} has no var {var!r}, which argv template {template!r}"
+                    f" needs; add vars: {{{var}: ...}} to the host"
+                )
+        argv.append(expand_template(template, host.name, host.address, host.vars))
+    return argv
 
-
-def _expand_one(template: str, host: Host) -> str:
-    if "{" not in template and "}" not in template:
-        return template
-
-    def substitute(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        name = match.group(1)
-        if name is None:
-            raise ValueError(_lone_brace(token, template))
-        _check_placeholder(name, template)
-        if name == "host":
-            return host.name
-        if name == "address":
-            return host.address
-        var = name.removeprefix("vars.")
-        if var not in host.vars:
-            raise ValueError(
-                f"host {host.name} has no var {var!r}, which argv template {template!r} needs;"
-                f" add vars: {{{var}: ...}} to the host"
-            )
-        return _argv_text(host.vars[var])
-
-    return _TEMPLATE_RE.sub(substitute, template)
-
-
-def _check_placeholder(name: str, template: str) -> None:
-    if name in _FIXED_PLACEHOLDERS or (name.startswith("vars.") and len(name) > len("vars.")):
-        return
-    raise ValueError(
-        f"unknown placeholder {{{name}}} in argv template {template!r};"
-        " use {host}, {address} or {vars.NAME}, and {{ or }} for a literal brace"
-    )
-
-
-def _lone_brace(token: str, template: str) -> str:
-    return (
-        f"unbalanced {token!r} in argv template {template!r};"
-        f" write {token * 2!r} for a literal brace"
-    )
-
-
-def _argv_text(value: object) -> str:
-    """A var as one argv element: YAML scalars as written, anything else as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, default=_jsonable, separators=(",", ":"))
-
-
-# --------------------------------------------------------------------------- Nagios plugin protocol
 
 _PLUGIN_CODES = {
     0: ReturnCode.OK,

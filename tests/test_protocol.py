@@ -338,9 +338,9 @@ def test_expand_argv_names_the_missing_var() -> None:
 
 @pytest.mark.parametrize("template", ["{hostname}", "{ host }", "{vars.}", "{", "a}b", "{a{b}"])
 def test_bad_templates_are_errors(template: str) -> None:
-    with pytest.raises(ValueError, match=r"argv template"):
+    with pytest.raises(ValueError, match=r"unknown placeholder|unmatched"):
         expand_argv([template], WEB1)
-    with pytest.raises(ValueError, match=r"argv template"):
+    with pytest.raises(ValueError, match=r"unknown placeholder|unmatched"):
         argv_placeholders([template])
 
 
