@@ -23,13 +23,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from survivor import alertplan, calllist
 from survivor.alertplan import AlertAction, Decision
 from survivor.alertstate import Ack, AlertState, CheckView, Escalation, Inhibit
+from survivor.book import CheckBook, DiskHealth, ItemIds
 from survivor.calllist import CallListState, Recipient
-from survivor.checks import CheckBook, DiskHealth, ItemIds
 from survivor.clock import Clock, utc_iso
 from survivor.errors import ModuleError, StateError
 from survivor.fixes import FixOutcome, FixRunner
@@ -45,9 +45,11 @@ from survivor.model import (
     WorkKind,
     code_name,
 )
-from survivor.pool import WorkContext
 from survivor.runner import ModuleRunner
 from survivor.state import StateStore
+
+if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
+    from survivor.pool import WorkContext
 
 log = logging.getLogger(__name__)
 

@@ -11,21 +11,20 @@ the next item.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
-import secrets
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from survivor import composite, protocol, schedule
-from survivor.clock import Clock, floor_minute, from_epoch, utc_iso
+from survivor.book import CheckBook, DiskHealth, ItemIds
+from survivor.clock import Clock, floor_minute, from_epoch
 from survivor.errors import ModuleError
 from survivor.fsio import DiskWriteError
 from survivor.history import HistoryStore
@@ -40,65 +39,18 @@ from survivor.model import (
     WorkKind,
     code_name,
 )
-from survivor.pool import WorkContext, run_concurrently
 from survivor.runner import ModuleRunner, ProcessOutcome
-from survivor.state import CheckState, StateStore, with_reschedule
+from survivor.state import CheckState, StateStore
+
+if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
+    from survivor.pool import WorkContext
 
 log = logging.getLogger(__name__)
 
 MINUTE_S = 60.0
 
 
-# --------------------------------------------------------------------------- the book
-
-
-class CheckBook:
-    """The daemon's in-memory check states; check.json files are their durable copies."""
-
-    def __init__(self, states: Mapping[tuple[str, str], CheckState] | None = None) -> None:
-        self._states: dict[tuple[str, str], CheckState] = dict(states or {})
-        self._lock = threading.Lock()
-
-    def get(self, check: str, host: str) -> CheckState | None:
-        return self._states.get((check, host))
-
-    def put(self, check: str, host: str, state: CheckState) -> None:
-        with self._lock:
-            self._states[(check, host)] = state
-
-    def update(
-        self, check: str, host: str, change: Callable[[CheckState | None], CheckState]
-    ) -> tuple[CheckState | None, CheckState]:
-        with self._lock:
-            old = self._states.get((check, host))
-            new = self._states[(check, host)] = change(old)
-            return old, new
-
-    def reschedule(self, check: str, host: str) -> CheckState:
-        return self.update(check, host, with_reschedule)[1]
-
-    def prune(self, keep: set[tuple[str, str]]) -> None:
-        with self._lock:
-            for key in [k for k in self._states if k not in keep]:
-                del self._states[key]
-
-    def items(self) -> list[tuple[tuple[str, str], CheckState]]:
-        with self._lock:
-            return list(self._states.items())
-
-
 # --------------------------------------------------------------------------- scheduling
-
-
-class ItemIds:
-    """Short ids, unique across daemon runs: a random run prefix and a counter."""
-
-    def __init__(self, prefix: str = "") -> None:
-        self._prefix = prefix or secrets.token_hex(2)
-        self._counter = itertools.count(1)
-
-    def next(self, kind: str) -> str:
-        return f"{kind[0]}{self._prefix}{next(self._counter):x}"
 
 
 @dataclass(slots=True)
@@ -253,56 +205,6 @@ class ResultsLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-
-
-class DiskHealth:
-    """Counts write failures; logs them at most once a minute; remembers when it recovered."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.errors = 0
-        self.last_error: str | None = None
-        self.failing_since: datetime | None = None
-        self._last_logged = -1e18
-        self._last_failure = -1e18
-        self._lock = threading.Lock()
-
-    def failed(self, err: DiskWriteError) -> None:
-        with self._lock:
-            self.errors += 1
-            self.last_error = str(err)
-            self._last_failure = self.clock.monotonic()
-            if self.failing_since is None:
-                self.failing_since = self.clock.now()
-            if self.clock.monotonic() - self._last_logged >= 60.0:
-                self._last_logged = self.clock.monotonic()
-                log.error(
-                    "disk: %s (checks keep running; %d write errors so far)", err, self.errors
-                )
-
-    def succeeded(self) -> None:
-        if self.failing_since is None:
-            return
-        with self._lock:
-            # Recovered only after a minute without failures: on a nearly full disk some
-            # writes succeed between failures, and that is not worth a log line each.
-            if (
-                self.failing_since is not None
-                and self.clock.monotonic() - self._last_failure >= 60.0
-            ):
-                log.warning(
-                    "disk: writes work again (failing since %s)", utc_iso(self.failing_since)
-                )
-                self.failing_since = None
-                self.last_error = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "disk": "ok" if self.failing_since is None else "failing",
-            "disk_errors": self.errors,
-            "last_disk_error": self.last_error,
-            "failing_since": None if self.failing_since is None else utc_iso(self.failing_since),
-        }
 
 
 class CheckRecorder:
@@ -492,8 +394,9 @@ class CheckRunner:
 
     MAX_DEPENDENCY_DEPTH = 10
 
-    def __init__(self, runner: ModuleRunner) -> None:
+    def __init__(self, runner: ModuleRunner, parallel: Parallel | None = None) -> None:
         self.runner = runner
+        self.parallel: Parallel = parallel or _one_after_another
 
     def run_first_dependencies(
         self, config: Config, check: CheckDef, hosts: list[Host], depth: int = 0
@@ -610,7 +513,7 @@ class CheckRunner:
             component = replace(config.checks[name], timeout=check.timeout)
             return lambda: self.run(config, component, hosts, None)
 
-        outputs = run_concurrently([run_part(name) for name, _ in parts], name=check.name)
+        outputs = self.parallel([run_part(name) for name, _ in parts], check.name)
         combined: list[CheckResult] = []
         for i, host in enumerate(hosts):
             req = [(name, outputs[j][i]) for j, (name, is_req) in enumerate(parts) if is_req]
@@ -628,6 +531,16 @@ class CheckRunner:
     ) -> ProcessOutcome:
         on_start = None if ctx is None else ctx.set_pid
         return self.runner.run(argv, stdin, timeout, cap=cap, on_start=on_start)
+
+
+Parallel = Callable[[Sequence[Callable[[], list[CheckResult]]], str], list[list[CheckResult]]]
+
+
+def _one_after_another(
+    calls: Sequence[Callable[[], list[CheckResult]]], name: str
+) -> list[list[CheckResult]]:
+    """Composite components one by one (the daemon passes pool.run_concurrently instead)."""
+    return [call() for call in calls]
 
 
 def _first_lines(data: bytes, limit: int = 500) -> str:

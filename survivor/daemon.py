@@ -28,14 +28,12 @@ from typing import Any
 
 from survivor import __version__, notify
 from survivor.alerts import AlertBook, AlertExecutor, AlertScheduler, AlertStats
+from survivor.book import CheckBook, DiskHealth, ItemIds
 from survivor.checks import (
-    CheckBook,
     CheckExecutor,
     CheckRecorder,
     CheckRunner,
     CheckScheduler,
-    DiskHealth,
-    ItemIds,
     ResultsLog,
     pairs_of,
 )
@@ -47,7 +45,7 @@ from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, File
 from survivor.history import HistoryStore
 from survivor.metrics import export
 from survivor.model import Config, Mood, WorkItem, WorkKind
-from survivor.pool import WorkContext, WorkerPool
+from survivor.pool import WorkContext, WorkerPool, run_concurrently
 from survivor.runner import ModuleRunner
 from survivor.state import Request, StateStore
 from survivor.watch import ChangeInbox, FileWatcher, file_stamps
@@ -146,7 +144,7 @@ class Daemon:
             self.book, self.state, self.history, self.results, self.health, self.tz
         )
         self.executor = CheckExecutor(
-            CheckRunner(self.runner), self.recorder, self.clock, self.current
+            CheckRunner(self.runner, run_concurrently), self.recorder, self.clock, self.current
         )
         self.ids = ItemIds()
         self.scheduler = CheckScheduler(self.book, self.ids, self.tz)

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from survivor.book import CheckBook, DiskHealth, ItemIds
 from survivor.checks import (
-    CheckBook,
     CheckExecutor,
     CheckRecorder,
     CheckRunner,
     CheckScheduler,
-    DiskHealth,
-    ItemIds,
     ResultsLog,
 )
 from survivor.config import load_config

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
+import threading
 from typing import Any
 
 import click
 
 from survivor.cli.app import App, echo_json, friendly_errors, parse_target, require_pair
+from survivor.clock import SystemClock
 
 
 @click.command()
@@ -126,13 +127,14 @@ def reload(app: App, wait: bool, timeout: float) -> None:
     pid = _daemon_pid(app)
     before = _read_daemon_doc(app)
     generation = int((before.get("config") or {}).get("generation", 0))
-    sent_at = time.time()
+    clock = SystemClock()
+    sent_at = clock.time()
     os.kill(pid, signal.SIGHUP)
     if not wait:
         click.echo(f"sent SIGHUP to survivor (pid {pid})")
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
         doc = _read_daemon_doc(app)
         new_gen = int((doc.get("config") or {}).get("generation", 0))
         last = doc.get("last_reload") or {}
@@ -145,7 +147,7 @@ def reload(app: App, wait: bool, timeout: float) -> None:
             raise click.ClickException(
                 "the daemon refused the new configuration; it keeps running the old one"
             )
-        time.sleep(0.1)
+        clock.sleep_until(clock.monotonic() + 0.1, threading.Event())
     raise click.ClickException(
         f"the daemon (pid {pid}) did not report the reload within {timeout:.0f} s"
     )
@@ -174,15 +176,16 @@ def stop(app: App, wait: bool, timeout: float) -> None:
     if not wait:
         click.echo(f"sent SIGTERM to survivor (pid {pid})")
         return
-    deadline = time.monotonic() + timeout
+    clock = SystemClock()
+    deadline = clock.monotonic() + timeout
     pidfile = app.config.instance.state_dir / "survivor.pid"
     from survivor.fsio import read_pid
 
-    while time.monotonic() < deadline:
+    while clock.monotonic() < deadline:
         if read_pid(pidfile) is None:
             click.echo(f"survivor (pid {pid}) stopped")
             return
-        time.sleep(0.1)
+        clock.sleep_until(clock.monotonic() + 0.1, threading.Event())
     raise click.ClickException(f"survivor (pid {pid}) still running after {timeout:.0f} s")
 
 
@@ -200,6 +203,7 @@ def check(app: App, target: str, as_json: bool) -> None:
     from survivor.checks import CheckRunner
     from survivor.clock import SystemClock, utc_iso
     from survivor.moduleset import runner_for
+    from survivor.pool import run_concurrently
 
     host_name, check_name = parse_target(target)
     assert check_name is not None
@@ -212,7 +216,9 @@ def check(app: App, target: str, as_json: bool) -> None:
     elif checkdef.plugin:
         runner.resolve_plugin(checkdef.plugin)
     start = SystemClock().now()
-    [result] = CheckRunner(runner).run(config, checkdef, [config.hosts[host_name]])
+    [result] = CheckRunner(runner, run_concurrently).run(
+        config, checkdef, [config.hosts[host_name]]
+    )
     doc = {
         "host": host_name,
         "check": check_name,
