@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from survivor.clock import parse_iso, utc_iso
-from survivor.fsio import FileWriter, safe_path
+from survivor.fsio import FileWriter, PairPaths, safe_path
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,13 @@ class HistoryStore:
     def __init__(self, history_dir: Path, writer: FileWriter) -> None:
         self.root = history_dir
         self.writer = writer
-        self._pair_dirs: dict[tuple[str, str], Path] = {}
+        self._pair_paths = PairPaths(self.root / "host")
 
     # ---------------------------------------------------------------- paths
 
     def pair_dir(self, host: str, check: str) -> Path:
-        """history/host/HOST/CHECK, names checked once and remembered (a hot path)."""
-        path = self._pair_dirs.get((host, check))
-        if path is None:
-            path = safe_path(self.root / "host", host, check)
-            if len(self._pair_dirs) < 1_000_000:
-                self._pair_dirs[(host, check)] = path
-        return path
+        """HOST/CHECK under host/, both names checked to be safe path parts."""
+        return self._pair_paths(host, check)
 
     def pair_file(self, host: str, check: str, kind: str, t: datetime) -> Path:
         if kind not in KINDS:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Self
 
 from survivor.clock import parse_iso, utc_iso
 from survivor.errors import StateError
-from survivor.fsio import EntityLocks, FileWriter, safe_path
+from survivor.fsio import EntityLocks, FileWriter, PairPaths, safe_path
 from survivor.model import CheckResult, PerfDatum, ReturnCode, code_name, is_safe_name
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ class StateStore:
         self.root = state_dir
         self.writer = writer
         self.locks = locks or EntityLocks()
-        self._pair_dirs: dict[tuple[str, str], Path] = {}
+        self._pair_paths = PairPaths(self.root / "host")
 
     # ---------------------------------------------------------------- paths
 
@@ -233,13 +233,8 @@ class StateStore:
         return self.root / "requests"
 
     def pair_dir(self, host: str, check: str) -> Path:
-        """state/host/HOST/CHECK, names checked once and remembered (a hot path)."""
-        path = self._pair_dirs.get((host, check))
-        if path is None:
-            path = safe_path(self.root / "host", host, check)
-            if len(self._pair_dirs) < 1_000_000:
-                self._pair_dirs[(host, check)] = path
-        return path
+        """HOST/CHECK under host/, both names checked to be safe path parts."""
+        return self._pair_paths(host, check)
 
     def calllist_path(self, name: str) -> Path:
         return safe_path(self.root / "calllist", name).with_suffix(".json")

@@ -153,3 +153,14 @@ def test_pidfile_refuses_second_owner_and_survives_stale_file(tmp_path: Path) ->
     again.acquire()
     again.release()
     assert AlreadyRunningError
+
+
+def test_pair_paths_check_every_new_name(tmp_path: Path) -> None:
+    from survivor.fsio import PairPaths
+
+    paths = PairPaths(tmp_path / "host")
+    assert paths("web1", "ping") == tmp_path / "host" / "web1" / "ping"
+    assert paths("web1", "ping") == tmp_path / "host" / "web1" / "ping"  # from the name cache
+    for host, check in [("..", "ping"), ("web1", "../x"), ("a/b", "ping"), ("web1", "")]:
+        with pytest.raises(UnsafeNameError):
+            paths(host, check)
