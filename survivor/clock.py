@@ -111,8 +111,9 @@ def clock_from_env() -> Clock:
 
 def utc_iso(t: datetime) -> str:
     """`2026-11-24T10:05:00.412Z`: the one timestamp format of state and history."""
-    t = t.astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    return t.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"; faster than strftime
 
 
 def from_epoch(ts: float) -> datetime:

@@ -108,3 +108,14 @@ def test_sweep_removes_temps_left_by_a_crashed_writer(tmp_path: Path) -> None:
     assert st.sweep_temps(datetime.now(UTC), min_age=300) == 0  # may be a writer at work
     assert st.sweep_temps(datetime.now(UTC), min_age=-1) == 1
     assert sorted(p.name for p in pair.iterdir()) == ["check.json"]
+
+
+def test_utc_iso_is_milliseconds_and_z_from_any_zone() -> None:
+    from datetime import timedelta, timezone
+
+    from survivor.clock import parse_iso, utc_iso
+
+    t = datetime(2026, 3, 29, 2, 30, 5, 123999, tzinfo=timezone(timedelta(hours=2)))
+    assert utc_iso(t) == "2026-03-29T00:30:05.123Z"
+    assert utc_iso(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
+    assert parse_iso(utc_iso(t)) == t.replace(microsecond=123000)
