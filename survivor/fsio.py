@@ -99,6 +99,7 @@ class FileWriter:
         umask = os.umask(0o022)
         os.umask(umask)
         self._chmod = bool(umask & FILE_MODE)  # only when the umask would take bits off 0644
+        self._preallocate = True
 
     # ---------------------------------------------------------------- state files
 
@@ -124,6 +125,15 @@ class FileWriter:
             try:
                 if self._chmod:
                     os.fchmod(fd, FILE_MODE)  # a tight umask: the CLI and other tools must read it
+                if self._preallocate and data:
+                    # Blocks allocated now are not "delayed": ext4 then need not start
+                    # writeback of the temp file inside rename() (auto_da_alloc).
+                    try:
+                        os.posix_fallocate(fd, 0, len(data))
+                    except OSError as err:
+                        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                            raise  # ENOSPC and friends: a failed write like any other
+                        self._preallocate = False  # not supported here: plain writes
                 view = memoryview(data)
                 while view:
                     n = os.write(fd, view)
