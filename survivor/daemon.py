@@ -106,6 +106,7 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.disk_config: dict[str, Any] = {"stale": False}  # the config on disk vs the running one
         self._last_status = ""
+        self._last_queue: tuple[list[dict[str, Any]], dict[str, int]] | None = None
 
     # ---------------------------------------------------------------- start-up
 
@@ -334,7 +335,7 @@ class Daemon:
                     self.writer.flush()
                     next_flush = mono + 1.0
                 if mono >= next_queue:
-                    self._write_queue()
+                    self._write_queue(force=mono >= next_beat)
                     next_queue = mono + QUEUE_WRITE_S
                 self._notice_changes(mono, heartbeat=mono >= next_beat)
                 if mono >= next_beat:
@@ -354,7 +355,7 @@ class Daemon:
                 self.health.failed(err)
             except Exception:
                 log.exception("main loop: unexpected error; carrying on")
-            self.inbox.wake.wait(0.25)
+            self.inbox.wake.wait(0.5)  # signals and file events wake it at once
             self.inbox.wake.clear()
 
     def _schedulers_alive(self) -> bool:
@@ -491,9 +492,13 @@ class Daemon:
 
     # ---------------------------------------------------------------- documents
 
-    def _write_queue(self) -> None:
+    def _write_queue(self, force: bool = False) -> None:
+        """queue.json, when what it lists changed (and on the heartbeat, to show it is fresh)."""
         rows = self.check_pool.snapshot() + self.alert_pool.snapshot()
         scheduled = {"check": self.check_pool.scheduled(), "alert": self.alert_pool.scheduled()}
+        if not force and (rows, scheduled) == self._last_queue:
+            return
+        self._last_queue = (rows, scheduled)
         self.state.write_queue(
             {
                 "version": 1,
@@ -655,7 +660,7 @@ class Daemon:
         self.mood = Mood.STOPPED
         self.watcher.stop()
         for step in (
-            self._write_queue,
+            lambda: self._write_queue(force=True),
             self.write_daemon_doc,
             lambda: self._event("stop", pid=os.getpid(), generation=self.generation),
             self.writer.flush,
