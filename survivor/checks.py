@@ -63,6 +63,26 @@ class TickReport:
     blocked: list[tuple[CheckDef, Host, str]] = field(default_factory=list)  # Type I dependency
 
 
+def slot_key(check: CheckDef, hosts: tuple[str, ...]) -> str:
+    """What a run is known by: "check@host" for a plugin (one run per host), else "check"."""
+    return f"{check.name}@{hosts[0]}" if check.kind is CheckKind.PLUGIN else check.name
+
+
+def check_item(
+    ids: ItemIds, check: CheckDef, hosts: tuple[str, ...], planned: float, reason: str = "schedule"
+) -> WorkItem:
+    """A work item running `check` for `hosts` at `planned` (epoch seconds)."""
+    return WorkItem(
+        id=ids.next("check"),
+        kind=WorkKind.CHECK,
+        check=check.name,
+        hosts=hosts,
+        planned=planned,
+        key=f"check:{slot_key(check, hosts)}",
+        reason=reason,
+    )
+
+
 class CheckScheduler:
     def __init__(self, book: CheckBook, ids: ItemIds, tz: tzinfo) -> None:
         self.book = book
@@ -94,26 +114,13 @@ class CheckScheduler:
                 due.append(host_name)
             if not due:
                 continue
-            batches: list[tuple[tuple[str, ...], str]]
-            if check.kind is CheckKind.PLUGIN:
-                batches = [((h,), f"{check.name}@{h}") for h in due]
-            else:
-                batches = [(tuple(due), check.name)]
-            for hosts, key in batches:
-                planned = base + schedule.spread_offset(key, MINUTE_S)
+            batches = [(h,) for h in due] if check.kind is CheckKind.PLUGIN else [tuple(due)]
+            for hosts in batches:
+                planned = base + schedule.spread_offset(slot_key(check, hosts), MINUTE_S)
                 if planned < earliest:
                     continue  # first tick: its slot in this minute has passed; next minute
                 report.due_pairs += len(hosts)
-                report.items.append(
-                    WorkItem(
-                        id=self.ids.next("check"),
-                        kind=WorkKind.CHECK,
-                        check=check.name,
-                        hosts=hosts,
-                        planned=planned,
-                        key=f"check:{key}",
-                    )
-                )
+                report.items.append(check_item(self.ids, check, hosts, planned))
         return report
 
     def is_due(

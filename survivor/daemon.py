@@ -35,6 +35,7 @@ from survivor.checks import (
     CheckRunner,
     CheckScheduler,
     ResultsLog,
+    check_item,
     pairs_of,
 )
 from survivor.clock import Clock, floor_minute, local_zone, utc_iso
@@ -44,7 +45,7 @@ from survivor.fixes import FixRunner
 from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
 from survivor.history import HistoryStore
 from survivor.metrics import export
-from survivor.model import Config, Mood, WorkItem, WorkKind
+from survivor.model import Config, Mood, WorkItem
 from survivor.pool import WorkContext, WorkerPool, run_concurrently
 from survivor.runner import ModuleRunner
 from survivor.state import Request, StateStore
@@ -266,9 +267,7 @@ class Daemon:
     def _check_tick(self, now: datetime, first: bool) -> None:
         config, generation = self.current()
         report = self.scheduler.tick(config, now, first=first)
-        refused = self.check_pool.submit(report.items)
-        for item in refused:
-            log.warning("check %s: still queued or running; not queued again", item.key)
+        _log_refused("check", self.check_pool.submit(report.items))
         for check, host, why in report.blocked:
             self.recorder.record_blocked(config, generation, check, host, why, now)
         log.debug(
@@ -284,9 +283,7 @@ class Daemon:
 
     def _alert_tick(self, now: datetime) -> None:
         config, _ = self.current()
-        items = self.alert_scheduler.tick(config, now)
-        for item in self.alert_pool.submit(items):
-            log.warning("alert %s: still queued or running; not queued again", item.key)
+        _log_refused("alert", self.alert_pool.submit(self.alert_scheduler.tick(config, now)))
 
     def _run_alert(self, item: WorkItem, ctx: WorkContext) -> None:
         self.alert_executor.execute(item, ctx)
@@ -296,22 +293,9 @@ class Daemon:
         self.book.reschedule(check, host)
         config, _ = self.current()
         checkdef = config.checks.get(check)
-        if checkdef is None:
-            return
-        key = f"{check}@{host}" if checkdef.kind.value == "plugin" else check
-        self.check_pool.submit(
-            [
-                WorkItem(
-                    id=self.ids.next("check"),
-                    kind=WorkKind.CHECK,
-                    check=check,
-                    hosts=(host,),
-                    planned=self.clock.time(),
-                    key=f"check:{key}",
-                    reason="fix-confirm",
-                )
-            ]
-        )
+        if checkdef is not None:  # refused while it runs: the reschedule flag covers it
+            item = check_item(self.ids, checkdef, (host,), self.clock.time(), "fix-confirm")
+            self.check_pool.submit([item])
 
     # ---------------------------------------------------------------- main loop
 
@@ -672,6 +656,20 @@ class Daemon:
         self.results.close()
         self.pidfile.release()
         log.info("stopped")
+
+
+def _log_refused(kind: str, refused: list[WorkItem]) -> None:
+    """One line per tick, not one per item: a backlog of 20,000 would be a log storm."""
+    if refused:
+        names = ", ".join(item.key.split(":", 1)[1] for item in refused[:5])
+        more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+        log.warning(
+            "%s: %d still queued or running, not queued again: %s%s",
+            kind,
+            len(refused),
+            names,
+            more,
+        )
 
 
 def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
