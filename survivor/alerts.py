@@ -29,7 +29,7 @@ from survivor import alertplan, calllist
 from survivor.alertplan import AlertAction, Decision
 from survivor.alertstate import Ack, AlertState, CheckView, Escalation, Inhibit
 from survivor.book import CheckBook, DiskHealth, ItemIds
-from survivor.calllist import CallListState, Recipient
+from survivor.calllist import Recipient
 from survivor.clock import Clock, utc_iso
 from survivor.errors import ModuleError, StateError
 from survivor.fixes import FixOutcome, FixRunner
@@ -279,7 +279,7 @@ class AlertScheduler:
             tz=self.tz,
             now=now,
             has_fix=check.fix is not None and check.fix in config.fixes,
-            failing_peers=peers.get((check.name, plan.name), 0) - (1 if _fails(view) else 0),
+            failing_peers=max(0, peers.get((check.name, plan.name), 0) - 1),  # minus itself
             shift=config.instance.alert_shift,
         )
         self._drop_stale(check.name, host.name, decision, st.rc, now)
@@ -346,11 +346,10 @@ class AlertScheduler:
                 continue
             target = config.calllists.get(cl.alias_of) if cl.alias_of else None
             shape = target or cl
-            state_file = self.state.calllist_path(calllist.state_name(cl))
+            state_name = calllist.state_name(cl)
             try:
-                with self.state.locks.hold(state_file.parent):  # one lock for all call lists
-                    doc = self.state.load_document(state_file, now)
-                    old = None if doc is None else CallListState.from_dict(doc)
+                with self.state.locks.hold(self.state.calllist_lock_dir):
+                    old = self.state.load_calllist(state_name, now)
                     res = calllist.resolution(
                         cl,
                         old,
@@ -362,10 +361,10 @@ class AlertScheduler:
                         target=target,
                     )
                     if res.state != old:
-                        self.state.writer.replace(state_file, _encode(res.state.to_dict()))
+                        self.state.write_calllist(state_name, res.state)
                 if res.rotated:
                     self.history.append_calllist(
-                        calllist.state_name(cl),
+                        state_name,
                         now,
                         {"event": "rotate", "steps": res.rotated, "on_call": res.state.on_call},
                     )
@@ -419,22 +418,31 @@ class AlertScheduler:
         log.info("alert %s@%s: throttled; goes into the digest", job.check, job.host)
 
     def _failing_peers(self, config: Config) -> dict[tuple[str, str], int]:
-        """For degraded mode: how many hosts of each (check, plan) are failing past `after`."""
+        """For degraded mode: how many hosts of each (check, plan) are failing past `after`.
+
+        Only counted when some plan has a degraded-mode try; otherwise nobody asks.
+        """
         counts: dict[tuple[str, str], int] = defaultdict(int)
+        if not any(
+            t.allow_failed_hosts
+            for plan in config.alertplans.values()
+            for rule in plan.rules
+            for using in rule.using
+            for t in using.tries
+        ):
+            return counts
         for check, host in config.pairs():
             plan = config.alertplan_for(check, host)
             st = self.checks.get(check.name, host.name)
             if plan is None or st is None or st.since is None:
                 continue
-            if _fails(CheckView(st.rc, st.consecutive, st.since)) and _meets_a_rule(
-                plan, st.rc, st.consecutive
-            ):
+            if _fails(st.rc) and _meets_a_rule(plan, st.rc, st.consecutive):
                 counts[(check.name, plan.name)] += 1
         return counts
 
 
-def _fails(view: CheckView) -> bool:
-    return view.rc not in (ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND)
+def _fails(rc: int) -> bool:
+    return rc not in (ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND)
 
 
 def _meets_a_rule(plan: AlertPlan, rc: int, consecutive: int) -> bool:
@@ -443,12 +451,6 @@ def _meets_a_rule(plan: AlertPlan, rc: int, consecutive: int) -> bool:
 
 def _job_key(check: str, host: str) -> str:
     return f"alert:{check}@{host}"
-
-
-def _encode(doc: Mapping[str, Any]) -> bytes:
-    from survivor.state import encode
-
-    return encode(doc)
 
 
 def alert_document(

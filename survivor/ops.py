@@ -41,7 +41,6 @@ from survivor import alertplan
 from survivor.alertplan import EscalationError
 from survivor.alertstate import Ack, AlertState, CheckView, Escalation, Inhibit
 from survivor.calllist import (
-    CallListState,
     Substitution,
     resolution,
     state_name,
@@ -53,7 +52,7 @@ from survivor.fixes import FixOutcome, FixRunner
 from survivor.fsio import read_pid
 from survivor.history import HistoryStore
 from survivor.model import CallList, CheckDef, Config, Host, ReturnCode, code_name
-from survivor.state import CheckState, Request, StateStore, encode, read_document
+from survivor.state import CheckState, Request, StateStore
 
 DEFAULT_COMMENT = "(no reason given)"
 QUIET_CODES = frozenset({ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND})
@@ -466,11 +465,6 @@ def calllist_def(config: Config, name: str) -> tuple[CallList, CallList | None]:
     return cl, target
 
 
-def _read_calllist(state: StateStore, cl: CallList) -> CallListState | None:
-    doc = read_document(state.calllist_path(state_name(cl)))
-    return None if doc is None else CallListState.from_dict(doc)
-
-
 def show_calllist(config: Config, state: StateStore, name: str, *, now: datetime) -> dict[str, Any]:
     """Everything about one call list, as plain data: who gets an alert now, and why.
 
@@ -480,7 +474,7 @@ def show_calllist(config: Config, state: StateStore, name: str, *, now: datetime
     cl, target = calllist_def(config, name)
     shape = target or cl
     tz = local_zone(config.instance.timezone)
-    stored = _read_calllist(state, cl)
+    stored = state.read_calllist(state_name(cl))
     res = resolution(
         cl,
         stored,
@@ -526,15 +520,14 @@ def substitute(
     cl, target = calllist_def(op.config, name)
     text = _comment(comment)
     sub = Substitution(person=person, for_person=for_person, until=until, by=op.user, at=now)
-    path = op.state.calllist_path(state_name(cl))
-    with op.state.locks.hold(path.parent):  # one lock for all call lists, as the daemon
-        old = _read_calllist(op.state, cl)
+    with op.state.locks.hold(op.state.calllist_lock_dir):  # the daemon takes the same lock
+        old = op.state.read_calllist(state_name(cl))
         subs = () if old is None else old.substitutions
         replaced = [s for s in subs if s.for_person == for_person]
         kept = tuple(s for s in subs if s.for_person != for_person)
         base = None if old is None else replace(old, substitutions=kept)
         new = with_substitution(base, sub, cl, op.config.people, now=now, target=target)
-        op.state.writer.replace(path, encode(new.to_dict()))
+        op.state.write_calllist(state_name(cl), new)
         op.history.append_calllist(
             state_name(cl),
             now,

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from survivor.calllist import CallListState
 from survivor.clock import parse_iso, utc_iso
 from survivor.errors import StateError
 from survivor.fsio import EntityLocks, FileWriter, PairPaths, safe_path
@@ -238,6 +239,32 @@ class StateStore:
 
     def calllist_path(self, name: str) -> Path:
         return safe_path(self.root / "calllist", name).with_suffix(".json")
+
+    @property
+    def calllist_lock_dir(self) -> Path:
+        """One lock for all call lists (the daemon and `calllist substitute` both take it)."""
+        return self.root / "calllist"
+
+    def read_calllist(self, name: str) -> CallListState | None:
+        """A call list's state for readers (StateError if it is bad; nothing is moved)."""
+        doc = read_document(self.calllist_path(name))
+        return None if doc is None else CallListState.from_dict(doc)
+
+    def load_calllist(self, name: str, now: datetime) -> CallListState | None:
+        """A call list's state for the daemon: a bad file is moved aside and the list starts
+        fresh, so one corrupt file cannot stop every alert through that list."""
+        path = self.calllist_path(name)
+        doc = self.load_document(path, now)
+        if doc is None:
+            return None
+        try:
+            return CallListState.from_dict(doc)
+        except StateError as err:
+            self.move_aside(path, str(err), now)
+            return None
+
+    def write_calllist(self, name: str, state: CallListState) -> None:
+        self.writer.replace(self.calllist_path(name), encode(state.to_dict()))
 
     # ---------------------------------------------------------------- corrupt files
 

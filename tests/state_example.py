@@ -22,7 +22,7 @@ from survivor.calllist import CallListState, Recipient, Substitution
 from survivor.fsio import FileWriter
 from survivor.history import HistoryStore
 from survivor.model import CheckResult, FsyncPolicy, PerfDatum
-from survivor.state import CheckState, StateStore, encode
+from survivor.state import CheckState, StateStore
 
 START = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
@@ -245,12 +245,10 @@ def build(root: Path) -> None:
         "bob",
         datetime(2026, 11, 22, 17, 3, tzinfo=UTC),
     )
-    writer.replace(
-        state.calllist_path("oncall"),
-        _encode(
-            CallListState(
-                on_call="bob", last_rotation=monday, substitutions=(sub,), members=("alice", "bob")
-            ).to_dict()
+    state.write_calllist(
+        "oncall",
+        CallListState(
+            on_call="bob", last_rotation=monday, substitutions=(sub,), members=("alice", "bob")
         ),
     )
     for week in range(4):
@@ -302,10 +300,6 @@ def build(root: Path) -> None:
     state.write_queue(
         {"version": 1, "updated": "2026-11-24T10:05:00.412Z", "pid": 812, "items": []}
     )
-
-
-def _encode(doc: dict[str, object]) -> bytes:
-    return encode(doc)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,22 @@ def test_utc_iso_is_milliseconds_and_z_from_any_zone() -> None:
     assert utc_iso(t) == "2026-03-29T00:30:05.123Z"
     assert utc_iso(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
     assert parse_iso(utc_iso(t)) == t.replace(microsecond=123000)
+
+
+def test_a_bad_call_list_state_is_moved_aside_for_the_daemon_and_reported_to_readers(
+    tmp_path: Path,
+) -> None:
+    from survivor.calllist import CallListState
+
+    st = store(tmp_path)
+    st.write_calllist("oncall", CallListState(on_call="alice", members=("alice", "bob")))
+    assert st.read_calllist("oncall") == st.load_calllist("oncall", NOW)
+    path = tmp_path / "state/calllist/oncall.json"
+    path.write_text('{"version": 1, "last_rotation": "not a time"}')
+    with pytest.raises(StateError):
+        st.read_calllist("oncall")  # a reader reports, moves nothing
+    assert path.exists()
+    assert st.load_calllist("oncall", NOW) is None  # the daemon starts the list afresh
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith("oncall")] == [
+        "oncall.json.corrupt-20261124T100500Z"
+    ]
