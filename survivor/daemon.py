@@ -676,6 +676,7 @@ def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
     """Load, start, run: the body of `survivor run` (foreground)."""
     from survivor.logsetup import setup_logging
 
+    config_path = config_path.absolute()  # the daemon moves to "/" below
     try:
         config = load_config(config_path)
     except ConfigError as err:
@@ -692,5 +693,8 @@ def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
     except AlreadyRunningError as err:
         log.error("not starting: %s", err)
         return 1
+    # As a detached daemon does: hold no mount point busy, and let the runner start
+    # modules in "/" with posix_spawn, which cannot change directory itself.
+    os.chdir("/")
     daemon.start()
     return daemon.run()

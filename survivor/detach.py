@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def run_detached(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
+    config_path = config_path.absolute()  # a reload must find it from "/"
     try:
         config = load_config(config_path)
     except ConfigError as err:

@@ -3,7 +3,7 @@
 A module is untrusted in the ways that matter to a daemon: it may hang,
 ignore SIGTERM, never read its stdin, print 100 MB, leave a grandchild
 holding its stdout, or die by a signal. `ModuleRunner.run` survives all of
-these on one thread, with no helper thread per run: one `poll(2)` selector
+these on one thread, with no helper thread per run: one `poll(2)` loop
 writes stdin, drains stdout and stderr and notices the child's exit (through
 a pidfd), and the deadlines are checked between wake-ups.
 
@@ -30,8 +30,9 @@ when the daemon runs on a fake or scaled clock.
 from __future__ import annotations
 
 import logging
+import math
 import os
-import selectors
+import select
 import signal
 import stat
 import subprocess
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from survivor.errors import ModuleError
 from survivor.model import NAME_PATTERN, is_safe_name
@@ -53,6 +55,7 @@ LINGER = 0.5  # seconds to wait for EOF from descendants once the child has exit
 REAP_PATIENCE = 5.0  # seconds to wait for a SIGKILLed child (D state) before giving up
 _POLL_INTERVAL = 0.02  # seconds between exit checks where pidfds are not available
 _READ_SIZE = 65536
+SEAL_INTERVAL = 1.0  # seconds between seal_fds() calls of a runner
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class ModuleRunner:
         self._base_env.update(extra_env or {})
         self._running: set[int] = set()
         self._running_lock = threading.Lock()
+        self._sealed_until = 0.0  # monotonic time of the next seal_fds()
 
     # ----------------------------------------------------------------------- finding
 
@@ -219,31 +223,25 @@ class ModuleRunner:
         if env:
             child_env.update(env)
         started = time.monotonic()  # real seconds: see the module docstring
+        if started >= self._sealed_until:  # about once a second
+            seal_fds()
+            _reap_orphans()
+            self._sealed_until = started + SEAL_INTERVAL
         try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-                env=child_env,
-            )
+            child = _spawn(list(argv), child_env, with_stdin=bool(stdin))
         except OSError as exc:
             raise ModuleError(
                 f"cannot run {argv[0]}: {exc.strerror or exc}; check that it exists, is"
                 " executable and starts with a valid #! line"
             ) from exc
         with self._running_lock:
-            self._running.add(proc.pid)
+            self._running.add(child.pid)
         try:
             for callback in (self.on_start, on_start):
                 if callback is not None:
-                    callback(proc.pid)
+                    callback(child.pid)
             session = _Session(
-                proc,
+                child,
                 stdin,
                 started=started,
                 timeout=timeout,
@@ -252,15 +250,13 @@ class ModuleRunner:
             )
             return session.collect()
         except BaseException:
-            _signal_group(proc.pid, signal.SIGKILL)
-            _reap(proc)
+            _signal_group(child.pid, signal.SIGKILL)
+            _reap(child)
             raise
         finally:
-            for pipe in (proc.stdin, proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()
+            child.close()
             with self._running_lock:
-                self._running.discard(proc.pid)
+                self._running.discard(child.pid)
 
     def running(self) -> list[int]:
         """Pids (= process group ids) of the runs in progress on any thread."""
@@ -296,22 +292,177 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        proc.wait(timeout=REAP_PATIENCE)
-    except subprocess.TimeoutExpired:
-        # Stuck in the kernel (D state). Popen's own cleanup reaps it on a later spawn.
-        log.error(
-            "module pid %d did not die after SIGKILL; leaving it to be reaped later", proc.pid
-        )
-
-
-class _Session:
-    """The state of one run's selector loop; used once, by one thread."""
+class _Child:
+    """A started child: its pid (also its process group id) and our ends of its pipes."""
 
     def __init__(
         self,
-        proc: subprocess.Popen[bytes],
+        pid: int,
+        stdin_fd: int | None,
+        stdout_fd: int,
+        stderr_fd: int,
+        popen: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.pid = pid
+        self.stdin_fd = stdin_fd  # None: the child reads /dev/null
+        self.stdout_fd = stdout_fd
+        self.stderr_fd = stderr_fd
+        self.popen = popen  # set on the fallback path, which reaps through Popen
+        self.returncode: int | None = None  # as Popen's: -N when signal N ended it
+
+    def poll(self) -> int | None:
+        """The exit code once the child has exited and been reaped, else None."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            self.returncode = self.popen.poll()
+            return self.returncode
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped behind our back; nothing more to learn
+            self.returncode = -signal.SIGKILL
+            return self.returncode
+        if pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def close_stdin(self) -> None:
+        if self.stdin_fd is not None:
+            os.close(self.stdin_fd)
+            self.stdin_fd = None
+
+    def close(self) -> None:
+        self.close_stdin()
+        for fd in (self.stdout_fd, self.stderr_fd):
+            os.close(fd)
+        self.stdout_fd = self.stderr_fd = -1
+
+
+def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool) -> _Child:
+    """Start `argv` in a new session with cwd "/", stdin a pipe (or /dev/null), stdout/err pipes.
+
+    `os.posix_spawn` (vfork and exec in glibc) costs the daemon about half
+    of what `subprocess.Popen` does, but it cannot change directory: it is
+    used when the daemon's cwd already is "/" (the daemon moves there at
+    start) and `argv[0]` is a path; otherwise Popen does the same job.
+    """
+    stdin_r, stdin_w = os.pipe() if with_stdin else (None, None)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    ours = [fd for fd in (stdin_w, out_r, err_r) if fd is not None]
+    theirs = [fd for fd in (stdin_r, out_w, err_w) if fd is not None]
+    try:
+        if "/" in argv[0] and min(theirs) > 2 and _cwd_is_root():
+            actions: list[tuple[Any, ...]] = [
+                (os.POSIX_SPAWN_DUP2, stdin_r, 0)
+                if stdin_r is not None
+                else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, out_w, 1),
+                (os.POSIX_SPAWN_DUP2, err_w, 2),
+            ]
+            pid = os.posix_spawn(
+                argv[0],
+                argv,
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigmask=(),  # nothing blocked, and
+                setsigdef=_RESTORED_SIGNALS,  # SIGPIPE not ignored, as Popen does
+            )
+            popen = None
+        else:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL if stdin_r is None else stdin_r,
+                stdout=out_w,
+                stderr=err_w,
+                close_fds=True,
+                start_new_session=True,
+                cwd="/",
+                env=env,
+            )
+            pid = popen.pid
+    except BaseException:
+        for fd in ours:
+            os.close(fd)
+        raise
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    return _Child(pid, stdin_w, out_r, err_r, popen)
+
+
+_RESTORED_SIGNALS = tuple(
+    sig for sig in (getattr(signal, name, None) for name in ("SIGPIPE", "SIGXFSZ")) if sig
+)
+
+
+def _cwd_is_root() -> bool:
+    try:
+        return os.getcwd() == "/"
+    except OSError:  # the cwd was deleted
+        return False
+
+
+def seal_fds() -> int:
+    """Mark every descriptor above 2 close-on-exec; returns how many were not.
+
+    Python opens every file close-on-exec, but descriptors inherited at
+    start and some opened by C code (watchdog's inotify descriptor) are
+    not, and `posix_spawn` has no close-all. The runner calls this before
+    its first run and then at most every SEAL_INTERVAL seconds, so a
+    descriptor opened inheritable by a library reaches modules for at most
+    that long.
+    """
+    sealed = 0
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return 0
+    for fd in fds:
+        if fd <= 2:
+            continue
+        try:
+            if os.get_inheritable(fd):
+                os.set_inheritable(fd, False)
+                sealed += 1
+        except OSError:  # the listing's own descriptor, or closed meanwhile
+            continue
+    return sealed
+
+
+_orphans: set[int] = set()  # children killed but not yet reaped (stuck in D state)
+
+
+def _reap(child: _Child) -> None:
+    deadline = time.monotonic() + REAP_PATIENCE
+    while child.poll() is None:
+        if time.monotonic() >= deadline:
+            log.error(
+                "module pid %d did not die after SIGKILL; leaving it to be reaped later", child.pid
+            )
+            _orphans.add(child.pid)
+            return
+        time.sleep(_POLL_INTERVAL)
+
+
+def _reap_orphans() -> None:
+    """Reap children that were stuck in the kernel when their run gave up on them."""
+    for pid in list(_orphans):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _orphans.discard(pid)
+
+
+class _Session:
+    """The state of one run's poll loop; used once, by one thread."""
+
+    def __init__(
+        self,
+        child: _Child,
         stdin: bytes,
         *,
         started: float,
@@ -319,8 +470,7 @@ class _Session:
         grace: float,
         cap: int,
     ) -> None:
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        self.proc = proc
+        self.child = child
         self.started = started
         self.deadline = started + max(0.0, timeout)
         self.grace = grace
@@ -332,25 +482,25 @@ class _Session:
         self.term_at: float | None = None  # when SIGTERM went to the group
         self.kill_at: float | None = None  # when SIGKILL went to the group
         self.exited_at: float | None = None
-        self.selector = selectors.PollSelector()  # no fd to create and close, unlike epoll
-        self.stdout_fd = proc.stdout.fileno()
-        self.stderr_fd = proc.stderr.fileno()
-        self.stdin_fd = proc.stdin.fileno()
+        self.poller = select.poll()  # no fd to create and close, unlike epoll
+        self.polled: set[int] = set()
+        self.stdout_fd = child.stdout_fd
+        self.stderr_fd = child.stderr_fd
+        self.stdin_fd = child.stdin_fd
         self.reads = {self.stdout_fd, self.stderr_fd}
         self.pending = memoryview(stdin)
-        self.pidfd = _open_pidfd(proc.pid)
+        self.pidfd = _open_pidfd(child.pid)
 
     def collect(self) -> ProcessOutcome:
         try:
             self._start_io()
             self._loop()
         finally:
-            self.selector.close()
             if self.pidfd is not None:
                 os.close(self.pidfd)
         if self.exited_at is None:  # only when it could not be killed
             self.exited_at = time.monotonic()
-        returncode = self.proc.returncode
+        returncode = self.child.returncode
         return ProcessOutcome(
             stdout=bytes(self.out),
             stderr=bytes(self.err),
@@ -359,18 +509,19 @@ class _Session:
             timed_out=self.timed_out,
             truncated=self.truncated,
             duration_ms=round((self.exited_at - self.started) * 1000),
-            pid=self.proc.pid,
+            pid=self.child.pid,
         )
 
     def _start_io(self) -> None:
-        os.set_blocking(self.stdin_fd, False)
-        self._write_stdin()  # small documents go in one write, before any poll
-        if self.pending:
-            self.selector.register(self.stdin_fd, selectors.EVENT_WRITE)
+        if self.stdin_fd is not None:
+            os.set_blocking(self.stdin_fd, False)
+            self._write_stdin()  # small documents go in one write, before any poll
+            if self.pending:
+                self._watch(self.stdin_fd, select.POLLOUT)
         for fd in self.reads:
-            self.selector.register(fd, selectors.EVENT_READ)
+            self._watch(fd, select.POLLIN)
         if self.pidfd is not None:
-            self.selector.register(self.pidfd, selectors.EVENT_READ)
+            self._watch(self.pidfd, select.POLLIN)
 
     def _loop(self) -> None:
         while True:
@@ -378,36 +529,44 @@ class _Session:
             if self.exited_at is None:
                 self._enforce_timeout(now)
                 if self.kill_at is not None and now >= self.kill_at + REAP_PATIENCE:
-                    # Stuck in the kernel (D state). Popen's own cleanup reaps it on a later spawn.
-                    log.error("module pid %d did not die after SIGKILL", self.proc.pid)
+                    # Stuck in the kernel (D state): reaped later by _reap_orphans().
+                    log.error("module pid %d did not die after SIGKILL", self.child.pid)
+                    _orphans.add(self.child.pid)
                     return
             elif not self.reads:
                 return
             elif now >= self.exited_at + LINGER:
                 # Descendants still hold the pipes after the child exited: end them.
-                _signal_group(self.proc.pid, signal.SIGKILL)
+                _signal_group(self.child.pid, signal.SIGKILL)
                 return
-            events = self.selector.select(self._wait(now))
-            for key, _mask in events:
-                fd = key.fd
+            events = self.poller.poll(math.ceil(self._wait(now) * 1000))
+            for fd, _mask in events:
                 if fd == self.stdout_fd or fd == self.stderr_fd:
                     self._read(fd)
                 elif fd == self.stdin_fd:
                     self._write_stdin()
             checked = self.exited_at is None and (self.pidfd is None or events)
-            if checked and self.proc.poll() is not None:
+            if checked and self.child.poll() is not None:
                 self.exited_at = time.monotonic()
                 if self.pidfd is not None:
-                    self.selector.unregister(self.pidfd)
+                    self._unwatch(self.pidfd)
+
+    def _watch(self, fd: int, events: int) -> None:
+        self.poller.register(fd, events)
+        self.polled.add(fd)
+
+    def _unwatch(self, fd: int) -> None:
+        self.poller.unregister(fd)
+        self.polled.discard(fd)
 
     def _enforce_timeout(self, now: float) -> None:
         if self.term_at is None and now >= self.deadline:
             self.timed_out = True
             self.term_at = now
-            _signal_group(self.proc.pid, signal.SIGTERM)
+            _signal_group(self.child.pid, signal.SIGTERM)
         if self.term_at is not None and self.kill_at is None and now >= self.term_at + self.grace:
             self.kill_at = now
-            _signal_group(self.proc.pid, signal.SIGKILL)
+            _signal_group(self.child.pid, signal.SIGKILL)
 
     def _wait(self, now: float) -> float:
         if self.exited_at is not None:
@@ -425,7 +584,7 @@ class _Session:
     def _read(self, fd: int) -> None:
         chunk = os.read(fd, _READ_SIZE)
         if not chunk:
-            self.selector.unregister(fd)
+            self._unwatch(fd)
             self.reads.discard(fd)
             return
         if fd == self.stdout_fd:
@@ -440,18 +599,19 @@ class _Session:
                 self.err += chunk[:room]
 
     def _write_stdin(self) -> None:
+        assert self.stdin_fd is not None
         try:
             while self.pending:
                 written = os.write(self.stdin_fd, self.pending)
                 self.pending = self.pending[written:]
         except BlockingIOError:
-            return  # the pipe is full; the selector says when there is room
+            return  # the pipe is full; poll says when there is room
         except (BrokenPipeError, ConnectionResetError):
             self.pending = memoryview(b"")  # the module does not want (the rest of) its input
-        if self.stdin_fd in self.selector.get_map():
-            self.selector.unregister(self.stdin_fd)
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()  # EOF ends the document
+        if self.stdin_fd in self.polled:
+            self._unwatch(self.stdin_fd)
+        self.child.close_stdin()  # EOF ends the document
+        self.stdin_fd = None
 
 
 def _open_pidfd(pid: int) -> int | None:

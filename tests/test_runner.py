@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,9 +34,26 @@ SLACK = 1.0  # seconds of scheduling noise allowed on a loaded 2-core CI machine
 CHECK_DUMMY = Path("/usr/lib/nagios/plugins/check_dummy")
 
 
-@pytest.fixture
-def runner() -> ModuleRunner:
-    return ModuleRunner([MOD], [], kill_grace=0.3)
+@pytest.fixture(params=["posix_spawn", "popen"])
+def runner(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleRunner]:
+    """Every runner test runs on both spawn paths: posix_spawn needs the cwd to be "/"."""
+    if request.param == "posix_spawn":
+        monkeypatch.chdir("/")
+    spawned: list[str] = []
+    real_spawn = os.posix_spawn
+
+    def spying_spawn(*args: Any, **kwargs: Any) -> int:
+        spawned.append(args[0])
+        return real_spawn(*args, **kwargs)
+
+    monkeypatch.setattr(os, "posix_spawn", spying_spawn)
+    yield ModuleRunner([MOD], [], kill_grace=0.3)
+    if request.param == "posix_spawn":
+        assert spawned, "the posix_spawn path was never taken"
+    else:
+        assert not spawned, "posix_spawn was used although the cwd is not /"
 
 
 def run_check(
@@ -361,6 +379,41 @@ def test_many_concurrent_runs_leak_nothing(runner: ModuleRunner) -> None:
     assert open_fds() == before
 
 
+def test_inheritable_descriptors_do_not_reach_modules(runner: ModuleRunner) -> None:
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # as C code (watchdog's inotify) may leave one
+    try:
+        outcome = runner.run(["/bin/ls", "/proc/self/fd"], b"", 5)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert outcome.exit_status == 0
+    fds = {int(name) for name in outcome.stdout.split()}
+    assert write_end not in fds
+    assert fds <= {0, 1, 2, 3}  # ls's own descriptor for the listing may be 3
+
+
+def test_signals_are_reset_for_modules(runner: ModuleRunner) -> None:
+    outcome = runner.run(["/bin/grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"], b"", 5)
+    fields = dict(line.split(":\t") for line in outcome.stdout.decode().splitlines())
+    sigpipe_bit = 1 << (signal.SIGPIPE - 1)  # the daemon ignores SIGPIPE; modules must not
+    assert int(fields["SigIgn"], 16) & sigpipe_bit == 0
+    assert int(fields["SigBlk"], 16) == 0
+
+
+@pytest.mark.parametrize(("stdin", "expected"), [(b"", b"/dev/null"), (b"doc", b"pipe:")])
+def test_stdin_is_dev_null_when_there_is_no_document(
+    runner: ModuleRunner, stdin: bytes, expected: bytes
+) -> None:
+    outcome = runner.run(["/bin/readlink", "/proc/self/fd/0"], stdin, 5)
+    assert outcome.stdout.startswith(expected)
+
+
+def test_modules_run_in_the_root_directory(runner: ModuleRunner) -> None:
+    outcome = runner.run(["/bin/pwd"], b"", 5)
+    assert outcome.stdout == b"/\n"
+
+
 # --------------------------------------------------------------------------- spawn errors
 
 
@@ -410,14 +463,14 @@ def test_missing_module_lists_where_it_looked(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["../ok", "check/ok", "..", ".hidden", "", "a b", "x" * 200])
-def test_unsafe_names_are_refused(runner: ModuleRunner, name: str) -> None:
+def test_unsafe_names_are_refused(name: str) -> None:
     with pytest.raises(ModuleError, match="not allowed"):
-        runner.resolve("check", name)
+        ModuleRunner([MOD], []).resolve("check", name)
 
 
-def test_unknown_kind_is_refused(runner: ModuleRunner) -> None:
+def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ModuleError, match="unknown module kind"):
-        runner.resolve("report", "ok")
+        ModuleRunner([MOD], []).resolve("report", "ok")
 
 
 def test_world_writable_module_is_refused(tmp_path: Path) -> None:

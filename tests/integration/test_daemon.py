@@ -207,6 +207,36 @@ def test_reload_changes_fingerprint_and_keeps_state(
     assert after["consecutive"] > before["consecutive"]
 
 
+def test_daemon_works_from_root_and_reloads_a_relative_config(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    where = scratch / "mod" / "check" / "where"
+    where.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, os, sys\n"
+        "for host in json.load(sys.stdin)['hosts']:\n"
+        "    print(json.dumps({'host': host['name'], 'rc': 0, 'comment': os.getcwd()}))\n"
+    )
+    where.chmod(0o755)
+    write_config(scratch, "  where: {module: where, hosts: [web1]}\n")
+    d = DaemonProcess(Path("etc/survivor.yaml"), scratch)  # relative to the daemon's start cwd
+    daemons.append(d)
+    d.start().wait_ready()
+    check = scratch / "state/host/web1/where/check.json"
+    wait_until(lambda: (read_json(check) or {}).get("comment") == "/", 20, "a result from /")
+    write_config(scratch, "  where: {module: where, hosts: [web1, web2]}\n")
+    d.signal(signal.SIGHUP)  # the daemon now runs in "/": the config path must still resolve
+    wait_until(
+        lambda: (
+            (read_json(scratch / "state/host/web2/where/check.json") or {}).get("comment") == "/"
+        ),
+        20,
+        "the reloaded config's new pair checked",
+    )
+    daemon_doc = read_json(scratch / "state/daemon.json")
+    assert daemon_doc is not None and daemon_doc["last_reload"]["ok"] is True
+
+
 def test_history_survives_removal_and_readding_byte_for_byte(
     scratch: Path, daemons: list[DaemonProcess]
 ) -> None:
