@@ -1,4 +1,4 @@
-"""The `survivor` command: one click group; heavy imports happen inside the commands.
+"""The `survivor` command: one click group; each command and its imports load on first use.
 
 Every option can also come from the environment as SURVIVOR_<OPTION>
 (e.g. SURVIVOR_CONFIG), so init scripts and cron jobs need no flags.
@@ -6,6 +6,7 @@ Every option can also come from the environment as SURVIVOR_<OPTION>
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -41,7 +42,47 @@ Exit codes: 0 success; 1 failure (the message says why); 2 bad usage;
 """
 
 
+# Each command's module, imported only when that command runs (or --help lists them all):
+# `survivor validate` or `survivor status` from a cron job does not pay for the others.
+COMMAND_MODULES = {
+    "run": "daemon_cmds",
+    "validate": "daemon_cmds",
+    "reload": "daemon_cmds",
+    "stop": "daemon_cmds",
+    "check": "daemon_cmds",
+    "status": "status_cmds",
+    "history": "status_cmds",
+    "queue": "queue_cmds",
+    "ack": "ops_cmds",
+    "unack": "ops_cmds",
+    "inhibit": "ops_cmds",
+    "uninhibit": "ops_cmds",
+    "escalate": "ops_cmds",
+    "reschedule": "ops_cmds",
+    "fix": "ops_cmds",
+    "calllist": "calllist_cmds",
+    "web": "web_cmds",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported from COMMAND_MODULES on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"survivor.cli.{COMMAND_MODULES[cmd_name]}")
+            for defined in module.COMMANDS:
+                self.commands.setdefault(defined.name or "", defined)
+            command = self.commands.get(cmd_name)
+        return command
+
+
 @click.group(
+    cls=LazyGroup,
     help=HELP,
     context_settings={
         "help_option_names": ["-h", "--help"],
@@ -64,24 +105,6 @@ Exit codes: 0 success; 1 failure (the message says why); 2 bad usage;
 @click.pass_context
 def main(ctx: click.Context, config_path: Path) -> None:
     ctx.obj = App(config_path)
-
-
-def _register() -> None:
-    from survivor.cli import (
-        calllist_cmds,
-        daemon_cmds,
-        ops_cmds,
-        queue_cmds,
-        status_cmds,
-        web_cmds,
-    )
-
-    for module in (daemon_cmds, status_cmds, queue_cmds, ops_cmds, calllist_cmds, web_cmds):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()
 
 
 def run() -> None:

@@ -6,24 +6,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
 from survivor import ops
+from survivor.cli import main
 from survivor.state import CheckState
 from tests.test_ops import CONFIG
-
-
-def survivor_group() -> click.Group:
-    """The real `survivor` group with these commands, whether or not _register() lists them."""
-    from survivor.cli import calllist_cmds, main, ops_cmds
-
-    for module in (ops_cmds, calllist_cmds):
-        for command in module.COMMANDS:
-            if command.name not in main.commands:
-                main.add_command(command)
-    return main
 
 
 class Sc:
@@ -38,7 +27,7 @@ class Sc:
 
     def __call__(self, *args: str) -> Result:
         return self.runner.invoke(
-            survivor_group(), ["--config", str(self.config_path), *args], catch_exceptions=False
+            main, ["--config", str(self.config_path), *args], catch_exceptions=False
         )
 
     def set_check(self, host: str, check: str, rc: int) -> None:
