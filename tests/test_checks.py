@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -230,3 +231,43 @@ def test_composite_runs_components_together(
     [result] = runner.run(config, config.checks["site"], [config.hosts["web1"]])
     assert result.rc == rc
     assert result.scalar == 2 and "ping:" in result.comment and "bad:" in result.comment
+
+
+# --------------------------------------------------------------------------- results stream
+
+
+def test_results_log_lines_stay_whole_under_many_writers(tmp_path: Path) -> None:
+    results = ResultsLog(tmp_path / "results.jsonl", FakeClock(T0))
+    padding = "x" * 3000  # lines longer than a small buffer, so interleaving would show
+
+    def work(index: int) -> None:
+        for n in range(200):
+            results.write({"thread": index, "n": n, "pad": padding})
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    results.close()
+    lines = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 * 200
+    for index in range(8):  # each writer's lines in its own order
+        assert [r["n"] for r in lines if r["thread"] == index] == list(range(200))
+
+
+def test_results_log_follows_rotation_within_a_second(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    path = tmp_path / "results.jsonl"
+    results = ResultsLog(path, clock)
+    results.write({"n": 1})
+    path.rename(tmp_path / "results.jsonl.1")  # logrotate, create mode
+    results.write({"n": 2})  # within the second: still the rotated file
+    clock.advance(1.5)
+    results.write({"n": 3})
+    assert (tmp_path / "results.jsonl.1").read_text() == '{"n":1}\n{"n":2}\n'
+    assert path.read_text() == '{"n":3}\n'
+    results.close()
+    results.write({"n": 4})  # a write after close opens the file again
+    results.close()
+    assert path.read_text() == '{"n":3}\n{"n":4}\n'
