@@ -44,6 +44,7 @@ from survivor.errors import ConfigError
 from survivor.fixes import FixRunner
 from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
 from survivor.history import HistoryStore
+from survivor.malloc import limit_arenas
 from survivor.metrics import export
 from survivor.model import Config, Mood, WorkItem
 from survivor.pool import WorkContext, WorkerPool, run_concurrently
@@ -124,6 +125,7 @@ class Daemon:
         self.pidfile.acquire()  # before anything else writes: a second daemon stops here
 
     def start(self) -> None:
+        limit_arenas()  # before any thread of ours allocates
         config = self.config
         inst = config.instance
         self.pidfile.write_pid()
