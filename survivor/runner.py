@@ -55,7 +55,8 @@ LINGER = 0.5  # seconds to wait for EOF from descendants once the child has exit
 REAP_PATIENCE = 5.0  # seconds to wait for a SIGKILLed child (D state) before giving up
 _POLL_INTERVAL = 0.02  # seconds between exit checks where pidfds are not available
 _READ_SIZE = 65536
-SEAL_INTERVAL = 1.0  # seconds between seal_fds() calls of a runner
+SEAL_INTERVAL = 1.0  # seconds between seal_fds() calls of a runner (and cwd checks)
+RESOLVE_TTL = 1.0  # seconds a module lookup is reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +109,34 @@ class ModuleRunner:
         self._running: set[int] = set()
         self._running_lock = threading.Lock()
         self._sealed_until = 0.0  # monotonic time of the next seal_fds()
+        self._in_root = False  # the cwd is "/", checked with each seal_fds()
+        self._resolved: dict[tuple[str, ...], tuple[float, Path]] = {}  # key -> (until, path)
 
     # ----------------------------------------------------------------------- finding
 
     def resolve(self, kind: str, name: str) -> Path:
-        """The executable for `name` of `kind`, looked up afresh on every call.
+        """The executable for `name` of `kind`, looked up at most once a second.
 
         module_dir/<kind>/<name> in each module dir in order, then (for
         checks) <plugin_dir>/<name>. The first file found is the one: if it
         is unsafe to run, ModuleError says why rather than falling through.
+        A found path is reused for RESOLVE_TTL seconds (a lookup is five
+        stat-type calls, each a GIL hand-off between busy workers): a file
+        replaced at that path runs at once, while a new, removed or newly
+        unsafe module is noticed within the second. Failures are not reused.
         """
+        return self._cached(("module", kind, name), lambda: self._lookup(kind, name))
+
+    def _cached(self, key: tuple[str, ...], lookup: Callable[[], Path]) -> Path:
+        now = time.monotonic()
+        hit = self._resolved.get(key)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        path = lookup()
+        self._resolved[key] = (now + RESOLVE_TTL, path)
+        return path
+
+    def _lookup(self, kind: str, name: str) -> Path:
         if kind not in KINDS:
             raise ModuleError(f"unknown module kind {kind!r}; expected one of {', '.join(KINDS)}")
         if not is_safe_name(name):
@@ -148,6 +167,9 @@ class ModuleRunner:
         """A `plugin:` value: a name looked up like a check module, or an absolute path."""
         if not plugin.startswith("/"):
             return self.resolve("check", plugin)
+        return self._cached(("plugin", plugin), lambda: self._vet_plugin_path(plugin))
+
+    def _vet_plugin_path(self, plugin: str) -> Path:
         path = Path(plugin)
         if ".." in path.parts:
             raise ModuleError(f"plugin path {plugin!r} must not contain '..'")
@@ -226,9 +248,10 @@ class ModuleRunner:
         if started >= self._sealed_until:  # about once a second
             seal_fds()
             _reap_orphans()
+            self._in_root = _cwd_is_root()
             self._sealed_until = started + SEAL_INTERVAL
         try:
-            child = _spawn(list(argv), child_env, with_stdin=bool(stdin))
+            child = _spawn(list(argv), child_env, with_stdin=bool(stdin), in_root=self._in_root)
         except OSError as exc:
             raise ModuleError(
                 f"cannot run {argv[0]}: {exc.strerror or exc}; check that it exists, is"
@@ -338,7 +361,7 @@ class _Child:
         self.stdout_fd = self.stderr_fd = -1
 
 
-def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool) -> _Child:
+def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_root: bool) -> _Child:
     """Start `argv` in a new session with cwd "/", stdin a pipe (or /dev/null), stdout/err pipes.
 
     `os.posix_spawn` (vfork and exec in glibc) costs the daemon about half
@@ -352,7 +375,7 @@ def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool) -> _Child:
     ours = [fd for fd in (stdin_w, out_r, err_r) if fd is not None]
     theirs = [fd for fd in (stdin_r, out_w, err_w) if fd is not None]
     try:
-        if "/" in argv[0] and min(theirs) > 2 and _cwd_is_root():
+        if in_root and "/" in argv[0] and min(theirs) > 2:
             actions: list[tuple[Any, ...]] = [
                 (os.POSIX_SPAWN_DUP2, stdin_r, 0)
                 if stdin_r is not None

@@ -549,6 +549,24 @@ def test_new_and_changed_modules_are_used_without_restart(tmp_path: Path) -> Non
     assert runner.run([str(runner.resolve("check", "fresh"))], b"", 5).stdout == b"two\n"
 
 
+def test_lookups_are_reused_for_a_second_then_redone(tmp_path: Path) -> None:
+    runner = ModuleRunner([tmp_path], [])
+    path = make_module(tmp_path / "check", "fresh", "#!/bin/sh\necho one\n")
+    assert runner.resolve("check", "fresh") == path
+    path.chmod(0o777)  # now unsafe: refused once the cached lookup expires
+    deadline = time.monotonic() + runner_module.RESOLVE_TTL + 5
+    while True:
+        try:
+            runner.resolve("check", "fresh")
+        except ModuleError as err:
+            assert "world-writable" in str(err)
+            break
+        assert time.monotonic() < deadline, "the unsafe module was never noticed"
+        time.sleep(0.05)
+    path.chmod(0o755)
+    assert runner.resolve("check", "fresh") == path  # failures are not cached
+
+
 # --------------------------------------------------------------------------- plugins
 
 
