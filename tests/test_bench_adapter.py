@@ -1,0 +1,59 @@
+"""bench/adapter_survivor.py writes a config survivor accepts, for both protocols."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import REPO
+
+HARNESS = REPO.parent / "shared" / "bench" / "schedbench.py"
+
+pytestmark = pytest.mark.skipif(not HARNESS.is_file(), reason="../shared/bench is not beside")
+
+
+@pytest.fixture(scope="module")
+def adapter_module() -> ModuleType:
+    sys.path.insert(0, str(HARNESS.parent))  # the adapter imports schedbench by name
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "adapter_survivor", REPO / "bench" / "adapter_survivor.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(HARNESS.parent))
+
+
+@pytest.mark.parametrize("protocol", ["plugin", "survivor"])
+def test_generated_config_validates(
+    adapter_module: ModuleType, tmp_path: Path, protocol: str
+) -> None:
+    import schedbench
+
+    adapter = adapter_module.SurvivorAdapter(
+        tmp_path, {"python": sys.executable, "protocol": protocol}
+    )
+    adapter.write_config(schedbench.Workload(services=95))  # the last host has 5 services
+    done = subprocess.run(
+        adapter.validate_argv(), cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "95 check@host pairs" in done.stdout
+    assert (REPO / "survivor" / "__pycache__").is_dir()  # byte-compiled, as an install is
+
+
+def test_results_lines_give_latency_and_duration(
+    adapter_module: ModuleType, tmp_path: Path
+) -> None:
+    adapter = adapter_module.SurvivorAdapter(tmp_path, {"python": sys.executable})
+    line = '{"check":"s000","host":"h000000","planned":100.0,"start":100.25,"duration_ms":3}'
+    assert adapter.parse_result(line) == (0.25, 0.003)
+    assert adapter.parse_result("not json") is None
