@@ -364,10 +364,12 @@ class _Child:
 def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_root: bool) -> _Child:
     """Start `argv` in a new session with cwd "/", stdin a pipe (or /dev/null), stdout/err pipes.
 
-    `os.posix_spawn` (vfork and exec in glibc) costs the daemon about half
-    of what `subprocess.Popen` does, but it cannot change directory: it is
-    used when the daemon's cwd already is "/" (the daemon moves there at
-    start) and `argv[0]` is a path; otherwise Popen does the same job.
+    `os.posix_spawn` (vfork and exec in glibc) costs the daemon about 30 %
+    less CPU than `subprocess.Popen` (133 vs 185 µs for /bin/true, with
+    the poll loop), but it cannot change directory: it is used when the
+    daemon's cwd already is "/" (the daemon moves there at start, and
+    `in_root` says so) and `argv[0]` is a path; otherwise Popen does the
+    same job.
     """
     stdin_r, stdin_w = os.pipe() if with_stdin else (None, None)
     out_r, out_w = os.pipe()
@@ -563,13 +565,17 @@ class _Session:
                 _signal_group(self.child.pid, signal.SIGKILL)
                 return
             events = self.poller.poll(math.ceil(self._wait(now) * 1000))
+            exit_signalled = self.pidfd is None  # without a pidfd: look after every wake-up
             for fd, _mask in events:
                 if fd == self.stdout_fd or fd == self.stderr_fd:
                     self._read(fd)
                 elif fd == self.stdin_fd:
                     self._write_stdin()
-            checked = self.exited_at is None and (self.pidfd is None or events)
-            if checked and self.child.poll() is not None:
+                elif fd == self.pidfd:
+                    exit_signalled = True
+            # waitpid() only when the pidfd says the child exited: each system call is a
+            # GIL hand-off when other workers are busy.
+            if self.exited_at is None and exit_signalled and self.child.poll() is not None:
                 self.exited_at = time.monotonic()
                 if self.pidfd is not None:
                     self._unwatch(self.pidfd)
