@@ -43,6 +43,7 @@ from survivor.config import diff_configs, load_config
 from survivor.errors import ConfigError
 from survivor.fixes import FixRunner
 from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
+from survivor.gate import Gate
 from survivor.history import HistoryStore
 from survivor.malloc import limit_arenas
 from survivor.metrics import export
@@ -98,6 +99,7 @@ class Daemon:
         self.inbox = SignalInbox()
         self.mood = Mood.STARTING
         self.stop_event = threading.Event()
+        self.gate = Gate()  # one check worker works at a time; waits are outside (gate.py)
         self._config_lock = threading.Lock()
         self.config: Config
         self.generation = 0
@@ -117,7 +119,7 @@ class Daemon:
         self.config = config
         inst = config.instance
         self.tz = local_zone(inst.timezone)
-        self.writer = FileWriter(inst.fsync)
+        self.writer = FileWriter(inst.fsync, waiting=self.gate.released)
         self.locks = EntityLocks()
         self.state = StateStore(inst.state_dir, self.writer, self.locks)
         self.history = HistoryStore(inst.history_dir, self.writer)
@@ -142,6 +144,7 @@ class Daemon:
             inst.plugin_dirs,
             output_cap=inst.output_cap,
             extra_env={"SURVIVOR_INSTANCE": inst.name},
+            waiting=self.gate.released,
         )
         self.results = ResultsLog(inst.results_log, self.clock)
         self.recorder = CheckRecorder(
@@ -281,7 +284,8 @@ class Daemon:
         )
 
     def _run_check(self, item: WorkItem, ctx: WorkContext) -> None:
-        self.executor.execute(item, ctx)
+        with self.gate:  # released while the check's child runs: see survivor.gate
+            self.executor.execute(item, ctx)
 
     def _alert_tick(self, now: datetime) -> None:
         config, _ = self.current()

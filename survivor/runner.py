@@ -39,6 +39,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ class ModuleRunner:
         kill_grace: float = 2.0,
         extra_env: Mapping[str, str] | None = None,
         on_start: Callable[[int], None] | None = None,
+        waiting: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         # Absolute (modules run with cwd "/") but not resolved: a symlinked module dir may be
         # switched to a new release while the daemon runs.
@@ -103,6 +105,7 @@ class ModuleRunner:
         self.output_cap = output_cap
         self.kill_grace = kill_grace
         self.on_start = on_start
+        self.waiting = waiting  # entered around every wait for a child (survivor.gate)
         # Nothing of the daemon's environment leaks into modules but its LANG.
         self._base_env = {"PATH": DEFAULT_PATH, "LANG": os.environ.get("LANG") or "C.UTF-8"}
         self._base_env.update(extra_env or {})
@@ -270,6 +273,7 @@ class ModuleRunner:
                 timeout=timeout,
                 grace=self.kill_grace,
                 cap=self.output_cap if cap is None else cap,
+                waiting=self.waiting,
             )
             return session.collect()
         except BaseException:
@@ -494,8 +498,10 @@ class _Session:
         timeout: float,
         grace: float,
         cap: int,
+        waiting: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self.child = child
+        self.waiting = waiting
         self.started = started
         self.deadline = started + max(0.0, timeout)
         self.grace = grace
@@ -564,7 +570,8 @@ class _Session:
                 # Descendants still hold the pipes after the child exited: end them.
                 _signal_group(self.child.pid, signal.SIGKILL)
                 return
-            events = self.poller.poll(math.ceil(self._wait(now) * 1000))
+            with self.waiting():
+                events = self.poller.poll(math.ceil(self._wait(now) * 1000))
             exit_signalled = self.pidfd is None  # without a pidfd: look after every wake-up
             for fd, _mask in events:
                 if fd == self.stdout_fd or fd == self.stderr_fd:
