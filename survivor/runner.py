@@ -467,12 +467,15 @@ def _reap(child: _Child) -> None:
     deadline = time.monotonic() + REAP_PATIENCE
     while child.poll() is None:
         if time.monotonic() >= deadline:
-            log.error(
-                "module pid %d did not die after SIGKILL; leaving it to be reaped later", child.pid
-            )
-            _orphans.add(child.pid)
+            _abandon(child.pid)
             return
         time.sleep(_POLL_INTERVAL)
+
+
+def _abandon(pid: int) -> None:
+    """Give up waiting for a SIGKILLed child stuck in the kernel (D state); reaped later."""
+    log.error("module pid %d did not die after SIGKILL; leaving it to be reaped later", pid)
+    _orphans.add(pid)
 
 
 def _reap_orphans() -> None:
@@ -560,9 +563,7 @@ class _Session:
             if self.exited_at is None:
                 self._enforce_timeout(now)
                 if self.kill_at is not None and now >= self.kill_at + REAP_PATIENCE:
-                    # Stuck in the kernel (D state): reaped later by _reap_orphans().
-                    log.error("module pid %d did not die after SIGKILL", self.child.pid)
-                    _orphans.add(self.child.pid)
+                    _abandon(self.child.pid)
                     return
             elif not self.reads:
                 return
