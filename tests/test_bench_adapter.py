@@ -36,12 +36,12 @@ def adapter_module() -> ModuleType:
 def test_generated_config_validates(
     adapter_module: ModuleType, tmp_path: Path, protocol: str
 ) -> None:
-    import schedbench
-
     adapter = adapter_module.SurvivorAdapter(
         tmp_path, {"python": sys.executable, "protocol": protocol}
     )
-    adapter.write_config(schedbench.Workload(services=95))  # the last host has 5 services
+    adapter.write_config(
+        adapter_module.Workload(services=95)
+    )  # schedbench's, as imported  # the last host has 5 services
     done = subprocess.run(
         adapter.validate_argv(), cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
