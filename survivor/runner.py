@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from survivor.errors import ModuleError
 from survivor.model import NAME_PATTERN, is_safe_name
@@ -242,6 +242,19 @@ class ModuleRunner:
         records its pid). Raises ModuleError when the executable cannot be
         started.
         """
+        return self.start(argv, stdin, timeout, cap=cap, env=env, on_start=on_start).wait()
+
+    def start(
+        self,
+        argv: Sequence[str],
+        stdin: bytes,
+        timeout: float,
+        *,
+        cap: int | None = None,
+        env: Mapping[str, str] | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> Running:
+        """Start what `run` runs and return at once; `Running.wait()` or a loop finishes it."""
         if not argv:
             raise ModuleError("nothing to run: empty argv")
         child_env = dict(self._base_env)
@@ -262,11 +275,12 @@ class ModuleRunner:
             ) from exc
         with self._running_lock:
             self._running.add(child.pid)
+        running = Running(self, child)
         try:
             for callback in (self.on_start, on_start):
                 if callback is not None:
                     callback(child.pid)
-            session = _Session(
+            running.session = _Session(
                 child,
                 stdin,
                 started=started,
@@ -275,15 +289,14 @@ class ModuleRunner:
                 cap=self.output_cap if cap is None else cap,
                 waiting=self.waiting,
             )
-            return session.collect()
         except BaseException:
-            _signal_group(child.pid, signal.SIGKILL)
-            _reap(child)
+            running.abort()
             raise
-        finally:
-            child.close()
-            with self._running_lock:
-                self._running.discard(child.pid)
+        return running
+
+    def _ended(self, pid: int) -> None:
+        with self._running_lock:
+            self._running.discard(pid)
 
     def running(self) -> list[int]:
         """Pids (= process group ids) of the runs in progress on any thread."""
@@ -305,6 +318,79 @@ class ModuleRunner:
     def kill_all(self, sig: int = signal.SIGKILL) -> int:
         """Signal the process group of every run in progress; returns how many were signalled."""
         return sum(self.kill_group(pid, sig) for pid in self.running())
+
+
+class Poller(Protocol):
+    """Where a run's descriptors are watched: its own `select.poll()`, or a loop's."""
+
+    def register(self, fd: int, eventmask: int = ..., /) -> None: ...
+
+    def unregister(self, fd: int, /) -> None: ...
+
+
+class Running:
+    """A started run. `wait()` finishes it on this thread with its own poll; a loop that
+    runs many at once instead `attach()`es each to its poll set, passes each its events
+    (`handle`), asks `advance()` whether it is over and then `finish()`es it."""
+
+    def __init__(self, runner: ModuleRunner, child: _Child) -> None:
+        self.runner = runner
+        self.child = child
+        self.session: _Session
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    def wait(self) -> ProcessOutcome:
+        poller = select.poll()  # no fd to create and close, unlike epoll
+        try:
+            self.attach(poller)
+            while not self.advance():
+                with self.session.waiting():
+                    events = poller.poll(math.ceil(self.wait_s() * 1000))
+                self.handle(events)
+        except BaseException:
+            self.abort()
+            raise
+        return self.finish()
+
+    def attach(self, poller: Poller) -> None:
+        """Watch this run's descriptors with `poller` and write the first of its stdin."""
+        self.session.start_io(poller)
+
+    def handle(self, events: Sequence[tuple[int, int]]) -> None:
+        """Act on `poll()` events for this run's descriptors."""
+        self.session.handle(events)
+
+    def advance(self) -> bool:
+        """Enforce the deadlines; True when the run is over and `finish()` may be called."""
+        return self.session.advance(time.monotonic())
+
+    def wait_s(self) -> float:
+        """Seconds until `advance()` has something to do if no event comes first."""
+        return self.session.wait_s(time.monotonic())
+
+    def finish(self) -> ProcessOutcome:
+        """Stop watching, close our descriptors and say what the run produced."""
+        try:
+            return self.session.outcome()
+        finally:
+            self._close()
+
+    def abort(self) -> None:
+        """Give up on the run (the caller is dying): kill its group, reap, close."""
+        _signal_group(self.child.pid, signal.SIGKILL)
+        _reap(self.child)
+        self._close()
+
+    def _close(self) -> None:
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.close()
+        if self.child.stdout_fd >= 0:
+            self.child.close()
+        self.runner._ended(self.child.pid)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -490,7 +576,7 @@ def _reap_orphans() -> None:
 
 
 class _Session:
-    """The state of one run's poll loop; used once, by one thread."""
+    """The state of one run's I/O and deadlines; driven by `Running`, on one thread at a time."""
 
     def __init__(
         self,
@@ -516,7 +602,7 @@ class _Session:
         self.term_at: float | None = None  # when SIGTERM went to the group
         self.kill_at: float | None = None  # when SIGKILL went to the group
         self.exited_at: float | None = None
-        self.poller = select.poll()  # no fd to create and close, unlike epoll
+        self.poller: Poller | None = None
         self.polled: set[int] = set()
         self.stdout_fd = child.stdout_fd
         self.stderr_fd = child.stderr_fd
@@ -525,13 +611,51 @@ class _Session:
         self.pending = memoryview(stdin)
         self.pidfd = _open_pidfd(child.pid)
 
-    def collect(self) -> ProcessOutcome:
-        try:
-            self._start_io()
-            self._loop()
-        finally:
+    def start_io(self, poller: Poller) -> None:
+        self.poller = poller
+        if self.stdin_fd is not None:
+            os.set_blocking(self.stdin_fd, False)
+            self._write_stdin()  # small documents go in one write, before any poll
+            if self.pending:
+                self._watch(self.stdin_fd, select.POLLOUT)
+        for fd in self.reads:
+            self._watch(fd, select.POLLIN)
+        if self.pidfd is not None:
+            self._watch(self.pidfd, select.POLLIN)
+
+    def advance(self, now: float) -> bool:
+        """Deadlines due at `now`; True when the run is over."""
+        if self.exited_at is None:
+            self._enforce_timeout(now)
+            if self.kill_at is not None and now >= self.kill_at + REAP_PATIENCE:
+                _abandon(self.child.pid)
+                return True
+            return False
+        if not self.reads:
+            return True
+        if now >= self.exited_at + LINGER:
+            # Descendants still hold the pipes after the child exited: end them.
+            _signal_group(self.child.pid, signal.SIGKILL)
+            return True
+        return False
+
+    def handle(self, events: Sequence[tuple[int, int]]) -> None:
+        exit_signalled = self.pidfd is None  # without a pidfd: look after every wake-up
+        for fd, _mask in events:
+            if fd == self.stdout_fd or fd == self.stderr_fd:
+                self._read(fd)
+            elif fd == self.stdin_fd:
+                self._write_stdin()
+            elif fd == self.pidfd:
+                exit_signalled = True
+        # waitpid() only when the pidfd says the child exited: each system call is a
+        # GIL hand-off when other workers are busy.
+        if self.exited_at is None and exit_signalled and self.child.poll() is not None:
+            self.exited_at = time.monotonic()
             if self.pidfd is not None:
-                os.close(self.pidfd)
+                self._unwatch(self.pidfd)
+
+    def outcome(self) -> ProcessOutcome:
         if self.exited_at is None:  # only when it could not be killed
             self.exited_at = time.monotonic()
         returncode = self.child.returncode
@@ -546,53 +670,22 @@ class _Session:
             pid=self.child.pid,
         )
 
-    def _start_io(self) -> None:
-        if self.stdin_fd is not None:
-            os.set_blocking(self.stdin_fd, False)
-            self._write_stdin()  # small documents go in one write, before any poll
-            if self.pending:
-                self._watch(self.stdin_fd, select.POLLOUT)
-        for fd in self.reads:
-            self._watch(fd, select.POLLIN)
+    def close(self) -> None:
+        """Stop watching every descriptor (before any is closed: a shared poll set must not
+        keep a number the kernel may hand out again), then close the pidfd."""
+        for fd in list(self.polled):
+            self._unwatch(fd)
         if self.pidfd is not None:
-            self._watch(self.pidfd, select.POLLIN)
-
-    def _loop(self) -> None:
-        while True:
-            now = time.monotonic()
-            if self.exited_at is None:
-                self._enforce_timeout(now)
-                if self.kill_at is not None and now >= self.kill_at + REAP_PATIENCE:
-                    _abandon(self.child.pid)
-                    return
-            elif not self.reads:
-                return
-            elif now >= self.exited_at + LINGER:
-                # Descendants still hold the pipes after the child exited: end them.
-                _signal_group(self.child.pid, signal.SIGKILL)
-                return
-            with self.waiting():
-                events = self.poller.poll(math.ceil(self._wait(now) * 1000))
-            exit_signalled = self.pidfd is None  # without a pidfd: look after every wake-up
-            for fd, _mask in events:
-                if fd == self.stdout_fd or fd == self.stderr_fd:
-                    self._read(fd)
-                elif fd == self.stdin_fd:
-                    self._write_stdin()
-                elif fd == self.pidfd:
-                    exit_signalled = True
-            # waitpid() only when the pidfd says the child exited: each system call is a
-            # GIL hand-off when other workers are busy.
-            if self.exited_at is None and exit_signalled and self.child.poll() is not None:
-                self.exited_at = time.monotonic()
-                if self.pidfd is not None:
-                    self._unwatch(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
 
     def _watch(self, fd: int, events: int) -> None:
+        assert self.poller is not None
         self.poller.register(fd, events)
         self.polled.add(fd)
 
     def _unwatch(self, fd: int) -> None:
+        assert self.poller is not None
         self.poller.unregister(fd)
         self.polled.discard(fd)
 
@@ -605,7 +698,7 @@ class _Session:
             self.kill_at = now
             _signal_group(self.child.pid, signal.SIGKILL)
 
-    def _wait(self, now: float) -> float:
+    def wait_s(self, now: float) -> float:
         if self.exited_at is not None:
             wake = self.exited_at + LINGER
         elif self.term_at is None:
