@@ -41,6 +41,7 @@ from survivor.model import (
 )
 from survivor.runner import ModuleRunner, ProcessOutcome
 from survivor.state import CheckState, StateStore
+from survivor.steps import Offload, Steps, drive, outcome_of
 
 if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
     from survivor.pool import WorkContext
@@ -376,6 +377,10 @@ class CheckExecutor:
         self.current = current
 
     def execute(self, item: WorkItem, ctx: WorkContext) -> None:
+        drive(self.steps(item, ctx))
+
+    def steps(self, item: WorkItem, ctx: WorkContext) -> Steps[None]:
+        """`execute` as steps, for the check pool's loop (survivor.steps)."""
         config, generation = self.current()
         check = config.checks.get(item.check)
         if check is None:
@@ -386,15 +391,20 @@ class CheckExecutor:
             return
         start = self.clock.now()
         planned = from_epoch(item.planned)
+        verdicts: list[tuple[Host, str | None]] = [(host, None) for host in hosts]
+        if self.runner.has_run_first(config, check, hosts):  # runs other checks: blocks
+            verdicts = yield Offload(
+                lambda: self.runner.run_first_dependencies(config, check, hosts)
+            )
         runnable: list[Host] = []
-        for host, why in self.runner.run_first_dependencies(config, check, hosts):
+        for host, why in verdicts:
             if why is None:
                 runnable.append(host)
             else:
                 self.recorder.record_blocked(config, generation, check, host, why, start)
         if not runnable:
             return
-        results = self.runner.run(config, check, runnable, ctx)
+        results = yield from self.runner.run_steps(config, check, runnable, ctx)
         if ctx.cancelled.is_set():
             # Killed by `queue cancel` or at shutdown: what it "returned" says nothing about
             # the service, so nothing is recorded and the pair runs again on schedule.
@@ -419,6 +429,14 @@ class CheckRunner:
     def __init__(self, runner: ModuleRunner, parallel: Parallel | None = None) -> None:
         self.runner = runner
         self.parallel: Parallel = parallel or _one_after_another
+
+    @staticmethod
+    def has_run_first(config: Config, check: CheckDef, hosts: list[Host]) -> bool:
+        """Whether a Type II (`run_first`) dependency concerns `check` on one of `hosts`."""
+        return any(
+            dep.run_first and check.name in dep.checks and any(h.name in dep.hosts for h in hosts)
+            for dep in config.dependencies
+        )
 
     def run_first_dependencies(
         self, config: Config, check: CheckDef, hosts: list[Host], depth: int = 0
@@ -465,22 +483,34 @@ class CheckRunner:
         self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None = None
     ) -> list[CheckResult]:
         """Run `check` for `hosts` and return one result per host (used by `survivor check` too)."""
+        return drive(self.run_steps(config, check, hosts, ctx))
+
+    def run_steps(
+        self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None = None
+    ) -> Steps[list[CheckResult]]:
+        """`run` as steps (survivor.steps); a composite's components block, so are offloaded."""
         if check.kind is CheckKind.PLUGIN:
-            return [self._run_plugin(check, host, ctx) for host in hosts]
+            results: list[CheckResult] = []
+            for host in hosts:
+                results.append((yield from self._run_plugin(check, host, ctx)))
+            return results
         if check.kind is CheckKind.COMPOSITE:
-            return self._run_composite(config, check, hosts, ctx)
-        return self._run_module(config, check, hosts, ctx)
+            combined: list[CheckResult] = yield Offload(
+                lambda: self._run_composite(config, check, hosts, ctx)
+            )
+            return combined
+        return (yield from self._run_module(config, check, hosts, ctx))
 
     def _run_module(
         self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None
-    ) -> list[CheckResult]:
+    ) -> Steps[list[CheckResult]]:
         names = [h.name for h in hosts]
         assert check.module is not None
         try:
             path = self.runner.resolve("check", check.module)
             request = protocol.check_request(check.name, check.args, hosts, check.timeout)
             cap = config.instance.output_cap * max(1, len(hosts))
-            outcome = self._run(ctx, [str(path)], request, check.timeout, cap)
+            outcome = yield from self._run(ctx, [str(path)], request, check.timeout, cap)
         except ModuleError as err:
             return [CheckResult(h, int(ReturnCode.MISCONFIG), str(err)) for h in names]
         if outcome.stderr:
@@ -504,12 +534,14 @@ class CheckRunner:
             ]
         return results
 
-    def _run_plugin(self, check: CheckDef, host: Host, ctx: WorkContext | None) -> CheckResult:
+    def _run_plugin(
+        self, check: CheckDef, host: Host, ctx: WorkContext | None
+    ) -> Steps[CheckResult]:
         assert check.plugin is not None
         try:
             path = self.runner.resolve_plugin(check.plugin)
             argv = [str(path), *protocol.expand_argv(check.argv, host)]
-            outcome = self._run(ctx, argv, b"", check.timeout, None)
+            outcome = yield from self._run(ctx, argv, b"", check.timeout, None)
         except (ModuleError, ValueError) as err:
             return CheckResult(host.name, int(ReturnCode.MISCONFIG), str(err))
         return protocol.parse_plugin_output(
@@ -550,9 +582,10 @@ class CheckRunner:
         stdin: bytes,
         timeout: float,
         cap: int | None,
-    ) -> ProcessOutcome:
+    ) -> Steps[ProcessOutcome]:
         on_start = None if ctx is None else ctx.set_pid
-        return self.runner.run(argv, stdin, timeout, cap=cap, on_start=on_start)
+        running = self.runner.start(argv, stdin, timeout, cap=cap, on_start=on_start)
+        return (yield from outcome_of(running))
 
 
 Parallel = Callable[[Sequence[Callable[[], list[CheckResult]]], str], list[list[CheckResult]]]

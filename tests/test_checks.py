@@ -22,8 +22,9 @@ from survivor.fsio import FileWriter
 from survivor.history import HistoryStore
 from survivor.model import CheckResult, Config, FsyncPolicy, WorkKind
 from survivor.pool import WorkContext
-from survivor.runner import ModuleRunner
+from survivor.runner import ModuleRunner, Running
 from survivor.state import CheckState, StateStore
+from survivor.steps import Offload, run_step
 from tests.fakes import FakeClock
 
 UTCZ = UTC
@@ -231,6 +232,46 @@ def test_composite_runs_components_together(
     [result] = runner.run(config, config.checks["site"], [config.hosts["web1"]])
     assert result.rc == rc
     assert result.scalar == 2 and "ping:" in result.comment and "bad:" in result.comment
+
+
+def test_steps_hand_the_loop_only_runs_and_offloaded_blocking_work(
+    tmp_path: Path, scratch: Path
+) -> None:
+    """The check loop must never block: a composite's components (threads joined) and
+    Type II dependencies (runs of other checks) come as Offload steps, everything else as
+    started runs; driven to the end, each records as `execute` does."""
+    config = make_config(
+        tmp_path,
+        scratch,
+        "  site: {required: [ping], hosts: [web1]}\n"
+        "dependencies:\n"
+        "  - {checks: [http], hosts: [web1], on: ping@gw1, run_first: true}\n",
+    )
+    executor, book, _ = _executor(tmp_path, config)
+    items = {
+        (i.check, i.hosts): i
+        for i in CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, T0).items
+    }
+    expected = {
+        ("ping", ("web1", "web2", "gw1")): [Running],
+        ("http", ("web2",)): [Running],
+        ("http", ("web1",)): [Offload, Running],  # its dependency first, then itself
+        ("site", ("web1",)): [Offload],
+    }
+    for key, kinds in expected.items():
+        item = items[key]
+        steps = executor.steps(item, WorkContext(item))
+        seen: list[type] = []
+        value = None
+        while True:
+            try:
+                step = steps.send(value)
+            except StopIteration:
+                break
+            seen.append(type(step))
+            value = run_step(step)
+        assert seen == kinds, key
+    assert {key for key, _ in book.items()} >= {("site", "web1"), ("http", "web1")}
 
 
 # --------------------------------------------------------------------------- results stream
