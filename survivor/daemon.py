@@ -1,8 +1,10 @@
 """Daemon: start-up order, the signal inbox, the main loop, reload, shutdown, health.
 
 Threads: the main thread (signals, reload, requests, heartbeat, flushing), the
-check scheduler (one tick per wall-clock minute), the check pool's dispatcher
-and workers. Signal handlers only record; the main loop acts (STYLE habit 3).
+check scheduler (one tick per wall-clock minute), the check pool's loop (up to
+`check_workers` checks at once, survivor.looppool), the alert scheduler and the
+alert pool's dispatcher and workers. Signal handlers only record; the main loop
+acts (STYLE habit 3).
 
 Start: take the pidfile lock, load the config (exit 78 with every error),
 reconcile state with it, start pools and schedulers, then READY=1.
@@ -45,6 +47,7 @@ from survivor.fixes import FixRunner
 from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
 from survivor.gate import Gate
 from survivor.history import HistoryStore
+from survivor.looppool import LoopPool
 from survivor.malloc import limit_arenas
 from survivor.metrics import export
 from survivor.model import Config, Mood, WorkItem
@@ -99,7 +102,7 @@ class Daemon:
         self.inbox = SignalInbox()
         self.mood = Mood.STARTING
         self.stop_event = threading.Event()
-        self.gate = Gate()  # one check worker works at a time; waits are outside (gate.py)
+        self.gate = Gate()  # the check loop works holding it; waits are outside (gate.py)
         self._config_lock = threading.Lock()
         self.config: Config
         self.generation = 0
@@ -155,7 +158,9 @@ class Daemon:
         )
         self.ids = ItemIds()
         self.scheduler = CheckScheduler(self.book, self.ids, self.tz)
-        self.check_pool = WorkerPool("check", inst.check_workers, self._run_check, self.clock)
+        self.check_pool = LoopPool(
+            "check", inst.check_workers, self.executor.steps, self.clock, gate=self.gate
+        )
         self.alert_stats = AlertStats()
         self.alert_book = AlertBook.load(self.state, self.health, now)
         self.alert_book.prune(set(pairs_of(config)))
@@ -282,10 +287,6 @@ class Daemon:
             report.due_pairs,
             len(report.blocked),
         )
-
-    def _run_check(self, item: WorkItem, ctx: WorkContext) -> None:
-        with self.gate:  # released while the check's child runs: see survivor.gate
-            self.executor.execute(item, ctx)
 
     def _alert_tick(self, now: datetime) -> None:
         config, _ = self.current()

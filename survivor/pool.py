@@ -127,7 +127,7 @@ class WorkerPool:
             self._follow.clear()
             for item_id in list(self._queued):
                 self._forget(self._queued.pop(item_id))
-            self._cond.notify_all()
+            self._wake()
         for _ in self._workers:
             self._ready.put(_STOP)
 
@@ -171,13 +171,17 @@ class WorkerPool:
                     continue
                 self._enqueue(item)
             if self._heap and (head is None or self._heap[0][0] < head):
-                self._cond.notify()
+                self._wake()
         return refused
 
     def _enqueue(self, item: WorkItem) -> None:
         self._keys[item.key] = item.id
         self._queued[item.id] = item
         heapq.heappush(self._heap, (item.planned, next(self._seq), item))
+
+    def _wake(self) -> None:
+        """The head of the heap changed, or the pool is stopping (called holding `_cond`)."""
+        self._cond.notify_all()
 
     def is_busy_with(self, key: str) -> bool:
         with self._cond:
@@ -226,37 +230,59 @@ class WorkerPool:
             if item is _STOP:
                 return
             assert isinstance(item, WorkItem)
-            with self._cond:
-                self._due.discard(item.id)
-                if self._queued.pop(item.id, None) is None:
-                    continue  # cancelled between dispatch and pick-up
-                ctx = WorkContext(item, worker=name, started=self.clock.time())
-                self._running[item.id] = ctx
+            ctx = self._begin(item, name)
+            if ctx is None:
+                continue  # cancelled between dispatch and pick-up
             try:
                 self.handler(item, ctx)
                 self.completed += 1
             except Exception:
-                self.failed += 1
-                log.exception("pool %s: %s %s failed", self.name, item.kind.value, item.key)
+                self._failed(item)
             except BaseException:
-                self.failed += 1
-                log.critical(
-                    "pool %s: %s %s killed worker %s; it will be replaced",
-                    self.name,
-                    item.kind.value,
-                    item.key,
-                    name,
-                    exc_info=True,
-                )
+                self._killed(item, name)
                 raise
             finally:
-                with self._cond:
-                    self._running.pop(item.id, None)
-                    self._forget(item)
-                    nxt = self._follow.pop(item.key, None)
-                    if nxt is not None and not self._stopping:
-                        self._enqueue(nxt)
-                        self._cond.notify()
+                self._finished(item)
+
+    def _begin(self, item: WorkItem, worker: str) -> WorkContext | None:
+        """A due item is taken up: running from now, or None if it was cancelled meanwhile."""
+        with self._cond:
+            return self._begin_locked(item, worker)
+
+    def _begin_locked(self, item: WorkItem, worker: str) -> WorkContext | None:
+        self._due.discard(item.id)
+        if self._queued.pop(item.id, None) is None:
+            return None
+        ctx = WorkContext(item, worker=worker, started=self.clock.time())
+        self._running[item.id] = ctx
+        return ctx
+
+    def _failed(self, item: WorkItem) -> None:
+        """Log the exception being handled: the item failed, the pool goes on."""
+        self.failed += 1
+        log.exception("pool %s: %s %s failed", self.name, item.kind.value, item.key)
+
+    def _killed(self, item: WorkItem, worker: str) -> None:
+        """Log the BaseException being handled, which is about to end `worker`."""
+        self.failed += 1
+        log.critical(
+            "pool %s: %s %s killed worker %s; it will be replaced",
+            self.name,
+            item.kind.value,
+            item.key,
+            worker,
+            exc_info=True,
+        )
+
+    def _finished(self, item: WorkItem) -> None:
+        """The item is over (done, failed or abandoned): free its key, queue its follow-up."""
+        with self._cond:
+            self._running.pop(item.id, None)
+            self._forget(item)
+            nxt = self._follow.pop(item.key, None)
+            if nxt is not None and not self._stopping:
+                self._enqueue(nxt)
+                self._wake()
 
     # ---------------------------------------------------------------- views
 

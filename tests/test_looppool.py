@@ -1,0 +1,298 @@
+"""LoopPool: one thread running many items, each a generator of steps, with real children."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from survivor.clock import SystemClock
+from survivor.looppool import LoopPool
+from survivor.model import WorkItem, WorkKind
+from survivor.pool import WorkContext
+from survivor.runner import ModuleRunner, ProcessOutcome
+from survivor.steps import Offload, Steps, outcome_of
+
+SH = "/bin/sh"
+
+
+def item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:
+    return WorkItem(
+        id=f"i{n}",
+        kind=WorkKind.CHECK,
+        check="ping",
+        hosts=(f"h{n}",),
+        planned=time.time() + delay,
+        key=key or f"check:ping@h{n}",
+    )
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def runner() -> ModuleRunner:
+    return ModuleRunner([], [], kill_grace=0.2)
+
+
+@pytest.fixture
+def pools() -> Iterator[list[LoopPool]]:
+    made: list[LoopPool] = []
+    yield made
+    for pool in made:
+        pool.stop(1.0, lambda ctx: None)
+
+
+def start(pools: list[LoopPool], size: int, steps: Callable[..., Steps[None]]) -> LoopPool:
+    pool = LoopPool("t", size, steps, SystemClock())
+    pools.append(pool)
+    pool.start()
+    return pool
+
+
+def shell(
+    runner: ModuleRunner, script: str, ctx: WorkContext, timeout: float = 10.0
+) -> Steps[ProcessOutcome]:
+    running = runner.start([SH, "-c", script], b"", timeout, on_start=ctx.set_pid)
+    return outcome_of(running)
+
+
+def test_runs_up_to_size_items_at_once_each_to_its_end(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    spans: dict[str, tuple[float, float]] = {}
+    outputs: dict[str, bytes] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        began = time.monotonic()
+        outcome = yield from shell(runner, f"sleep 0.2; echo {it.id}", ctx)
+        outputs[it.id] = outcome.stdout
+        spans[it.id] = (began, time.monotonic())
+
+    pool = start(pools, 2, steps)
+    assert pool.submit([item(n) for n in range(5)]) == []
+    wait_for(lambda: pool.stats()["completed"] == 5)
+    assert outputs == {f"i{n}": f"i{n}\n".encode() for n in range(5)}
+    edges = sorted([(b, 1) for b, _ in spans.values()] + [(e, -1) for _, e in spans.values()])
+    at_once = peak = 0
+    for _, delta in edges:
+        at_once += delta
+        peak = max(peak, at_once)
+    assert peak == 2  # two at a time: not one after another, not all five
+    assert pool.stats()["busy"] == 0 and not pool.is_busy_with("check:ping@h0")
+
+
+def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+    started: dict[str, float] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        started[it.id] = time.time()
+        yield from shell(runner, "true", ctx)
+
+    pool = start(pools, 4, steps)
+    later = item(1, delay=0.4)
+    pool.submit([later, item(2)])
+    wait_for(lambda: len(started) == 2)
+    assert started["i1"] >= later.planned
+    assert started["i2"] < later.planned
+
+
+def test_a_run_past_its_timeout_is_killed_while_others_go_on(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    outcomes: dict[str, ProcessOutcome] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        script = "exec sleep 30" if it.id == "i1" else "echo quick"
+        outcomes[it.id] = yield from shell(runner, script, ctx, timeout=0.3)
+
+    pool = start(pools, 2, steps)
+    pool.submit([item(1), item(2)])
+    wait_for(lambda: len(outcomes) == 2)
+    assert outcomes["i1"].timed_out and outcomes["i1"].signal == signal.SIGTERM
+    assert outcomes["i2"].stdout == b"quick\n" and not outcomes["i2"].timed_out
+
+
+def test_a_failing_item_is_counted_and_the_loop_goes_on(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        yield from shell(runner, "true", ctx)
+        if it.id == "i1":
+            raise RuntimeError("boom")
+
+    pool = start(pools, 1, steps)
+    pool.submit([item(1), item(2)])
+    wait_for(lambda: pool.stats()["failed"] == 1 and pool.stats()["completed"] == 1)
+    assert not pool.is_busy_with("check:ping@h1")
+
+
+def test_an_offloaded_step_runs_beside_the_loop_and_returns_into_its_generator(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    release = threading.Event()
+    got: dict[str, object] = {}
+
+    def blocking() -> str:
+        assert release.wait(10)
+        return "from the thread"
+
+    def failing() -> str:
+        raise ValueError("bad step")
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        if it.id == "i1":
+            got["i1"] = yield Offload(blocking)
+        elif it.id == "i2":
+            try:
+                yield Offload(failing)
+            except ValueError as err:  # raised where the step was yielded
+                got["i2"] = f"caught {err}"
+        else:
+            outcome = yield from shell(runner, "echo quick", ctx)
+            got["i3"] = outcome.stdout
+
+    pool = start(pools, 3, steps)
+    pool.submit([item(1), item(2), item(3)])
+    wait_for(lambda: "i2" in got and "i3" in got)
+    assert "i1" not in got  # still blocked on its thread, holding up nobody
+    release.set()
+    wait_for(lambda: "i1" in got)
+    assert got == {"i1": "from the thread", "i2": "caught bad step", "i3": b"quick\n"}
+
+
+def test_the_gate_is_free_while_the_loop_waits(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        yield from shell(runner, "sleep 0.5", ctx)
+
+    pool = start(pools, 1, steps)
+    pool.submit([item(1)])
+    wait_for(lambda: pool.stats()["busy"] == 1)
+    with pool.gate:  # the loop polls outside the gate, so this does not wait for the child
+        assert pool.stats()["busy"] == 1
+    wait_for(lambda: pool.stats()["completed"] == 1)
+
+
+def test_stop_kills_runs_still_going_after_the_grace(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    outcomes: list[ProcessOutcome] = []
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        outcomes.append((yield from shell(runner, "exec sleep 30", ctx)))
+
+    pool = start(pools, 2, steps)
+    pool.submit([item(1), item(2, delay=60)])
+    wait_for(lambda: pool.stats()["busy"] == 1)
+    overdue: list[str] = []
+
+    def kill(ctx: WorkContext) -> None:
+        overdue.append(ctx.item.id)
+        assert ctx.pid is not None
+        runner.kill_group(ctx.pid)
+
+    assert pool.stop(0.2, kill)
+    assert overdue == ["i1"]
+    assert [o.signal for o in outcomes] == [signal.SIGKILL]
+    assert not pool._workers[0].is_alive()
+    assert [r.id for r in pool.submit([item(3)])] == ["i3"]  # refused once stopping
+
+
+def test_cancel_drops_queued_items_and_flags_running_ones(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    seen: list[str] = []
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        yield from shell(runner, "exec sleep 30", ctx)
+        seen.append(f"{it.id} cancelled={ctx.cancelled.is_set()}")
+
+    pool = start(pools, 1, steps)
+    pool.submit([item(1), item(2)])  # both due; one runs, one waits for room
+    wait_for(lambda: pool.stats()["busy"] == 1)
+    assert [r["state"] for r in pool.snapshot()] == ["running", "queued"]
+    queued = pool.cancel("i2")
+    assert isinstance(queued, WorkItem)
+    running = pool.cancel("i1")
+    assert isinstance(running, WorkContext) and running.pid is not None
+    runner.kill_group(running.pid)
+    wait_for(lambda: pool.stats()["busy"] == 0)
+    assert seen == ["i1 cancelled=True"]
+    assert pool.stats()["queued"] == 0
+
+
+def test_one_follow_up_run_is_held_for_a_running_key(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    done: list[str] = []
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        yield from shell(runner, "sleep 0.3" if it.id == "i1" else "true", ctx)
+        done.append(it.id)
+
+    pool = start(pools, 2, steps)
+    pool.submit([item(1, key="k")])
+    wait_for(lambda: pool.stats()["busy"] == 1)
+    assert pool.submit([item(2, key="k")]) == []
+    assert [r.id for r in pool.submit([item(3, key="k")])] == ["i3"]
+    wait_for(lambda: done == ["i1", "i2"])
+
+
+def test_resize_lets_more_run_at_once(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+    release = threading.Event()
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        yield Offload(lambda: release.wait(10))
+
+    pool = start(pools, 1, steps)
+    pool.submit([item(n) for n in range(3)])
+    wait_for(lambda: pool.stats()["busy"] == 1)
+    pool.resize(3)
+    wait_for(lambda: pool.stats()["busy"] == 3)
+    release.set()
+    wait_for(lambda: pool.stats()["completed"] == 3)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_loop_frees_its_items_and_is_replaced(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    seen: list[str] = []
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        seen.append(it.id)
+        if it.id == "i1":
+            raise SystemExit  # not an Exception: ends the loop thread
+        yield from shell(runner, "true", ctx)
+
+    pool = start(pools, 2, steps)
+    pool.submit([item(1)])
+    wait_for(lambda: not pool._workers[0].is_alive())
+    assert not pool.is_busy_with("check:ping@h1")
+    assert pool.check_health() == 1
+    pool.submit([item(2)])
+    wait_for(lambda: pool.stats()["completed"] == 1)
+    assert seen == ["i1", "i2"]
+
+
+def test_no_descriptor_outlives_its_run(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+    def open_fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        yield from shell(runner, "echo out; echo err >&2", ctx)
+
+    pool = start(pools, 4, steps)
+    before = open_fds()
+    pool.submit([item(n) for n in range(20)])
+    wait_for(lambda: pool.stats()["completed"] == 20)
+    assert open_fds() <= before
+    assert pool._owners == {}
