@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 EXIT_CONFIG = 78  # EX_CONFIG: systemd and init scripts show it as a configuration error
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 HEARTBEAT_S = 15.0
-QUEUE_WRITE_S = 1.0
+QUEUE_WRITE_S = 1.0  # queue.json at most this often...
+QUEUE_SHARE = 0.05  # ...and so that writing it takes at most this share of the time
 METRICS_S = 60.0
 WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 
@@ -327,7 +328,7 @@ class Daemon:
                     next_flush = mono + 1.0
                 if mono >= next_queue:
                     self._write_queue(force=mono >= next_beat)
-                    next_queue = mono + QUEUE_WRITE_S
+                    next_queue = queue_write_due(mono, self.clock.monotonic())
                 self._notice_changes(mono, heartbeat=mono >= next_beat)
                 if mono >= next_beat:
                     self.check_pool.check_health()
@@ -663,6 +664,17 @@ class Daemon:
         self.results.close()
         self.pidfile.release()
         log.info("stopped")
+
+
+def queue_write_due(began: float, ended: float) -> float:
+    """When to write queue.json next, after a write from `began` to `ended` (monotonic).
+
+    Once a second; but with a backlog of tens of thousands of due items one
+    write costs tens of milliseconds of the GIL, taken from the checks that
+    would shrink the backlog. So a long queue is written less often: its
+    writing never takes more than QUEUE_SHARE of the daemon's time.
+    """
+    return began + max(QUEUE_WRITE_S, (ended - began) / QUEUE_SHARE)
 
 
 def _log_refused(kind: str, refused: list[WorkItem]) -> None:
