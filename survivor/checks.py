@@ -386,7 +386,7 @@ class CheckExecutor:
         if check is None:
             log.info("check %s: removed from the config; dropping queued run", item.check)
             return
-        hosts = [config.hosts[h] for h in item.hosts if h in config.hosts and h in check.hosts]
+        hosts = [config.hosts[h] for h in item.hosts if h in config.hosts and h in check.host_set]
         if not hosts:
             return
         start = self.clock.now()

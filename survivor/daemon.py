@@ -460,7 +460,7 @@ class Daemon:
         config, _ = self.current()
         if request.action == "reschedule" and request.check and request.host:
             check = config.checks.get(request.check)
-            if check is None or request.host not in check.hosts:
+            if check is None or request.host not in check.host_set:
                 log.warning(
                     "request %s: %s@%s is not configured", request.id, request.check, request.host
                 )

@@ -223,6 +223,11 @@ class CheckDef:
     retry: timedelta | None = None  # re-check interval while not OK
     fix: str | None = None
     mark: Mark = NO_MARK
+    # `hosts` as a set, for "does it run on this host" at every run (a tuple is a scan).
+    host_set: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host_set", frozenset(self.hosts))
 
     def to_dict(self) -> dict[str, Any]:
         """The definition as plain data: what the fingerprint is taken over."""

@@ -164,7 +164,7 @@ def pair(config: Config, host: str, check: str) -> tuple[CheckDef, Host]:
     hostdef = config.hosts.get(host)
     if hostdef is None:
         raise OpError(f"no host named {host!r} in {config.path}")
-    if host not in checkdef.hosts:
+    if host not in checkdef.host_set:
         shown = ", ".join(checkdef.hosts[:8]) + (", ..." if len(checkdef.hosts) > 8 else "")
         raise OpError(f"check {check} does not run on host {host} (it runs on: {shown or 'none'})")
     return checkdef, hostdef
