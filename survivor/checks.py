@@ -362,7 +362,12 @@ def _with_next_due(state: CheckState, due: datetime | None) -> CheckState:
 
 
 class CheckExecutor:
-    """Runs check work items and records every result before taking the next item."""
+    """Runs check work items and records every result before taking the next item.
+
+    With `offload_records` (fsync policy `always`: each record waits for the
+    disk) recording is an offloaded step, so that the check loop goes on
+    with other checks while one waits for its fsyncs.
+    """
 
     def __init__(
         self,
@@ -370,11 +375,14 @@ class CheckExecutor:
         recorder: CheckRecorder,
         clock: Clock,
         current: Callable[[], tuple[Config, int]],
+        *,
+        offload_records: bool = False,
     ) -> None:
         self.runner = runner
         self.recorder = recorder
         self.clock = clock
         self.current = current
+        self.offload_records = offload_records
 
     def execute(self, item: WorkItem, ctx: WorkContext) -> None:
         drive(self.steps(item, ctx))
@@ -410,11 +418,18 @@ class CheckExecutor:
             # the service, so nothing is recorded and the pair runs again on schedule.
             log.info("check %s: run cancelled; no result recorded", check.name)
             return
-        for result in results:
-            host = config.hosts[result.host]
-            self.recorder.record(
-                config, generation, check, host, result, start=start, planned=planned
-            )
+
+        def record() -> None:
+            for result in results:
+                host = config.hosts[result.host]
+                self.recorder.record(
+                    config, generation, check, host, result, start=start, planned=planned
+                )
+
+        if self.offload_records:
+            yield Offload(record)
+        else:
+            record()
 
 
 class CheckRunner:

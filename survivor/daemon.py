@@ -45,12 +45,11 @@ from survivor.config import diff_configs, load_config
 from survivor.errors import ConfigError
 from survivor.fixes import FixRunner
 from survivor.fsio import AlreadyRunningError, DiskWriteError, EntityLocks, FileWriter, PidFile
-from survivor.gate import Gate
 from survivor.history import HistoryStore
 from survivor.looppool import LoopPool
 from survivor.malloc import limit_arenas
 from survivor.metrics import export
-from survivor.model import Config, Mood, WorkItem
+from survivor.model import Config, FsyncPolicy, Mood, WorkItem
 from survivor.pool import WorkContext, WorkerPool, run_concurrently
 from survivor.runner import ModuleRunner
 from survivor.state import Request, StateStore
@@ -103,7 +102,6 @@ class Daemon:
         self.inbox = SignalInbox()
         self.mood = Mood.STARTING
         self.stop_event = threading.Event()
-        self.gate = Gate()  # the check loop works holding it; waits are outside (gate.py)
         self._config_lock = threading.Lock()
         self.config: Config
         self.generation = 0
@@ -123,7 +121,7 @@ class Daemon:
         self.config = config
         inst = config.instance
         self.tz = local_zone(inst.timezone)
-        self.writer = FileWriter(inst.fsync, waiting=self.gate.released)
+        self.writer = FileWriter(inst.fsync)
         self.locks = EntityLocks()
         self.state = StateStore(inst.state_dir, self.writer, self.locks)
         self.history = HistoryStore(inst.history_dir, self.writer)
@@ -148,20 +146,21 @@ class Daemon:
             inst.plugin_dirs,
             output_cap=inst.output_cap,
             extra_env={"SURVIVOR_INSTANCE": inst.name},
-            waiting=self.gate.released,
         )
         self.results = ResultsLog(inst.results_log, self.clock)
         self.recorder = CheckRecorder(
             self.book, self.state, self.history, self.results, self.health, self.tz
         )
         self.executor = CheckExecutor(
-            CheckRunner(self.runner, run_concurrently), self.recorder, self.clock, self.current
+            CheckRunner(self.runner, run_concurrently),
+            self.recorder,
+            self.clock,
+            self.current,
+            offload_records=inst.fsync is FsyncPolicy.ALWAYS,
         )
         self.ids = ItemIds()
         self.scheduler = CheckScheduler(self.book, self.ids, self.tz)
-        self.check_pool = LoopPool(
-            "check", inst.check_workers, self.executor.steps, self.clock, gate=self.gate
-        )
+        self.check_pool = LoopPool("check", inst.check_workers, self.executor.steps, self.clock)
         self.alert_stats = AlertStats()
         self.alert_book = AlertBook.load(self.state, self.health, now)
         self.alert_book.prune(set(pairs_of(config)))

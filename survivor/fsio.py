@@ -21,7 +21,6 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from survivor.errors import SurvivorError
@@ -91,14 +90,8 @@ class FileWriter:
     leaves a torn file.
     """
 
-    def __init__(
-        self,
-        policy: FsyncPolicy = FsyncPolicy.BATCH,
-        *,
-        waiting: Callable[[], AbstractContextManager[None]] = nullcontext,
-    ) -> None:
+    def __init__(self, policy: FsyncPolicy = FsyncPolicy.BATCH) -> None:
         self.policy = policy
-        self.waiting = waiting  # entered around inline fsyncs (survivor.gate)
         self._dirty_files: set[Path] = set()
         self._dirty_dirs: set[Path] = set()
         self._dirty_lock = threading.Lock()
@@ -148,8 +141,7 @@ class FileWriter:
                     n = os.write(fd, view)
                     view = view[n:]
                 if self.policy is FsyncPolicy.ALWAYS:
-                    with self.waiting():
-                        os.fsync(fd)
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp_name, path)
@@ -158,8 +150,7 @@ class FileWriter:
                 os.unlink(tmp_name)
             raise
         if self.policy is FsyncPolicy.ALWAYS:
-            with self.waiting():
-                fsync_dir(path.parent)
+            fsync_dir(path.parent)
         elif self.policy is FsyncPolicy.BATCH:
             with self._dirty_lock:
                 if _syncfs is None:
@@ -199,8 +190,7 @@ class FileWriter:
                     _truncate_back(fd, os.fstat(fd).st_size - n)
                 raise DiskWriteError(path, OSError(errno.ENOSPC, "short write (disk full?)"))
             if self.policy is FsyncPolicy.ALWAYS:
-                with self.waiting():
-                    os.fsync(fd)
+                os.fsync(fd)
         finally:
             os.close(fd)
         if self.policy is FsyncPolicy.BATCH:
@@ -211,8 +201,7 @@ class FileWriter:
 
     def _mark_dir(self, path: Path) -> None:
         if self.policy is FsyncPolicy.ALWAYS:
-            with self.waiting():
-                fsync_dir(path)
+            fsync_dir(path)
         elif self.policy is FsyncPolicy.BATCH:
             with self._dirty_lock:
                 self._dirty_dirs.add(path)

@@ -5,7 +5,10 @@ ignore SIGTERM, never read its stdin, print 100 MB, leave a grandchild
 holding its stdout, or die by a signal. `ModuleRunner.run` survives all of
 these on one thread, with no helper thread per run: one `poll(2)` loop
 writes stdin, drains stdout and stderr and notices the child's exit (through
-a pidfd), and the deadlines are checked between wake-ups.
+a pidfd), and the deadlines are checked between wake-ups. `start` returns
+the run as a `Running` handle instead, so that the check pool's loop
+(survivor.looppool) can drive many runs from one poll set; `run` is
+`start(...).wait()`.
 
 Decisions:
 
@@ -39,7 +42,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -96,7 +98,6 @@ class ModuleRunner:
         kill_grace: float = 2.0,
         extra_env: Mapping[str, str] | None = None,
         on_start: Callable[[int], None] | None = None,
-        waiting: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         # Absolute (modules run with cwd "/") but not resolved: a symlinked module dir may be
         # switched to a new release while the daemon runs.
@@ -105,7 +106,6 @@ class ModuleRunner:
         self.output_cap = output_cap
         self.kill_grace = kill_grace
         self.on_start = on_start
-        self.waiting = waiting  # entered around every wait for a child (survivor.gate)
         # Nothing of the daemon's environment leaks into modules but its LANG.
         self._base_env = {"PATH": DEFAULT_PATH, "LANG": os.environ.get("LANG") or "C.UTF-8"}
         self._base_env.update(extra_env or {})
@@ -287,7 +287,6 @@ class ModuleRunner:
                 timeout=timeout,
                 grace=self.kill_grace,
                 cap=self.output_cap if cap is None else cap,
-                waiting=self.waiting,
             )
         except BaseException:
             running.abort()
@@ -347,8 +346,7 @@ class Running:
         try:
             self.attach(poller)
             while not self.advance():
-                with self.session.waiting():
-                    events = poller.poll(math.ceil(self.wait_s() * 1000))
+                events = poller.poll(math.ceil(self.wait_s() * 1000))
                 self.handle(events)
         except BaseException:
             self.abort()
@@ -587,10 +585,8 @@ class _Session:
         timeout: float,
         grace: float,
         cap: int,
-        waiting: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self.child = child
-        self.waiting = waiting
         self.started = started
         self.deadline = started + max(0.0, timeout)
         self.grace = grace

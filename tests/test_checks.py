@@ -274,6 +274,27 @@ def test_steps_hand_the_loop_only_runs_and_offloaded_blocking_work(
     assert {key for key, _ in book.items()} >= {("site", "web1"), ("http", "web1")}
 
 
+def test_with_fsync_always_recording_is_an_offloaded_step(tmp_path: Path, scratch: Path) -> None:
+    config = make_config(tmp_path, scratch)
+    executor, book, history = _executor(tmp_path, config)
+    executor.offload_records = True
+    [item] = [
+        i
+        for i in CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, T0).items
+        if i.check == "http" and i.hosts == ("web1",)
+    ]
+    steps = executor.steps(item, WorkContext(item))
+    run = steps.send(None)
+    assert isinstance(run, Running)
+    record = steps.send(run_step(run))
+    assert isinstance(record, Offload)
+    assert book.get("http", "web1") is None  # not yet: the offloaded step records
+    with pytest.raises(StopIteration):
+        steps.send(run_step(record))
+    assert [r["rc"] for r in history.read("web1", "http")] == [0]
+    assert book.get("http", "web1") is not None
+
+
 # --------------------------------------------------------------------------- results stream
 
 

@@ -169,18 +169,6 @@ def test_an_offloaded_step_runs_beside_the_loop_and_returns_into_its_generator(
     assert got == {"i1": "from the thread", "i2": "caught bad step", "i3": b"quick\n"}
 
 
-def test_the_gate_is_free_while_the_loop_waits(runner: ModuleRunner, pools: list[LoopPool]) -> None:
-    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
-        yield from shell(runner, "sleep 0.5", ctx)
-
-    pool = start(pools, 1, steps)
-    pool.submit([item(1)])
-    wait_for(lambda: pool.stats()["busy"] == 1)
-    with pool.gate:  # the loop polls outside the gate, so this does not wait for the child
-        assert pool.stats()["busy"] == 1
-    wait_for(lambda: pool.stats()["completed"] == 1)
-
-
 def test_stop_kills_runs_still_going_after_the_grace(
     runner: ModuleRunner, pools: list[LoopPool]
 ) -> None:
