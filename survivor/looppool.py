@@ -24,7 +24,6 @@ only block) runs on a thread of its own and wakes the loop when done.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import os
@@ -179,12 +178,7 @@ class LoopPool(WorkerPool):
             if self._stopping:
                 self._pending.clear()
                 return taken, None
-            now = self.clock.time()
-            while self._heap and self._heap[0][0] <= now:
-                _, _, item = heapq.heappop(self._heap)
-                if item.id in self._queued:  # not cancelled meanwhile
-                    self._due.add(item.id)
-                    self._pending.append(item)
+            self._pending.extend(self._pop_due(self.clock.time()))
             while len(taken) < room and self._pending:
                 item = self._pending.popleft()
                 ctx = self._begin_locked(item, self._loop_name)

@@ -16,7 +16,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -214,12 +214,8 @@ class WorkerPool:
             with self._cond:
                 if self._stopping:
                     return
-                now = self.clock.time()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, item = heapq.heappop(self._heap)
-                    if item.id in self._queued:  # not cancelled meanwhile
-                        self._due.add(item.id)
-                        self._ready.put(item)
+                for item in self._pop_due(self.clock.time()):
+                    self._ready.put(item)
                 timeout = self.clock.wait_seconds(self._heap[0][0]) if self._heap else None
                 self._cond.wait(timeout)
 
@@ -243,6 +239,14 @@ class WorkerPool:
                 raise
             finally:
                 self._finished(item)
+
+    def _pop_due(self, now: float) -> Iterator[WorkItem]:
+        """Take the items planned up to `now` off the heap, as due (holding `_cond`)."""
+        while self._heap and self._heap[0][0] <= now:
+            _, _, item = heapq.heappop(self._heap)
+            if item.id in self._queued:  # not cancelled meanwhile
+                self._due.add(item.id)
+                yield item
 
     def _begin(self, item: WorkItem, worker: str) -> WorkContext | None:
         """A due item is taken up: running from now, or None if it was cancelled meanwhile."""

@@ -1,9 +1,12 @@
-"""Test doubles: a clock the test drives, and a runner that returns canned results."""
+"""Test doubles: a clock the test drives, a runner that returns canned results, work items."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+
+from survivor.model import WorkItem, WorkKind
 
 
 class FakeClock:
@@ -50,3 +53,15 @@ class FakeClock:
 
     def after_real(self, seconds: float) -> float:
         return self.monotonic() + seconds
+
+
+def work_item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:
+    """Check item `i<n>` for host `h<n>`, planned `delay` seconds from now (real time)."""
+    return WorkItem(
+        id=f"i{n}",
+        kind=WorkKind.CHECK,
+        check="ping",
+        hosts=(f"h{n}",),
+        planned=time.time() + delay,
+        key=key or f"check:ping@h{n}",
+    )

@@ -12,30 +12,14 @@ import pytest
 
 from survivor.clock import SystemClock
 from survivor.looppool import LoopPool
-from survivor.model import WorkItem, WorkKind
+from survivor.model import WorkItem
 from survivor.pool import WorkContext
 from survivor.runner import ModuleRunner, ProcessOutcome
 from survivor.steps import Offload, Steps, outcome_of
+from tests.conftest import wait_until
+from tests.fakes import work_item
 
 SH = "/bin/sh"
-
-
-def item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:
-    return WorkItem(
-        id=f"i{n}",
-        kind=WorkKind.CHECK,
-        check="ping",
-        hosts=(f"h{n}",),
-        planned=time.time() + delay,
-        key=key or f"check:ping@h{n}",
-    )
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -78,8 +62,8 @@ def test_runs_up_to_size_items_at_once_each_to_its_end(
         spans[it.id] = (began, time.monotonic())
 
     pool = start(pools, 2, steps)
-    assert pool.submit([item(n) for n in range(5)]) == []
-    wait_for(lambda: pool.stats()["completed"] == 5)
+    assert pool.submit([work_item(n) for n in range(5)]) == []
+    wait_until(lambda: pool.stats()["completed"] == 5)
     assert outputs == {f"i{n}": f"i{n}\n".encode() for n in range(5)}
     edges = sorted([(b, 1) for b, _ in spans.values()] + [(e, -1) for _, e in spans.values()])
     at_once = peak = 0
@@ -98,9 +82,9 @@ def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: list[Loo
         yield from shell(runner, "true", ctx)
 
     pool = start(pools, 4, steps)
-    later = item(1, delay=0.4)
-    pool.submit([later, item(2)])
-    wait_for(lambda: len(started) == 2)
+    later = work_item(1, delay=0.4)
+    pool.submit([later, work_item(2)])
+    wait_until(lambda: len(started) == 2)
     assert started["i1"] >= later.planned
     assert started["i2"] < later.planned
 
@@ -115,8 +99,8 @@ def test_a_run_past_its_timeout_is_killed_while_others_go_on(
         outcomes[it.id] = yield from shell(runner, script, ctx, timeout=0.3)
 
     pool = start(pools, 2, steps)
-    pool.submit([item(1), item(2)])
-    wait_for(lambda: len(outcomes) == 2)
+    pool.submit([work_item(1), work_item(2)])
+    wait_until(lambda: len(outcomes) == 2)
     assert outcomes["i1"].timed_out and outcomes["i1"].signal == signal.SIGTERM
     assert outcomes["i2"].stdout == b"quick\n" and not outcomes["i2"].timed_out
 
@@ -130,8 +114,8 @@ def test_a_failing_item_is_counted_and_the_loop_goes_on(
             raise RuntimeError("boom")
 
     pool = start(pools, 1, steps)
-    pool.submit([item(1), item(2)])
-    wait_for(lambda: pool.stats()["failed"] == 1 and pool.stats()["completed"] == 1)
+    pool.submit([work_item(1), work_item(2)])
+    wait_until(lambda: pool.stats()["failed"] == 1 and pool.stats()["completed"] == 1)
     assert not pool.is_busy_with("check:ping@h1")
 
 
@@ -161,11 +145,11 @@ def test_an_offloaded_step_runs_beside_the_loop_and_returns_into_its_generator(
             got["i3"] = outcome.stdout
 
     pool = start(pools, 3, steps)
-    pool.submit([item(1), item(2), item(3)])
-    wait_for(lambda: "i2" in got and "i3" in got)
+    pool.submit([work_item(1), work_item(2), work_item(3)])
+    wait_until(lambda: "i2" in got and "i3" in got)
     assert "i1" not in got  # still blocked on its thread, holding up nobody
     release.set()
-    wait_for(lambda: "i1" in got)
+    wait_until(lambda: "i1" in got)
     assert got == {"i1": "from the thread", "i2": "caught bad step", "i3": b"quick\n"}
 
 
@@ -178,8 +162,8 @@ def test_stop_kills_runs_still_going_after_the_grace(
         outcomes.append((yield from shell(runner, "exec sleep 30", ctx)))
 
     pool = start(pools, 2, steps)
-    pool.submit([item(1), item(2, delay=60)])
-    wait_for(lambda: pool.stats()["busy"] == 1)
+    pool.submit([work_item(1), work_item(2, delay=60)])
+    wait_until(lambda: pool.stats()["busy"] == 1)
     overdue: list[str] = []
 
     def kill(ctx: WorkContext) -> None:
@@ -191,7 +175,7 @@ def test_stop_kills_runs_still_going_after_the_grace(
     assert overdue == ["i1"]
     assert [o.signal for o in outcomes] == [signal.SIGKILL]
     assert not pool._workers[0].is_alive()
-    assert [r.id for r in pool.submit([item(3)])] == ["i3"]  # refused once stopping
+    assert [r.id for r in pool.submit([work_item(3)])] == ["i3"]  # refused once stopping
 
 
 def test_cancel_drops_queued_items_and_flags_running_ones(
@@ -204,15 +188,15 @@ def test_cancel_drops_queued_items_and_flags_running_ones(
         seen.append(f"{it.id} cancelled={ctx.cancelled.is_set()}")
 
     pool = start(pools, 1, steps)
-    pool.submit([item(1), item(2)])  # both due; one runs, one waits for room
-    wait_for(lambda: pool.stats()["busy"] == 1)
+    pool.submit([work_item(1), work_item(2)])  # both due; one runs, one waits for room
+    wait_until(lambda: pool.stats()["busy"] == 1)
     assert [r["state"] for r in pool.snapshot()] == ["running", "queued"]
     queued = pool.cancel("i2")
     assert isinstance(queued, WorkItem)
     running = pool.cancel("i1")
     assert isinstance(running, WorkContext) and running.pid is not None
     runner.kill_group(running.pid)
-    wait_for(lambda: pool.stats()["busy"] == 0)
+    wait_until(lambda: pool.stats()["busy"] == 0)
     assert seen == ["i1 cancelled=True"]
     assert pool.stats()["queued"] == 0
 
@@ -227,11 +211,11 @@ def test_one_follow_up_run_is_held_for_a_running_key(
         done.append(it.id)
 
     pool = start(pools, 2, steps)
-    pool.submit([item(1, key="k")])
-    wait_for(lambda: pool.stats()["busy"] == 1)
-    assert pool.submit([item(2, key="k")]) == []
-    assert [r.id for r in pool.submit([item(3, key="k")])] == ["i3"]
-    wait_for(lambda: done == ["i1", "i2"])
+    pool.submit([work_item(1, key="k")])
+    wait_until(lambda: pool.stats()["busy"] == 1)
+    assert pool.submit([work_item(2, key="k")]) == []
+    assert [r.id for r in pool.submit([work_item(3, key="k")])] == ["i3"]
+    wait_until(lambda: done == ["i1", "i2"])
 
 
 def test_resize_lets_more_run_at_once(runner: ModuleRunner, pools: list[LoopPool]) -> None:
@@ -241,12 +225,12 @@ def test_resize_lets_more_run_at_once(runner: ModuleRunner, pools: list[LoopPool
         yield Offload(lambda: release.wait(10))
 
     pool = start(pools, 1, steps)
-    pool.submit([item(n) for n in range(3)])
-    wait_for(lambda: pool.stats()["busy"] == 1)
+    pool.submit([work_item(n) for n in range(3)])
+    wait_until(lambda: pool.stats()["busy"] == 1)
     pool.resize(3)
-    wait_for(lambda: pool.stats()["busy"] == 3)
+    wait_until(lambda: pool.stats()["busy"] == 3)
     release.set()
-    wait_for(lambda: pool.stats()["completed"] == 3)
+    wait_until(lambda: pool.stats()["completed"] == 3)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -262,12 +246,12 @@ def test_a_dead_loop_frees_its_items_and_is_replaced(
         yield from shell(runner, "true", ctx)
 
     pool = start(pools, 2, steps)
-    pool.submit([item(1)])
-    wait_for(lambda: not pool._workers[0].is_alive())
+    pool.submit([work_item(1)])
+    wait_until(lambda: not pool._workers[0].is_alive())
     assert not pool.is_busy_with("check:ping@h1")
     assert pool.check_health() == 1
-    pool.submit([item(2)])
-    wait_for(lambda: pool.stats()["completed"] == 1)
+    pool.submit([work_item(2)])
+    wait_until(lambda: pool.stats()["completed"] == 1)
     assert seen == ["i1", "i2"]
 
 
@@ -280,7 +264,7 @@ def test_no_descriptor_outlives_its_run(runner: ModuleRunner, pools: list[LoopPo
 
     pool = start(pools, 4, steps)
     before = open_fds()
-    pool.submit([item(n) for n in range(20)])
-    wait_for(lambda: pool.stats()["completed"] == 20)
+    pool.submit([work_item(n) for n in range(20)])
+    wait_until(lambda: pool.stats()["completed"] == 20)
     assert open_fds() <= before
     assert pool._owners == {}

@@ -2,31 +2,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
 from survivor.clock import SystemClock
-from survivor.model import WorkItem, WorkKind
+from survivor.model import WorkItem
 from survivor.pool import WorkContext, WorkerPool
-
-
-def item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:
-    return WorkItem(
-        id=f"i{n}",
-        kind=WorkKind.CHECK,
-        check="ping",
-        hosts=(f"h{n}",),
-        planned=time.time() + delay,
-        key=key or f"check:ping@h{n}",
-    )
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
+from tests.conftest import wait_until
+from tests.fakes import work_item
 
 
 def test_runs_items_and_refuses_duplicate_keys() -> None:
@@ -39,15 +22,15 @@ def test_runs_items_and_refuses_duplicate_keys() -> None:
 
     pool = WorkerPool("t", 2, handler, SystemClock())
     pool.start()
-    refused = pool.submit([item(1, key="same"), item(2, key="same"), item(3)])
+    refused = pool.submit([work_item(1, key="same"), work_item(2, key="same"), work_item(3)])
     assert [r.id for r in refused] == ["i2"]
-    wait_for(lambda: pool.stats()["busy"] == 2)
+    wait_until(lambda: pool.stats()["busy"] == 2)
     assert pool.is_busy_with("same")
     assert [r["state"] for r in pool.snapshot()] == ["running", "running"]
     release.set()
-    wait_for(lambda: sorted(done) == ["i1", "i3"])
-    wait_for(lambda: not pool.is_busy_with("same"))
-    assert pool.submit([item(4, key="same")]) == []
+    wait_until(lambda: sorted(done) == ["i1", "i3"])
+    wait_until(lambda: not pool.is_busy_with("same"))
+    assert pool.submit([work_item(4, key="same")]) == []
     assert pool.stop(1.0, lambda ctx: None)
 
 
@@ -55,9 +38,9 @@ def test_items_wait_for_their_planned_time() -> None:
     started: dict[str, float] = {}
     pool = WorkerPool("t", 2, lambda it, ctx: started.setdefault(it.id, time.time()), SystemClock())
     pool.start()
-    later = item(1, delay=0.4)
-    pool.submit([later, item(2)])
-    wait_for(lambda: len(started) == 2)
+    later = work_item(1, delay=0.4)
+    pool.submit([later, work_item(2)])
+    wait_until(lambda: len(started) == 2)
     assert started["i1"] >= later.planned
     assert started["i2"] < later.planned
     pool.stop(1.0, lambda ctx: None)
@@ -73,9 +56,9 @@ def test_a_failing_handler_does_not_stop_the_pool() -> None:
 
     pool = WorkerPool("t", 1, handler, SystemClock())
     pool.start()
-    pool.submit([item(1), item(2)])
-    wait_for(lambda: seen == ["i1", "i2"])
-    wait_for(lambda: pool.stats()["failed"] == 1 and pool.stats()["completed"] == 1)
+    pool.submit([work_item(1), work_item(2)])
+    wait_until(lambda: seen == ["i1", "i2"])
+    wait_until(lambda: pool.stats()["failed"] == 1 and pool.stats()["completed"] == 1)
     pool.stop(1.0, lambda ctx: None)
 
 
@@ -90,11 +73,11 @@ def test_dead_worker_is_replaced() -> None:
 
     pool = WorkerPool("t", 1, handler, SystemClock())
     pool.start()
-    pool.submit([item(1)])
-    wait_for(lambda: not pool._workers[0].is_alive())
+    pool.submit([work_item(1)])
+    wait_until(lambda: not pool._workers[0].is_alive())
     assert pool.check_health() == 1
-    pool.submit([item(2)])
-    wait_for(lambda: seen == ["i1", "i2"])
+    pool.submit([work_item(2)])
+    wait_until(lambda: seen == ["i1", "i2"])
     pool.stop(1.0, lambda ctx: None)
 
 
@@ -107,8 +90,8 @@ def test_cancel_queued_and_flag_running() -> None:
 
     pool = WorkerPool("t", 1, handler, SystemClock())
     pool.start()
-    pool.submit([item(1), item(2, delay=30)])
-    wait_for(lambda: pool.stats()["busy"] == 1)
+    pool.submit([work_item(1), work_item(2, delay=30)])
+    wait_until(lambda: pool.stats()["busy"] == 1)
     cancelled = pool.cancel("i2")
     assert isinstance(cancelled, WorkItem) and cancelled.id == "i2"
     assert pool.stats()["queued"] == 0
@@ -128,8 +111,8 @@ def test_stop_kills_overdue_work_after_grace() -> None:
 
     pool = WorkerPool("t", 1, handler, SystemClock())
     pool.start()
-    pool.submit([item(1), item(2, delay=60)])
-    wait_for(lambda: pool.stats()["busy"] == 1)
+    pool.submit([work_item(1), work_item(2, delay=60)])
+    wait_until(lambda: pool.stats()["busy"] == 1)
 
     def kill(ctx: WorkContext) -> None:
         overdue.append(ctx.item.id)
@@ -137,7 +120,7 @@ def test_stop_kills_overdue_work_after_grace() -> None:
 
     assert pool.stop(0.2, kill)
     assert overdue == ["i1"]
-    assert [r.id for r in pool.submit([item(3)])] == ["i3"]  # refused once stopping
+    assert [r.id for r in pool.submit([work_item(3)])] == ["i3"]  # refused once stopping
 
 
 def test_one_follow_up_run_is_held_for_a_running_key() -> None:
@@ -151,13 +134,13 @@ def test_one_follow_up_run_is_held_for_a_running_key() -> None:
 
     pool = WorkerPool("t", 2, handler, SystemClock())
     pool.start()
-    pool.submit([item(1, key="k")])
-    wait_for(lambda: pool.stats()["busy"] == 1)
+    pool.submit([work_item(1, key="k")])
+    wait_until(lambda: pool.stats()["busy"] == 1)
     # The next minute's run arrives while the first still runs: held, not refused...
-    assert pool.submit([item(2, key="k")]) == []
+    assert pool.submit([work_item(2, key="k")]) == []
     # ...but only one: a third is refused, so a slow check cannot pile up.
-    assert [r.id for r in pool.submit([item(3, key="k")])] == ["i3"]
+    assert [r.id for r in pool.submit([work_item(3, key="k")])] == ["i3"]
     assert [r["state"] for r in pool.snapshot()] == ["running", "queued"]
     release.set()
-    wait_for(lambda: done == ["i1", "i2"])
+    wait_until(lambda: done == ["i1", "i2"])
     pool.stop(1.0, lambda ctx: None)
