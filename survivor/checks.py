@@ -41,7 +41,7 @@ from survivor.model import (
 )
 from survivor.runner import ModuleRunner, ProcessOutcome
 from survivor.state import CheckState, StateStore
-from survivor.steps import Offload, Steps, drive, outcome_of
+from survivor.steps import PAUSE, Offload, Steps, drive, outcome_of
 
 if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
     from survivor.pool import WorkContext
@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
 log = logging.getLogger(__name__)
 
 MINUTE_S = 60.0
+RECORD_SLICE = 50  # results of one batch recorded between two pauses of the check loop
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -419,17 +420,24 @@ class CheckExecutor:
             log.info("check %s: run cancelled; no result recorded", check.name)
             return
 
-        def record() -> None:
-            for result in results:
-                host = config.hosts[result.host]
-                self.recorder.record(
-                    config, generation, check, host, result, start=start, planned=planned
-                )
+        def record(result: CheckResult) -> None:
+            host = config.hosts[result.host]
+            self.recorder.record(
+                config, generation, check, host, result, start=start, planned=planned
+            )
 
         if self.offload_records:
-            yield Offload(record)
-        else:
-            record()
+
+            def record_all() -> None:
+                for result in results:
+                    record(result)
+
+            yield Offload(record_all)
+            return
+        for n, result in enumerate(results):
+            if n and n % RECORD_SLICE == 0:
+                yield PAUSE  # a batch of thousands: let the loop serve the others meanwhile
+            record(result)
 
 
 class CheckRunner:

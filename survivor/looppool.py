@@ -11,9 +11,9 @@ result before the item counts as done (DESIGN §6). One turn:
 
 1. take the items whose planned time has come, as long as fewer than `size`
    are in flight, and run each to its first step;
-2. finish each run that is over (or offloaded step that returned) and send
-   the result into its generator, which records and yields its next step
-   or ends;
+2. finish each run that is over (or offloaded step that returned, or
+   pause) and send the result into its generator, which records and yields
+   its next step or ends;
 3. poll every run's descriptors and the wake-up eventfd, no longer than the
    nearest deadline of a run or the next planned item.
 
@@ -38,7 +38,7 @@ from survivor.clock import Clock
 from survivor.model import WorkItem
 from survivor.pool import WorkContext, WorkerPool
 from survivor.runner import Running
-from survivor.steps import Offload, Step, Steps
+from survivor.steps import Offload, Pause, Step, Steps
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class _Flight:
 
     ctx: WorkContext
     steps: Steps[None]
-    step: Running | _Offloaded | None = None
+    step: Running | _Offloaded | Pause | None = None
 
 
 class _Registrar:
@@ -166,6 +166,8 @@ class LoopPool(WorkerPool):
             waits.append(next_item)
         if self._pending and len(self._flights) < self.size:
             waits.append(0.0)  # an item landed and made room: take the next at once
+        if any(isinstance(f.step, Pause) for f in self._flights.values()):
+            waits.append(0.0)  # only look at the descriptors, then go on with the paused
         timeout = math.ceil(min(waits) * 1000) if waits else -1
         events = poll.poll(timeout)
         self._dispatch_events(poll, events)
@@ -208,6 +210,9 @@ class LoopPool(WorkerPool):
         if isinstance(step, Offload):
             flight.step = _Offloaded(step.fn, self._wake, f"{self.name}-offload")
             return
+        if isinstance(step, Pause):
+            flight.step = step  # goes on at the next turn, after the poll
+            return
         flight.step = step
         try:
             step.attach(_Registrar(poll, self._owners, flight))
@@ -222,6 +227,9 @@ class LoopPool(WorkerPool):
             if isinstance(step, _Offloaded):
                 if step.done:
                     self._advance(flight, poll, step.value, step.error)
+                continue
+            if isinstance(step, Pause):  # paused before this pass: goes on now
+                self._advance(flight, poll, None, None)
                 continue
             assert step is not None
             try:

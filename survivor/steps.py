@@ -12,6 +12,7 @@ hand-off per check.
 A step that can only block (a composite check's components running
 together, Type II dependencies run first) is yielded as `Offload(fn)`: the
 loop runs `fn` on a thread of its own and sends back its return value.
+`PAUSE` lets the loop serve the other items before this one goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +33,16 @@ class Offload(Generic[T]):
     fn: Callable[[], T]
 
 
-Step = Running | Offload[Any]
+class Pause:
+    """A step that waits for nothing: the loop serves the other items, then goes on with this
+    one (a batch of thousands of results is recorded in slices, not in one go)."""
+
+    __slots__ = ()
+
+
+PAUSE = Pause()
+
+Step = Running | Offload[Any] | Pause
 Steps = Generator[Step, Any, T]  # yields steps, is sent their results, returns T
 
 
@@ -40,6 +50,8 @@ def run_step(step: Step) -> Any:
     """One step, on this thread: wait for the run, or call the offloaded function."""
     if isinstance(step, Offload):
         return step.fn()
+    if isinstance(step, Pause):
+        return None
     return step.wait()
 
 

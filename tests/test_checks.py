@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from survivor import checks
 from survivor.book import CheckBook, DiskHealth, ItemIds
 from survivor.checks import (
     CheckExecutor,
@@ -24,7 +25,7 @@ from survivor.model import CheckResult, Config, FsyncPolicy, WorkKind
 from survivor.pool import WorkContext
 from survivor.runner import ModuleRunner, Running
 from survivor.state import CheckState, StateStore
-from survivor.steps import Offload, run_step
+from survivor.steps import PAUSE, Offload, run_step
 from tests.fakes import FakeClock
 
 UTCZ = UTC
@@ -272,6 +273,31 @@ def test_steps_hand_the_loop_only_runs_and_offloaded_blocking_work(
             value = run_step(step)
         assert seen == kinds, key
     assert {key for key, _ in book.items()} >= {("site", "web1"), ("http", "web1")}
+
+
+def test_a_batch_is_recorded_in_slices_with_pauses_between(
+    tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checks, "RECORD_SLICE", 2)
+    config = make_config(tmp_path, scratch)
+    executor, book, _ = _executor(tmp_path, config)
+    [item] = [
+        i
+        for i in CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, T0).items
+        if i.check == "ping"
+    ]
+    steps = executor.steps(item, WorkContext(item))
+    run = steps.send(None)
+    assert isinstance(run, Running)
+    assert steps.send(run_step(run)) is PAUSE  # two of the three hosts recorded, then a pause
+    assert [book.get("ping", h) is not None for h in ("web1", "web2", "gw1")] == [
+        True,
+        True,
+        False,
+    ]
+    with pytest.raises(StopIteration):
+        steps.send(None)
+    assert book.get("ping", "gw1") is not None
 
 
 def test_with_fsync_always_recording_is_an_offloaded_step(tmp_path: Path, scratch: Path) -> None:

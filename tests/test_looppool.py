@@ -15,7 +15,7 @@ from survivor.looppool import LoopPool
 from survivor.model import WorkItem
 from survivor.pool import WorkContext
 from survivor.runner import ModuleRunner, ProcessOutcome
-from survivor.steps import Offload, Steps, outcome_of
+from survivor.steps import PAUSE, Offload, Steps, outcome_of
 from tests.conftest import wait_until
 from tests.fakes import work_item
 
@@ -151,6 +151,26 @@ def test_an_offloaded_step_runs_beside_the_loop_and_returns_into_its_generator(
     release.set()
     wait_until(lambda: "i1" in got)
     assert got == {"i1": "from the thread", "i2": "caught bad step", "i3": b"quick\n"}
+
+
+def test_a_paused_item_lets_the_others_go_on(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+    other_done = threading.Event()
+    pauses: list[int] = []
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        if it.id == "i1":  # a long batch: pauses until the other item has finished
+            while not other_done.is_set():
+                assert len(pauses) < 1_000_000, "the other item never ran"
+                pauses.append(1)
+                yield PAUSE
+        else:
+            yield from shell(runner, "true", ctx)
+            other_done.set()
+
+    pool = start(pools, 2, steps)
+    pool.submit([work_item(1), work_item(2)])
+    wait_until(lambda: pool.stats()["completed"] == 2)
+    assert pauses  # it did pause, and its pauses did not starve the run
 
 
 def test_stop_kills_runs_still_going_after_the_grace(
