@@ -42,6 +42,12 @@ def start(pools: list[LoopPool], size: int, steps: Callable[..., Steps[None]]) -
     return pool
 
 
+def running_pid(pool: LoopPool) -> int | None:
+    """The pid of the first running item, once its child has started (taken is not started)."""
+    rows = [r for r in pool.snapshot() if r["state"] == "running"]
+    return rows[0]["pid"] if rows else None
+
+
 def shell(
     runner: ModuleRunner, script: str, ctx: WorkContext, timeout: float = 10.0
 ) -> Steps[ProcessOutcome]:
@@ -183,7 +189,7 @@ def test_stop_kills_runs_still_going_after_the_grace(
 
     pool = start(pools, 2, steps)
     pool.submit([work_item(1), work_item(2, delay=60)])
-    wait_until(lambda: pool.stats()["busy"] == 1)
+    wait_until(lambda: running_pid(pool), what="the child to start")
     overdue: list[str] = []
 
     def kill(ctx: WorkContext) -> None:
@@ -209,7 +215,7 @@ def test_cancel_drops_queued_items_and_flags_running_ones(
 
     pool = start(pools, 1, steps)
     pool.submit([work_item(1), work_item(2)])  # both due; one runs, one waits for room
-    wait_until(lambda: pool.stats()["busy"] == 1)
+    wait_until(lambda: running_pid(pool), what="the child to start")
     assert [r["state"] for r in pool.snapshot()] == ["running", "queued"]
     queued = pool.cancel("i2")
     assert isinstance(queued, WorkItem)
