@@ -151,7 +151,7 @@ class CheckScheduler:
     def blocking_dependency(self, config: Config, check: CheckDef, host: Host) -> str | None:
         """A Type I dependency that is not OK on its host, as "ping@gw1 is PROBLEM", else None."""
         for dep in config.dependencies:
-            if dep.run_first or check.name not in dep.checks or host.name not in dep.hosts:
+            if dep.run_first or not dep.covers(check.name, host.name):
                 continue
             dep_host = dep.on_host or host.name
             state = self.book.get(dep.on_check, dep_host)
@@ -471,7 +471,7 @@ class CheckRunner:
         for host in hosts:
             why: str | None = None
             for dep in config.dependencies:
-                if not dep.run_first or check.name not in dep.checks or host.name not in dep.hosts:
+                if not dep.run_first or not dep.covers(check.name, host.name):
                     continue
                 target = (dep.on_check, dep.on_host or host.name)
                 if target not in verdicts:

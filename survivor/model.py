@@ -364,6 +364,10 @@ class Dependency:
     run_first: bool = False
     mark: Mark = NO_MARK
 
+    def covers(self, check: str, host: str) -> bool:
+        """Whether `check` on `host` depends on this (either type)."""
+        return check in self.checks and host in self.hosts
+
 
 # --------------------------------------------------------------------------- config: instance
 
