@@ -337,10 +337,6 @@ class Running:
         self.child = child
         self.session: _Session
 
-    @property
-    def pid(self) -> int:
-        return self.child.pid
-
     def wait(self) -> ProcessOutcome:
         poller = select.poll()  # no fd to create and close, unlike epoll
         try:
