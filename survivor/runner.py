@@ -640,8 +640,8 @@ class _Session:
                 self._write_stdin()
             elif fd == self.pidfd:
                 exit_signalled = True
-        # waitpid() only when the pidfd says the child exited: each system call is a
-        # GIL hand-off when other workers are busy.
+        # waitpid() only when the pidfd says the child exited: no system call on the
+        # wake-ups that only bring output.
         if self.exited_at is None and exit_signalled and self.child.poll() is not None:
             self.exited_at = time.monotonic()
             if self.pidfd is not None:
