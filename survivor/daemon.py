@@ -63,6 +63,7 @@ HEARTBEAT_S = 15.0
 QUEUE_WRITE_S = 1.0  # queue.json at most this often...
 QUEUE_SHARE = 0.05  # ...and so that writing it takes at most this share of the time
 METRICS_S = 60.0
+CHECK_START_TICK = 0.25  # checks falling due this close together start together (looppool)
 WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 
 
@@ -160,7 +161,9 @@ class Daemon:
         )
         self.ids = ItemIds()
         self.scheduler = CheckScheduler(self.book, self.ids, self.tz)
-        self.check_pool = LoopPool("check", inst.check_workers, self.executor.steps, self.clock)
+        self.check_pool = LoopPool(
+            "check", inst.check_workers, self.executor.steps, self.clock, CHECK_START_TICK
+        )
         self.alert_stats = AlertStats()
         self.alert_book = AlertBook.load(self.state, self.health, now)
         self.alert_book.prune(set(pairs_of(config)))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from survivor.clock import SystemClock
-from survivor.looppool import LoopPool
+from survivor.looppool import LoopPool, start_time
 from survivor.model import WorkItem
 from survivor.pool import WorkContext
 from survivor.runner import ModuleRunner, ProcessOutcome
@@ -93,6 +93,57 @@ def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: list[Loo
     wait_until(lambda: len(started) == 2)
     assert started["i1"] >= later.planned
     assert started["i2"] < later.planned
+
+
+def test_items_falling_due_within_a_tick_start_together(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    started: dict[str, float] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        started[it.id] = time.time()
+        yield from shell(runner, "true", ctx)
+
+    pool = LoopPool("t", 4, steps, SystemClock(), start_tick=0.5)
+    pools.append(pool)
+    pool.start()
+    first, second = work_item(1, delay=0.2), work_item(2, delay=0.4)
+    pool.submit([first, second])
+    wait_until(lambda: len(started) == 2)
+    # Without the tick the first would start at its own time, 0.2 s before the second's.
+    assert started["i1"] >= second.planned
+    assert started["i1"] < first.planned + 0.5 + 2.0  # a tick late, with room for a slow CI
+    assert abs(started["i2"] - started["i1"]) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("planned", "expect"),
+    [
+        (1_800_000_000.0, 1_800_000_000.25),  # the top of a minute
+        (1_800_000_059.5, 1_800_000_059.75),  # ends right at the minute's last tick
+        (1_800_000_059.8, 1_800_000_059.8),  # a tick later would be the next minute's
+    ],
+)
+def test_the_tick_never_carries_a_start_into_the_next_minute(planned: float, expect: float) -> None:
+    assert start_time(planned, 0.25) == pytest.approx(expect)
+
+
+def test_an_item_already_due_is_not_held_for_the_tick(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    started: dict[str, float] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        started[it.id] = time.time()
+        yield from shell(runner, "true", ctx)
+
+    pool = LoopPool("t", 4, steps, SystemClock(), start_tick=30.0)
+    pools.append(pool)
+    pool.start()
+    now = work_item(1)
+    pool.submit([now, work_item(2, delay=60.0)])
+    wait_until(lambda: "i1" in started)  # the default deadline is well under the 30 s tick
+    assert "i2" not in started
 
 
 def test_a_run_past_its_timeout_is_killed_while_others_go_on(
