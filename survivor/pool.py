@@ -26,6 +26,22 @@ from survivor.model import WorkItem, WorkState
 log = logging.getLogger(__name__)
 
 
+class CancelFlag:
+    """Set once from any thread, read by the item's handler; nothing waits on it. (A
+    threading.Event would build a Condition and an RLock for every check run.)"""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @dataclass(slots=True)
 class WorkContext:
     """What a handler may tell the pool about the item it runs."""
@@ -34,7 +50,7 @@ class WorkContext:
     worker: str = ""
     started: float | None = None  # epoch seconds
     pid: int | None = None
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: CancelFlag = field(default_factory=CancelFlag)
 
     def set_pid(self, pid: int | None) -> None:
         self.pid = pid
