@@ -24,8 +24,11 @@ costs the same, cold caches and all, whether it starts one check or ten: at
 5,000 services (83 checks/s) the loop spent 1.4 ms of CPU per check starting
 them one by one and 0.6 ms with a 0.25 s tick, and the checks themselves ran
 cheaper back to back (docs/benchmarks.md). An item starts at most a tick
-after its planned time when there is room; items that are already due (a
-submission, `queue run`) are taken at once.
+after its planned time when there is room; an item handed over already due
+(the re-run that confirms a fix) is taken at once. Only a loop that is mostly
+idle gathers (`Utilisation`): near its capacity every pause is lost work, and
+the items piled up in one tick took seconds to work off (at 40,000 services,
+p99 start latency 2.8 s with the tick against 0.46 s without).
 
 The bookkeeping (heap, keys, follow-up runs, cancel, stop, queue.json rows)
 is WorkerPool's. An offloaded step (survivor.steps.Offload: work that can
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 
 StepHandler = Callable[[WorkItem, WorkContext], Steps[None]]
 MINUTE = 60.0
+GATHER_BELOW = 0.5  # the loop gathers starts on a tick only while busy less than this share
 
 
 def start_time(planned: float, tick: float) -> float:
@@ -64,6 +68,26 @@ def start_time(planned: float, tick: float) -> float:
     item carried over the minute's end would cost its check the next minute's run."""
     later = planned + tick
     return later if later // MINUTE == planned // MINUTE else planned
+
+
+class Utilisation:
+    """The share of real time the loop spent working (not in poll), over the last
+    complete window of `window` seconds."""
+
+    __slots__ = ("busy", "share", "start", "window")
+
+    def __init__(self, now: float, window: float = 1.0) -> None:
+        self.window = window
+        self.start = now
+        self.busy = 0.0
+        self.share = 0.0
+
+    def worked(self, since: float, now: float) -> None:
+        """The loop worked from `since` until `now` (monotonic seconds)."""
+        self.busy += now - since
+        if now - self.start >= self.window:
+            self.share = self.busy / (now - self.start)
+            self.start, self.busy = now, 0.0
 
 
 class _Offloaded:
@@ -127,6 +151,8 @@ class LoopPool(WorkerPool):
         self._flights: dict[str, _Flight] = {}  # item id -> in flight (loop thread only)
         self._owners: dict[int, _Flight] = {}  # polled descriptor -> its flight
         self._loop_name = f"{name}-loop"
+        self._load = Utilisation(clock.monotonic())
+        self._polled = clock.monotonic()  # when the last poll returned
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -187,13 +213,16 @@ class LoopPool(WorkerPool):
             return False
         waits = [f.step.wait_s() for f in self._flights.values() if isinstance(f.step, Running)]
         if next_planned is not None and len(self._flights) < self.size:
-            waits.append(self.clock.wait_seconds(start_time(next_planned, self.start_tick)))
+            tick = self.start_tick if self._load.share < GATHER_BELOW else 0.0
+            waits.append(self.clock.wait_seconds(start_time(next_planned, tick)))
         if self._pending and len(self._flights) < self.size:
             waits.append(0.0)  # an item landed and made room: take the next at once
         if any(isinstance(f.step, Pause) for f in self._flights.values()):
             waits.append(0.0)  # only look at the descriptors, then go on with the paused
         timeout = math.ceil(min(waits) * 1000) if waits else -1
+        self._load.worked(self._polled, self.clock.monotonic())
         events = poll.poll(timeout)
+        self._polled = self.clock.monotonic()
         self._dispatch_events(poll, events)
         return True
 

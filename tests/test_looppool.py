@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from survivor.clock import SystemClock
-from survivor.looppool import LoopPool, start_time
+from survivor.looppool import LoopPool, Utilisation, start_time
 from survivor.model import WorkItem
 from survivor.pool import WorkContext
 from survivor.runner import ModuleRunner, ProcessOutcome
@@ -126,6 +126,37 @@ def test_items_falling_due_within_a_tick_start_together(
 )
 def test_the_tick_never_carries_a_start_into_the_next_minute(planned: float, expect: float) -> None:
     assert start_time(planned, 0.25) == pytest.approx(expect)
+
+
+def test_utilisation_is_the_busy_share_of_the_last_whole_window() -> None:
+    load = Utilisation(100.0, window=1.0)
+    load.worked(100.0, 100.3)
+    assert load.share == 0.0  # the first window is not over yet
+    load.worked(100.5, 101.0)
+    assert load.share == pytest.approx(0.8)
+    load.worked(101.9, 102.0)
+    assert load.share == pytest.approx(0.1)
+
+
+def test_a_busy_loop_does_not_hold_items_for_the_tick(
+    runner: ModuleRunner, pools: list[LoopPool]
+) -> None:
+    started: dict[str, float] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        started[it.id] = time.time()
+        yield from shell(runner, "true", ctx)
+
+    pool = LoopPool("t", 4, steps, SystemClock(), start_tick=30.0)
+    busy = Utilisation(time.monotonic(), window=600.0)
+    busy.share = 0.9  # as if near its capacity: every pause would be lost work
+    pool._load = busy
+    pools.append(pool)
+    pool.start()
+    soon = work_item(1, delay=0.2)
+    pool.submit([soon])
+    wait_until(lambda: "i1" in started)  # well before the 30 s tick
+    assert started["i1"] >= soon.planned
 
 
 def test_an_item_already_due_is_not_held_for_the_tick(
