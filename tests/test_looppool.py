@@ -35,11 +35,24 @@ def pools() -> Iterator[list[LoopPool]]:
         pool.stop(1.0, lambda ctx: None)
 
 
-def start(pools: list[LoopPool], size: int, steps: Callable[..., Steps[None]]) -> LoopPool:
-    pool = LoopPool("t", size, steps, SystemClock())
+def start(
+    pools: list[LoopPool], size: int, steps: Callable[..., Steps[None]], start_tick: float = 0.0
+) -> LoopPool:
+    pool = LoopPool("t", size, steps, SystemClock(), start_tick)
     pools.append(pool)
     pool.start()
     return pool
+
+
+def noting_starts(runner: ModuleRunner) -> tuple[dict[str, float], Callable[..., Steps[None]]]:
+    """Steps that run `true` and note when each item started, by item id."""
+    started: dict[str, float] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        started[it.id] = time.time()
+        yield from shell(runner, "true", ctx)
+
+    return started, steps
 
 
 def running_pid(pool: LoopPool) -> int | None:
@@ -81,12 +94,7 @@ def test_runs_up_to_size_items_at_once_each_to_its_end(
 
 
 def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: list[LoopPool]) -> None:
-    started: dict[str, float] = {}
-
-    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
-        started[it.id] = time.time()
-        yield from shell(runner, "true", ctx)
-
+    started, steps = noting_starts(runner)
     pool = start(pools, 4, steps)
     later = work_item(1, delay=0.4)
     pool.submit([later, work_item(2)])
@@ -98,15 +106,8 @@ def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: list[Loo
 def test_items_falling_due_within_a_tick_start_together(
     runner: ModuleRunner, pools: list[LoopPool]
 ) -> None:
-    started: dict[str, float] = {}
-
-    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
-        started[it.id] = time.time()
-        yield from shell(runner, "true", ctx)
-
-    pool = LoopPool("t", 4, steps, SystemClock(), start_tick=0.5)
-    pools.append(pool)
-    pool.start()
+    started, steps = noting_starts(runner)
+    pool = start(pools, 4, steps, start_tick=0.5)
     first, second = work_item(1, delay=0.2), work_item(2, delay=0.4)
     pool.submit([first, second])
     wait_until(lambda: len(started) == 2)
@@ -141,18 +142,11 @@ def test_utilisation_is_the_busy_share_of_the_last_whole_window() -> None:
 def test_a_busy_loop_does_not_hold_items_for_the_tick(
     runner: ModuleRunner, pools: list[LoopPool]
 ) -> None:
-    started: dict[str, float] = {}
-
-    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
-        started[it.id] = time.time()
-        yield from shell(runner, "true", ctx)
-
-    pool = LoopPool("t", 4, steps, SystemClock(), start_tick=30.0)
+    started, steps = noting_starts(runner)
+    pool = start(pools, 4, steps, start_tick=30.0)
     busy = Utilisation(time.monotonic(), window=600.0)
     busy.share = 0.9  # as if near its capacity: every pause would be lost work
-    pool._load = busy
-    pools.append(pool)
-    pool.start()
+    pool._load = busy  # read again at the next turn, which the submission below wakes
     soon = work_item(1, delay=0.2)
     pool.submit([soon])
     wait_until(lambda: "i1" in started)  # well before the 30 s tick
@@ -162,15 +156,8 @@ def test_a_busy_loop_does_not_hold_items_for_the_tick(
 def test_an_item_already_due_is_not_held_for_the_tick(
     runner: ModuleRunner, pools: list[LoopPool]
 ) -> None:
-    started: dict[str, float] = {}
-
-    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
-        started[it.id] = time.time()
-        yield from shell(runner, "true", ctx)
-
-    pool = LoopPool("t", 4, steps, SystemClock(), start_tick=30.0)
-    pools.append(pool)
-    pool.start()
+    started, steps = noting_starts(runner)
+    pool = start(pools, 4, steps, start_tick=30.0)
     now = work_item(1)
     pool.submit([now, work_item(2, delay=60.0)])
     wait_until(lambda: "i1" in started)  # the default deadline is well under the 30 s tick
