@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from survivor.clock import Clock
+from survivor.clock import MINUTE, Clock
 from survivor.model import WorkItem
 from survivor.pool import WorkContext, WorkerPool
 from survivor.runner import Running
@@ -56,7 +56,7 @@ from survivor.steps import Offload, Pause, Step, Steps
 log = logging.getLogger(__name__)
 
 StepHandler = Callable[[WorkItem, WorkContext], Steps[None]]
-MINUTE = 60.0
+MINUTE_S = MINUTE.total_seconds()
 GATHER_BELOW = 0.5  # the loop gathers starts on a tick only while busy less than this share
 
 
@@ -67,7 +67,7 @@ def start_time(planned: float, tick: float) -> float:
     at the top of that minute and skips a check whose last run is still queued, so an
     item carried over the minute's end would cost its check the next minute's run."""
     later = planned + tick
-    return later if later // MINUTE == planned // MINUTE else planned
+    return later if later // MINUTE_S == planned // MINUTE_S else planned
 
 
 class Utilisation:
