@@ -189,6 +189,7 @@ class LoopPool(WorkerPool):
     def _loop(self) -> None:
         poll = select.poll()
         poll.register(self._wakefd, select.POLLIN)
+        self._polled = self.clock.monotonic()  # a new loop: the gap before it was not work
         try:
             while self._iterate(poll):
                 pass
