@@ -8,7 +8,7 @@ checked here too; only the existence of modules and plugins on disk is left to
 `survivor validate` and the runner.
 
 The sections live in three modules: this one (readers, `instance`,
-`schedules`, assembly and the fingerprint), `build_alerts` (return groups,
+`schedules` and assembly), `build_alerts` (return groups,
 alert methods, people, call lists, alert plans, fixes) and `build_checks`
 (hosts, classes, groups, checks, dependencies); `survivor.config.load_config`
 calls them in that order, so that references can be checked.
@@ -16,15 +16,10 @@ calls them in that order, so that references can be checked.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import os
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from enum import Enum
-from operator import attrgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -558,41 +553,8 @@ def check_reference(
 # --------------------------------------------------------------------------- assembly
 
 
-_FIELD_GETTERS: dict[type, attrgetter[Any]] = {}
-
-
-def _canonical(value: Any) -> Any:
-    """JSON encoder hook for the fingerprint: dataclasses as field lists without marks."""
-    getter = _FIELD_GETTERS.get(type(value))
-    if getter is not None:
-        return getter(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = [name for name in value.__dataclass_fields__ if name != "mark"]
-        # two getters so that even a one-field dataclass gives a tuple
-        _FIELD_GETTERS[type(value)] = attrgetter(names[0], *names)
-        return _FIELD_GETTERS[type(value)](value)
-    if isinstance(value, frozenset | set):
-        return sorted(value, key=str)
-    if isinstance(value, MappingProxyType):
-        return dict(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")
-
-
-def config_fingerprint(sections: Mapping[str, Any]) -> str:
-    """A short hash of the whole effective configuration (marks and file names excluded)."""
-    blob = json.dumps(sections, default=_canonical, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
 def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, Any]) -> Config:
     """The frozen Config from built sections (every problem has been ruled out)."""
-    fingerprint = config_fingerprint({"instance": instance, **sections})
     return Config(
         path=Path(os.path.abspath(raw.path)),
         files=tuple(Path(os.path.abspath(p)) for p in raw.files),
@@ -609,5 +571,4 @@ def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, An
         alertplans=MappingProxyType(sections["alertplans"]),
         fixes=MappingProxyType(sections["fixes"]),
         dependencies=sections["dependencies"],
-        fingerprint=fingerprint,
     )
