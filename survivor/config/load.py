@@ -22,7 +22,6 @@ times slower for nothing (nothing built here is cyclic).
 
 from __future__ import annotations
 
-import difflib
 import gc
 import glob
 import os
@@ -484,6 +483,8 @@ def read_yaml(path: Path, file: str, problems: list[ConfigProblem]) -> Any:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`; did you mean 'timeout'?` when `word` looks like a typo of a choice, else ``."""
+    import difflib  # only a config with a mistake needs it (heapq and difflib: ~1.5 ms)
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
     return f"; did you mean {close[0]!r}?" if close else ""
 
