@@ -3,7 +3,8 @@
 `CheckScheduler.tick(config, now)` is the whole scheduling decision of a minute
 (DESIGN.md §6): due pairs from schedules, retry intervals and reschedule
 requests, one work item per Survivor-protocol check for all its due hosts (one
-per host for plugins), each planned at a stable offset inside the minute.
+per host for plugins), each planned at its slot: the minute's runs evenly spaced
+in the order of a stable hash.
 `CheckExecutor.execute()` runs an item and `CheckRecorder.record()` writes each
 result to state, then history, then the results log, before the worker takes
 the next item.
@@ -16,7 +17,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -85,11 +86,28 @@ def check_item(
     )
 
 
+def slot_keys(config: Config) -> Iterator[str]:
+    """The key of every run a minute can hold: each plugin pair, each Survivor-protocol check."""
+    for check in config.checks.values():
+        if check.kind is CheckKind.PLUGIN:
+            for host in check.hosts:
+                yield slot_key(check, (host,))
+        else:
+            yield slot_key(check, check.hosts)
+
+
 class CheckScheduler:
     def __init__(self, book: CheckBook, ids: ItemIds, tz: tzinfo) -> None:
         self.book = book
         self.ids = ids
         self.tz = tz
+        self._slots: tuple[Config, Mapping[str, float]] | None = None
+
+    def slots(self, config: Config) -> Mapping[str, float]:
+        """Each run's offset inside the minute (schedule.even_slots), worked out once a config."""
+        if self._slots is None or self._slots[0] is not config:
+            self._slots = (config, schedule.even_slots(slot_keys(config), MINUTE_S))
+        return self._slots[1]
 
     def tick(self, config: Config, now: datetime, *, first: bool = False) -> TickReport:
         """Work due at `now`'s minute, each item at its stable offset inside the minute.
@@ -100,6 +118,7 @@ class CheckScheduler:
         """
         minute = floor_minute(now)
         report = TickReport(minute)
+        slots = self.slots(config)
         base = minute.timestamp()
         earliest = now.timestamp() if first else base
         for check in config.checks.values():
@@ -118,7 +137,7 @@ class CheckScheduler:
                 continue
             batches = [(h,) for h in due] if check.kind is CheckKind.PLUGIN else [tuple(due)]
             for hosts in batches:
-                planned = base + schedule.spread_offset(slot_key(check, hosts), MINUTE_S)
+                planned = base + slots[slot_key(check, hosts)]
                 if planned < earliest:
                     continue  # first tick: its slot in this minute has passed; next minute
                 report.due_pairs += len(hosts)

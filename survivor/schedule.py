@@ -371,6 +371,24 @@ def spread_offset(key: str, period: float = 60.0) -> float:
     return min(offset, math.nextafter(period, 0.0))
 
 
+def even_slots(keys: Iterable[str], period: float = 60.0) -> dict[str, float]:
+    """An offset in [0, period) for each key: evenly spaced, in the order of `spread_offset`.
+
+    The k-th of n keys gets (k + 1/2) / n of the period, so every stretch of the
+    minute holds its share of the minute's runs to within one, where n hashed
+    offsets would bunch by about the square root of n (at 1,000 pairs, 30 s
+    of a minute held 500 +- 16 runs). A slot depends on the other keys: adding
+    or removing pairs moves the others by their change in rank, a little for a
+    large config, and always inside the period, so every pair still runs once
+    a minute.
+    """
+    if not (period > 0 and math.isfinite(period)):
+        raise ValueError(f"spread period {period!r} must be a positive number of seconds")
+    ranked = sorted(set(keys), key=lambda key: (spread_offset(key), key))
+    step = period / len(ranked) if ranked else period
+    return {key: (index + 0.5) * step for index, key in enumerate(ranked)}
+
+
 # --------------------------------------------------------------------------- words
 
 

@@ -91,6 +91,21 @@ def test_everything_is_due_at_the_first_tick_and_spread_inside_the_minute(
         assert T0.timestamp() <= item.planned < T0.timestamp() + 60
 
 
+def test_a_minutes_runs_are_evenly_spaced_and_follow_a_reload(
+    tmp_path: Path, scratch: Path
+) -> None:
+    config = make_config(tmp_path, scratch)
+    sched = CheckScheduler(CheckBook(), ItemIds("t"), UTC)
+    first = sched.tick(config, T0)
+    # four runs a minute: ping and backup (one each), http@web1 and http@web2
+    offsets = sorted(item.planned - T0.timestamp() for item in first.items)
+    assert offsets == [7.5, 22.5, 37.5, 52.5]
+    more = make_config(tmp_path, scratch, "  disk: {module: ok, hosts: [gw1]}")
+    later = sched.tick(more, T0 + timedelta(minutes=5))
+    offsets = sorted(item.planned - later.minute.timestamp() for item in later.items)
+    assert offsets == [6.0, 18.0, 30.0, 42.0, 54.0]
+
+
 def test_first_tick_after_start_is_not_a_burst(tmp_path: Path, scratch: Path) -> None:
     """Mid-minute start: only pairs whose slot is still ahead run now; the rest next minute,
     each at the same offset it keeps from then on."""

@@ -18,6 +18,7 @@ from survivor.schedule import (
     at_occurrences,
     describe,
     effective_line,
+    even_slots,
     is_due,
     line_in_effect,
     local_time,
@@ -487,9 +488,44 @@ def test_spread_offset_spreads_evenly() -> None:
     assert len({spread_offset(f"c@h{i}") for i in range(100)}) == 100
 
 
+def in_window(offsets: list[float], start: float, length: float) -> int:
+    return sum(start <= offset < start + length for offset in offsets)
+
+
+def test_even_slots_hold_every_stretch_of_the_minute_to_within_one_run() -> None:
+    keys = [f"check{i % 10}@h{i // 10:06d}" for i in range(1000)]
+    slots = even_slots(keys)
+    hashed = [spread_offset(k) for k in keys]
+    # the order of the stable hash, at even steps
+    assert sorted(slots, key=slots.__getitem__) == sorted(keys, key=spread_offset)
+    assert sorted(slots.values()) == pytest.approx([(k + 0.5) * 0.06 for k in range(1000)])
+    for start in range(0, 31):
+        assert abs(in_window(list(slots.values()), start, 30.0) - 500) <= 1
+    # what hashed offsets alone gave: some half-minute holds 500 +- 15 or worse
+    assert max(abs(in_window(hashed, start, 30.0) - 500) for start in range(0, 31)) > 10
+
+
+def test_even_slots_do_not_depend_on_the_order_given_or_on_repeats() -> None:
+    keys = ["disk@web1", "ping", "http@db1", "http@web1"]
+    assert even_slots(keys) == even_slots([*reversed(keys), "ping"])
+    assert sorted(even_slots(keys).values()) == [7.5, 22.5, 37.5, 52.5]
+    assert even_slots(["alone"], 10.0) == {"alone": 5.0}
+    assert even_slots([]) == {}
+
+
+def test_adding_pairs_moves_the_other_slots_by_little_and_inside_the_minute() -> None:
+    before = even_slots(f"c@h{i}" for i in range(1000))
+    after = even_slots([*(f"c@h{i}" for i in range(1000)), *(f"new@h{i}" for i in range(10))])
+    moved = [abs(after[key] - offset) for key, offset in before.items()]
+    assert max(moved) <= 60 * 11 / 1000  # its change in rank (at most 10) and the new step
+    assert all(0 <= offset < 60 for offset in after.values())
+
+
 def test_spread_offset_refuses_a_bad_period() -> None:
     with pytest.raises(ValueError, match="period"):
         spread_offset("x", 0.0)
+    with pytest.raises(ValueError, match="period"):
+        even_slots(["x"], float("nan"))
 
 
 @given(st.text(max_size=40), st.floats(min_value=1e-3, max_value=1e6))

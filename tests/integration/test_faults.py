@@ -615,12 +615,18 @@ echo '{"host": "web1", "rc": 0, "comment": "slow but fine"}'
 def test_check_planned_late_in_the_minute_keeps_its_cadence(
     scratch: Path, daemons: list[DaemonProcess]
 ) -> None:
-    from survivor.schedule import spread_offset
+    from survivor.schedule import even_slots, spread_offset
 
-    assert spread_offset("laggard") > 50 > 30 > spread_offset("steady")
+    # Four runs a minute sit at 7.5, 22.5, 37.5 and 52.5 s: two fillers that hash
+    # between "steady" and "laggard" put laggard's run last, 7.5 s before the minute ends.
+    low, high = spread_offset("steady"), spread_offset("laggard")
+    fillers = [n for n in (f"filler{i}" for i in range(100)) if low < spread_offset(n) < high][:2]
+    slots = even_slots(["steady", "laggard", *fillers])
+    assert slots["laggard"] > 50 > 30 > slots["steady"]
     fk.write_config(
         scratch,
-        "  steady: {module: slow, hosts: [web1]}\n  laggard: {module: slow, hosts: [web1]}\n",
+        "  steady: {module: slow, hosts: [web1]}\n  laggard: {module: slow, hosts: [web1]}\n"
+        + "".join(f"  {name}: {{module: slow, hosts: [web1]}}\n" for name in fillers),
     )
     fk.write_module(scratch, "slow", SLOW)
     fk.start_daemon(daemons, scratch)
