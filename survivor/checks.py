@@ -27,7 +27,7 @@ from survivor import composite, protocol, schedule
 from survivor.book import CheckBook, DiskHealth, ItemIds
 from survivor.clock import Clock, floor_minute, from_epoch
 from survivor.errors import ModuleError
-from survivor.fsio import DiskWriteError
+from survivor.fsio import DiskWriteError, ensure_dir
 from survivor.history import HistoryStore
 from survivor.model import (
     CheckDef,
@@ -64,6 +64,7 @@ class TickReport:
     items: list[WorkItem] = field(default_factory=list)
     due_pairs: int = 0
     blocked: list[tuple[CheckDef, Host, str]] = field(default_factory=list)  # Type I dependency
+    fresh: list[tuple[str, str]] = field(default_factory=list)  # (check, host) never run, by slot
 
 
 def slot_key(check: CheckDef, hosts: tuple[str, ...]) -> str:
@@ -121,11 +122,14 @@ class CheckScheduler:
         slots = self.slots(config)
         base = minute.timestamp()
         earliest = now.timestamp() if first else base
+        fresh: list[tuple[float, str, str]] = []
         for check in config.checks.values():
             due: list[str] = []
             for host_name in check.hosts:
                 host = config.hosts[host_name]
                 state = self.book.get(check.name, host_name)
+                if state is None:
+                    fresh.append((slots[slot_key(check, (host_name,))], check.name, host_name))
                 if not self.is_due(config, check, host, state, minute):
                     continue
                 blocker = self.blocking_dependency(config, check, host)
@@ -142,6 +146,10 @@ class CheckScheduler:
                     continue  # first tick: its slot in this minute has passed; next minute
                 report.due_pairs += len(hosts)
                 report.items.append(check_item(self.ids, check, hosts, planned))
+        # the slots still ahead in this minute first, then the next minute's
+        ahead = earliest - base
+        fresh.sort(key=lambda f: (f[0] < ahead, f[0]))
+        report.fresh = [(check_name, host_name) for _, check_name, host_name in fresh]
         return report
 
     def is_due(
@@ -268,6 +276,28 @@ class CheckRecorder:
         self.tz = tz
         self._fp_config: Config | None = None
         self._fp_cache: dict[tuple[str, str], str] = {}
+
+    def prepare(self, pairs: Iterable[tuple[str, str]], keep_going: Callable[[], bool]) -> int:
+        """Make the state and history directories of (check, host) pairs ahead of their first run.
+
+        A first run would make them itself, on the check loop: two directories
+        cost about 0.4 ms of kernel time, which at 50,000 new pairs is 20 s of
+        the loop's first minute, and a backlog for minutes after. Stops when
+        `keep_going()` turns false or the disk refuses; what is not made here
+        is made by the run, as before, which also reports a disk problem.
+        Returns how many pairs it prepared.
+        """
+        made = 0
+        for check, host in pairs:
+            if not keep_going():
+                break
+            try:
+                ensure_dir(self.state.pair_dir(host, check))
+                ensure_dir(self.history.pair_dir(host, check))
+            except OSError:
+                break
+            made += 1
+        return made
 
     def record(
         self,

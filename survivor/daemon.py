@@ -37,6 +37,7 @@ from survivor.checks import (
     CheckRunner,
     CheckScheduler,
     ResultsLog,
+    TickReport,
     check_item,
     pairs_of,
 )
@@ -114,6 +115,7 @@ class Daemon:
         self.disk_config: dict[str, Any] = {"stale": False}  # the config on disk vs the running one
         self._last_status = ""
         self._last_queue: tuple[list[dict[str, Any]], dict[str, int]] | None = None
+        self._prepared_for: Config | None = None  # the config whose new pairs have directories
 
     # ---------------------------------------------------------------- start-up
 
@@ -283,12 +285,31 @@ class Daemon:
         _log_refused("check", self.check_pool.submit(report.items))
         for check, host, why in report.blocked:
             self.recorder.record_blocked(config, generation, check, host, why, now)
+        if report.fresh and config is not self._prepared_for:
+            self._prepared_for = config
+            self._prepare_pairs(report, now)
         log.debug(
             "check tick %s: %d items, %d pairs due, %d blocked",
             utc_iso(now),
             len(report.items),
             report.due_pairs,
             len(report.blocked),
+        )
+
+    def _prepare_pairs(self, report: TickReport, now: datetime) -> None:
+        """Make the directories of never-run pairs before their runs reach them, in this minute."""
+        left = (report.minute + timedelta(minutes=1) - now).total_seconds()
+        until = self.clock.monotonic() + left
+
+        def keep_going() -> bool:
+            return not self.stop_event.is_set() and self.clock.monotonic() < until
+
+        made = self.recorder.prepare(report.fresh, keep_going)
+        log.info(
+            "check tick %s: directories ready for %d of %d pairs that have never run",
+            utc_iso(report.minute),
+            made,
+            len(report.fresh),
         )
 
     def _alert_tick(self, now: datetime) -> None:

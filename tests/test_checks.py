@@ -119,6 +119,41 @@ def test_first_tick_after_start_is_not_a_burst(tmp_path: Path, scratch: Path) ->
     assert {i.key: i.planned for i in first}.items() <= {i.key: i.planned for i in full}.items()
 
 
+def test_a_tick_lists_the_pairs_that_never_ran_slots_still_ahead_first(
+    tmp_path: Path, scratch: Path
+) -> None:
+    config = make_config(tmp_path, scratch)
+    book = CheckBook()
+    sched = CheckScheduler(book, ItemIds("t"), UTC)
+    slots = sched.slots(config)
+    now = T0 + timedelta(seconds=30)
+    fresh = sched.tick(config, now, first=True).fresh
+    assert sorted(fresh) == sorted((c.name, h) for c, host in config.pairs() for h in [host.name])
+    offsets = [slots[f"{c}@{h}" if c == "http" else c] for c, h in fresh]
+    ahead = [o for o in offsets if o >= 30]
+    assert offsets == sorted(ahead) + sorted(o for o in offsets if o < 30) and ahead
+    ran(book, "ping", "gw1", 0, T0)
+    assert ("ping", "gw1") not in sched.tick(config, T0 + timedelta(minutes=1)).fresh
+
+
+def test_prepare_makes_both_directories_and_stops_when_told(tmp_path: Path) -> None:
+    writer = FileWriter(FsyncPolicy.NEVER)
+    state = StateStore(tmp_path / "state", writer)
+    history = HistoryStore(tmp_path / "history", writer)
+    clock = FakeClock(T0)
+    recorder = CheckRecorder(
+        CheckBook(), state, history, ResultsLog(tmp_path / "r.jsonl", clock), DiskHealth(clock), UTC
+    )
+    pairs = [("ping", "web1"), ("ping", "web2"), ("http", "web1")]
+    assert recorder.prepare(pairs, lambda: True) == 3
+    for check, host in pairs:
+        assert state.pair_dir(host, check).is_dir() and history.pair_dir(host, check).is_dir()
+    assert recorder.prepare(pairs, lambda: True) == 3  # made already: nothing to undo
+    calls = iter([True, False])
+    assert recorder.prepare([("disk", "web1"), ("disk", "web2")], lambda: next(calls)) == 1
+    assert state.pair_dir("web1", "disk").is_dir() and not state.pair_dir("web2", "disk").exists()
+
+
 def test_every_counts_from_the_planned_minute_and_retry_applies_while_failing(
     tmp_path: Path, scratch: Path
 ) -> None:

@@ -43,6 +43,7 @@ checks:
 """
 
 ALIVE = "  alive: {module: ok, hosts: [web1, web2]}\n"
+HOSTS = ("web1", "web2")
 
 
 def write_config(tree: Path, checks: str = ALIVE) -> Path:
@@ -109,6 +110,25 @@ def test_start_run_checks_and_stop_cleanly(scratch: Path, daemons: list[DaemonPr
         for x in f.read_text().splitlines()
     ]
     assert [e["event"] for e in events] == ["start", "stop"]
+
+
+def test_pairs_that_have_not_run_yet_get_their_directories_at_the_first_tick(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    write_config(scratch)
+    first = start(daemons, scratch)
+    wait_until(lambda: "directories ready for" in first.log(), 20, "the first tick's preparation")
+    assert "directories ready for 2 of 2 pairs that have never run" in first.log()
+    for root in ("state", "history"):
+        assert all((scratch / root / "host" / h / "alive").is_dir() for h in HOSTS)
+    wait_until(lambda: count_results(scratch, "web2", "alive", 1), 20, "a result of alive@web2")
+    wait_until(lambda: count_results(scratch, "web1", "alive", 1), 20, "a result of alive@web1")
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit(30) == 0
+    # Both have run: a restart has nothing to prepare (the two share one log file).
+    start(daemons, scratch)
+    wait_until(lambda: count_results(scratch, "web2", "alive", 3), 20, "two more results")
+    assert first.log_path.read_text().count("directories ready for") == 1
 
 
 def test_second_daemon_on_same_state_dir_is_refused(
