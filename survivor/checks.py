@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from survivor import composite, protocol, schedule
 from survivor.book import CheckBook, DiskHealth, ItemIds
-from survivor.clock import Clock, floor_minute, from_epoch
+from survivor.clock import MINUTE_S, Clock, floor_minute, from_epoch
 from survivor.errors import ModuleError
 from survivor.fsio import DiskWriteError, ensure_dir
 from survivor.history import HistoryStore
@@ -49,7 +49,6 @@ if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
 
 log = logging.getLogger(__name__)
 
-MINUTE_S = 60.0
 RECORD_SLICE = 50  # results of one batch recorded between two pauses of the check loop
 
 

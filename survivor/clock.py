@@ -133,6 +133,7 @@ def floor_minute(t: datetime) -> datetime:
 
 
 MINUTE = timedelta(minutes=1)
+MINUTE_S = MINUTE.total_seconds()  # the same, for epoch and monotonic seconds
 
 
 def local_zone(name: str | None = None) -> tzinfo:

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from survivor.clock import MINUTE, Clock
+from survivor.clock import MINUTE_S, Clock
 from survivor.model import WorkItem
 from survivor.pool import WorkContext, WorkerPool
 from survivor.runner import Running
@@ -56,7 +56,6 @@ from survivor.steps import Offload, Pause, Step, Steps
 log = logging.getLogger(__name__)
 
 StepHandler = Callable[[WorkItem, WorkContext], Steps[None]]
-MINUTE_S = MINUTE.total_seconds()
 GATHER_BELOW = 0.5  # the loop gathers starts on a tick only while busy less than this share
 
 
