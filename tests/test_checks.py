@@ -137,13 +137,8 @@ def test_a_tick_lists_the_pairs_that_never_ran_slots_still_ahead_first(
 
 
 def test_prepare_makes_both_directories_and_stops_when_told(tmp_path: Path) -> None:
-    writer = FileWriter(FsyncPolicy.NEVER)
-    state = StateStore(tmp_path / "state", writer)
-    history = HistoryStore(tmp_path / "history", writer)
-    clock = FakeClock(T0)
-    recorder = CheckRecorder(
-        CheckBook(), state, history, ResultsLog(tmp_path / "r.jsonl", clock), DiskHealth(clock), UTC
-    )
+    recorder, _ = _recorder(tmp_path)
+    state, history = recorder.state, recorder.history
     pairs = [("ping", "web1"), ("ping", "web2"), ("http", "web1")]
     assert recorder.prepare(pairs, lambda: True) == 3
     for check, host in pairs:
@@ -217,17 +212,20 @@ def test_type_one_dependency_blocks_only_while_not_ok(tmp_path: Path, scratch: P
     assert due(sched.tick(config, T0 + timedelta(minutes=2)).items, "http") == {"web1", "web2"}
 
 
-def _executor(tmp_path: Path, config: Config) -> tuple[CheckExecutor, CheckBook, HistoryStore]:
+def _recorder(tmp_path: Path) -> tuple[CheckRecorder, FakeClock]:
     writer = FileWriter(FsyncPolicy.NEVER)
     state = StateStore(tmp_path / "state", writer)
     history = HistoryStore(tmp_path / "history", writer)
-    book = CheckBook()
     clock = FakeClock(T0)
-    recorder = CheckRecorder(
-        book, state, history, ResultsLog(tmp_path / "results.jsonl", clock), DiskHealth(clock), UTC
-    )
+    results = ResultsLog(tmp_path / "results.jsonl", clock)
+    return CheckRecorder(CheckBook(), state, history, results, DiskHealth(clock), UTC), clock
+
+
+def _executor(tmp_path: Path, config: Config) -> tuple[CheckExecutor, CheckBook, HistoryStore]:
+    recorder, clock = _recorder(tmp_path)
     runner = CheckRunner(ModuleRunner(config.instance.module_dirs, config.instance.plugin_dirs))
-    return CheckExecutor(runner, recorder, clock, lambda: (config, 3)), book, history
+    executor = CheckExecutor(runner, recorder, clock, lambda: (config, 3))
+    return executor, recorder.book, recorder.history
 
 
 def test_type_two_dependency_runs_first_and_records_depend(tmp_path: Path, scratch: Path) -> None:
