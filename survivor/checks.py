@@ -96,6 +96,13 @@ def slot_keys(config: Config) -> Iterator[str]:
             yield slot_key(check, check.hosts)
 
 
+def _in_slot_order(pairs: list[tuple[float, str, str]], ahead: float) -> list[tuple[str, str]]:
+    """(slot, check, host) as (check, host): slots from `ahead` (seconds into the minute) on
+    first, then those of the next minute, each in slot order."""
+    pairs.sort(key=lambda p: (p[0] < ahead, p[0]))
+    return [(check_name, host_name) for _, check_name, host_name in pairs]
+
+
 class CheckScheduler:
     def __init__(self, book: CheckBook, ids: ItemIds, tz: tzinfo) -> None:
         self.book = book
@@ -145,11 +152,20 @@ class CheckScheduler:
                     continue  # first tick: its slot in this minute has passed; next minute
                 report.due_pairs += len(hosts)
                 report.items.append(check_item(self.ids, check, hosts, planned))
-        # the slots still ahead in this minute first, then the next minute's
-        ahead = earliest - base
-        fresh.sort(key=lambda f: (f[0] < ahead, f[0]))
-        report.fresh = [(check_name, host_name) for _, check_name, host_name in fresh]
+        report.fresh = _in_slot_order(fresh, earliest - base)
         return report
+
+    def never_run(self, config: Config, now: datetime) -> list[tuple[str, str]]:
+        """The (check, host) pairs without state, those whose slot comes first after `now`
+        first: what `tick(config, now, first=True)` would report as `fresh`."""
+        slots = self.slots(config)
+        fresh = [
+            (slots[slot_key(check, (host_name,))], check.name, host_name)
+            for check in config.checks.values()
+            for host_name in check.hosts
+            if self.book.get(check.name, host_name) is None
+        ]
+        return _in_slot_order(fresh, now.timestamp() - floor_minute(now).timestamp())
 
     def is_due(
         self,

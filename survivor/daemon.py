@@ -64,6 +64,7 @@ HEARTBEAT_S = 15.0
 QUEUE_WRITE_S = 1.0  # queue.json at most this often...
 QUEUE_SHARE = 0.05  # ...and so that writing it takes at most this share of the time
 METRICS_S = 60.0
+START_PREPARE_S = 60.0  # the longest the first checks wait for never-run pairs' directories
 CHECK_START_TICK = 0.25  # checks falling due this close together start together (looppool)
 WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 
@@ -243,7 +244,36 @@ class Daemon:
     # ---------------------------------------------------------------- the check scheduler
 
     def _check_loop(self) -> None:
+        self._prepare_before_first_tick()
         self._minute_loop("check", timedelta(0), self._check_tick)
+
+    def _prepare_before_first_tick(self) -> None:
+        """Make the directories of the pairs that have never run before the first checks.
+
+        Made while the first checks ran, they took about half the check loop's
+        throughput for as long as they lasted (the GIL, and a file system busy
+        with 100,000 new directories): on a fresh state directory with 50,000
+        services the first checks fell 10-30 s behind. Made first (about 20 s
+        at 50,000 on our test VM), they fell 6-9 s behind at most, and caught
+        up sooner (docs/benchmarks.md). A restart has nothing to make. At most
+        START_PREPARE_S; the first tick's preparation makes the rest while the
+        checks run.
+        """
+        config, _ = self.current()
+        fresh = self.scheduler.never_run(config, self.clock.now())
+        if not fresh:
+            return  # a restart: every pair has run before
+        began = self.clock.monotonic()
+        made = self._prepare(fresh, START_PREPARE_S)
+        log.info(
+            "start: directories ready for %d of %d pairs that have never run, in %.1f s; "
+            "the checks start now",
+            made,
+            len(fresh),
+            self.clock.monotonic() - began,
+        )
+        if made == len(fresh):
+            self._prepared_for = config
 
     def _alert_loop(self) -> None:
         # Alerts look at the results of the minute before: alert_shift after the check tick,
@@ -299,18 +329,22 @@ class Daemon:
     def _prepare_pairs(self, report: TickReport, now: datetime) -> None:
         """Make the directories of never-run pairs before their runs reach them, in this minute."""
         left = (report.minute + timedelta(minutes=1) - now).total_seconds()
-        until = self.clock.monotonic() + left
-
-        def keep_going() -> bool:
-            return not self.stop_event.is_set() and self.clock.monotonic() < until
-
-        made = self.recorder.prepare(report.fresh, keep_going)
+        made = self._prepare(report.fresh, left)
         log.info(
             "check tick %s: directories ready for %d of %d pairs that have never run",
             utc_iso(report.minute),
             made,
             len(report.fresh),
         )
+
+    def _prepare(self, pairs: list[tuple[str, str]], seconds: float) -> int:
+        """CheckRecorder.prepare for at most `seconds`, or until the daemon stops."""
+        until = self.clock.monotonic() + seconds
+
+        def keep_going() -> bool:
+            return not self.stop_event.is_set() and self.clock.monotonic() < until
+
+        return self.recorder.prepare(pairs, keep_going)
 
     def _alert_tick(self, now: datetime) -> None:
         config, _ = self.current()

@@ -119,7 +119,7 @@ def test_first_tick_after_start_is_not_a_burst(tmp_path: Path, scratch: Path) ->
     assert {i.key: i.planned for i in first}.items() <= {i.key: i.planned for i in full}.items()
 
 
-def test_a_tick_lists_the_pairs_that_never_ran_slots_still_ahead_first(
+def test_a_tick_and_never_run_list_the_pairs_that_never_ran_slots_still_ahead_first(
     tmp_path: Path, scratch: Path
 ) -> None:
     config = make_config(tmp_path, scratch)
@@ -132,8 +132,10 @@ def test_a_tick_lists_the_pairs_that_never_ran_slots_still_ahead_first(
     offsets = [slots[f"{c}@{h}" if c == "http" else c] for c, h in fresh]
     ahead = [o for o in offsets if o >= 30]
     assert offsets == sorted(ahead) + sorted(o for o in offsets if o < 30) and ahead
+    assert sched.never_run(config, now) == fresh  # what the daemon prepares before the first tick
     ran(book, "ping", "gw1", 0, T0)
     assert ("ping", "gw1") not in sched.tick(config, T0 + timedelta(minutes=1)).fresh
+    assert sched.never_run(config, now) == [p for p in fresh if p != ("ping", "gw1")]
 
 
 def test_prepare_makes_both_directories_and_stops_when_told(tmp_path: Path) -> None:

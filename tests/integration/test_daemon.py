@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -112,17 +113,24 @@ def test_start_run_checks_and_stop_cleanly(scratch: Path, daemons: list[DaemonPr
     assert [e["event"] for e in events] == ["start", "stop"]
 
 
-def test_pairs_that_have_not_run_yet_get_their_directories_at_the_first_tick(
+def test_pairs_that_have_not_run_yet_get_their_directories_before_the_first_check(
     scratch: Path, daemons: list[DaemonProcess]
 ) -> None:
     write_config(scratch)
     first = start(daemons, scratch)
-    wait_until(lambda: "directories ready for" in first.log(), 20, "the first tick's preparation")
-    assert "directories ready for 2 of 2 pairs that have never run" in first.log()
+    ready = "start: directories ready for 2 of 2 pairs that have never run"
+    wait_until(lambda: ready in first.log(), 20, "the preparation at start")
     for root in ("state", "history"):
         assert all((scratch / root / "host" / h / "alive").is_dir() for h in HOSTS)
     wait_until(lambda: count_results(scratch, "web2", "alive", 1), 20, "a result of alive@web2")
     wait_until(lambda: count_results(scratch, "web1", "alive", 1), 20, "a result of alive@web1")
+    # Made before the first check started, and not again by the first tick.
+    log_text = first.log_path.read_text()
+    [line] = [x for x in log_text.splitlines() if ready in x]
+    made_at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    results = [json.loads(x) for x in (scratch / "results.jsonl").read_text().splitlines()]
+    assert made_at <= min(r["start"] for r in results) + 0.001
+    assert log_text.count("directories ready for") == 1
     first.signal(signal.SIGTERM)
     assert first.wait_exit(30) == 0
     # Both have run: a restart has nothing to prepare (the two share one log file).
