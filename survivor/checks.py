@@ -63,7 +63,6 @@ class TickReport:
     items: list[WorkItem] = field(default_factory=list)
     due_pairs: int = 0
     blocked: list[tuple[CheckDef, Host, str]] = field(default_factory=list)  # Type I dependency
-    fresh: list[tuple[str, str]] = field(default_factory=list)  # (check, host) never run, by slot
 
 
 def slot_key(check: CheckDef, hosts: tuple[str, ...]) -> str:
@@ -96,13 +95,6 @@ def slot_keys(config: Config) -> Iterator[str]:
             yield slot_key(check, check.hosts)
 
 
-def _in_slot_order(pairs: list[tuple[float, str, str]], ahead: float) -> list[tuple[str, str]]:
-    """(slot, check, host) as (check, host): slots from `ahead` (seconds into the minute) on
-    first, then those of the next minute, each in slot order."""
-    pairs.sort(key=lambda p: (p[0] < ahead, p[0]))
-    return [(check_name, host_name) for _, check_name, host_name in pairs]
-
-
 class CheckScheduler:
     def __init__(self, book: CheckBook, ids: ItemIds, tz: tzinfo) -> None:
         self.book = book
@@ -128,14 +120,11 @@ class CheckScheduler:
         slots = self.slots(config)
         base = minute.timestamp()
         earliest = now.timestamp() if first else base
-        fresh: list[tuple[float, str, str]] = []
         for check in config.checks.values():
             due: list[str] = []
             for host_name in check.hosts:
                 host = config.hosts[host_name]
                 state = self.book.get(check.name, host_name)
-                if state is None:
-                    fresh.append((slots[slot_key(check, (host_name,))], check.name, host_name))
                 if not self.is_due(config, check, host, state, minute):
                     continue
                 blocker = self.blocking_dependency(config, check, host)
@@ -152,20 +141,21 @@ class CheckScheduler:
                     continue  # first tick: its slot in this minute has passed; next minute
                 report.due_pairs += len(hosts)
                 report.items.append(check_item(self.ids, check, hosts, planned))
-        report.fresh = _in_slot_order(fresh, earliest - base)
         return report
 
     def never_run(self, config: Config, now: datetime) -> list[tuple[str, str]]:
-        """The (check, host) pairs without state, those whose slot comes first after `now`
-        first: what `tick(config, now, first=True)` would report as `fresh`."""
+        """The (check, host) pairs without state, in slot order: the slots still ahead of
+        `now` in its minute first, then those that come round in the next minute."""
         slots = self.slots(config)
+        ahead = now.timestamp() - floor_minute(now).timestamp()
         fresh = [
             (slots[slot_key(check, (host_name,))], check.name, host_name)
             for check in config.checks.values()
             for host_name in check.hosts
             if self.book.get(check.name, host_name) is None
         ]
-        return _in_slot_order(fresh, now.timestamp() - floor_minute(now).timestamp())
+        fresh.sort(key=lambda f: (f[0] < ahead, f[0]))
+        return [(check_name, host_name) for _, check_name, host_name in fresh]
 
     def is_due(
         self,

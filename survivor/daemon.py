@@ -37,11 +37,10 @@ from survivor.checks import (
     CheckRunner,
     CheckScheduler,
     ResultsLog,
-    TickReport,
     check_item,
     pairs_of,
 )
-from survivor.clock import Clock, floor_minute, local_zone, utc_iso
+from survivor.clock import MINUTE, Clock, floor_minute, local_zone, utc_iso
 from survivor.config import diff_configs, load_config
 from survivor.errors import ConfigError
 from survivor.fixes import FixRunner
@@ -244,36 +243,12 @@ class Daemon:
     # ---------------------------------------------------------------- the check scheduler
 
     def _check_loop(self) -> None:
-        self._prepare_before_first_tick()
-        self._minute_loop("check", timedelta(0), self._check_tick)
-
-    def _prepare_before_first_tick(self) -> None:
-        """Make the directories of the pairs that have never run before the first checks.
-
-        Made while the first checks ran, they took about half the check loop's
-        throughput for as long as they lasted (the GIL, and a file system busy
-        with 100,000 new directories): on a fresh state directory with 50,000
-        services the first checks fell 10-30 s behind. Made first (about 20 s
-        at 50,000 on our test VM), they fell 6-9 s behind at most, and caught
-        up sooner (docs/benchmarks.md). A restart has nothing to make. At most
-        START_PREPARE_S; the first tick's preparation makes the rest while the
-        checks run.
-        """
+        # Before the first tick, for at most START_PREPARE_S; what is left, after it.
         config, _ = self.current()
-        fresh = self.scheduler.never_run(config, self.clock.now())
-        if not fresh:
-            return  # a restart: every pair has run before
-        began = self.clock.monotonic()
-        made = self._prepare(fresh, START_PREPARE_S)
-        log.info(
-            "start: directories ready for %d of %d pairs that have never run, in %.1f s; "
-            "the checks start now",
-            made,
-            len(fresh),
-            self.clock.monotonic() - began,
-        )
-        if made == len(fresh):
+        made, fresh = self._prepare_new_pairs(config, self.clock.now(), START_PREPARE_S, "start")
+        if made == fresh:
             self._prepared_for = config
+        self._minute_loop("check", timedelta(0), self._check_tick)
 
     def _alert_loop(self) -> None:
         # Alerts look at the results of the minute before: alert_shift after the check tick,
@@ -315,9 +290,10 @@ class Daemon:
         _log_refused("check", self.check_pool.submit(report.items))
         for check, host, why in report.blocked:
             self.recorder.record_blocked(config, generation, check, host, why, now)
-        if report.fresh and config is not self._prepared_for:
+        if config is not self._prepared_for:  # started with pairs left over, or reloaded
             self._prepared_for = config
-            self._prepare_pairs(report, now)
+            left = (report.minute + MINUTE - now).total_seconds()
+            self._prepare_new_pairs(config, now, left, f"check tick {utc_iso(report.minute)}")
         log.debug(
             "check tick %s: %d items, %d pairs due, %d blocked",
             utc_iso(now),
@@ -326,25 +302,39 @@ class Daemon:
             len(report.blocked),
         )
 
-    def _prepare_pairs(self, report: TickReport, now: datetime) -> None:
-        """Make the directories of never-run pairs before their runs reach them, in this minute."""
-        left = (report.minute + timedelta(minutes=1) - now).total_seconds()
-        made = self._prepare(report.fresh, left)
-        log.info(
-            "check tick %s: directories ready for %d of %d pairs that have never run",
-            utc_iso(report.minute),
-            made,
-            len(report.fresh),
-        )
+    def _prepare_new_pairs(
+        self, config: Config, now: datetime, seconds: float, when: str
+    ) -> tuple[int, int]:
+        """Make the directories of the pairs that have never run, in slot order from `now`,
+        for at most `seconds` or until the daemon stops; returns (made, pairs never run).
 
-    def _prepare(self, pairs: list[tuple[str, str]], seconds: float) -> int:
-        """CheckRecorder.prepare for at most `seconds`, or until the daemon stops."""
-        until = self.clock.monotonic() + seconds
+        Made while checks run, they take about half the check loop's throughput for
+        as long as they last (the GIL, and a file system busy with new directories):
+        on a fresh state directory with 50,000 services the first checks fell 10-30 s
+        behind. So at start they are made before the first tick (about 20 s at
+        50,000 on our test VM; the first checks then fell 6-9 s behind at most, and
+        caught up sooner; docs/benchmarks.md), and after a reload that adds pairs
+        right after its first tick, until that minute ends, while the checks go on.
+        A restart has nothing to make.
+        """
+        fresh = self.scheduler.never_run(config, now)
+        if not fresh:
+            return 0, 0
+        began = self.clock.monotonic()
+        until = began + seconds
 
         def keep_going() -> bool:
             return not self.stop_event.is_set() and self.clock.monotonic() < until
 
-        return self.recorder.prepare(pairs, keep_going)
+        made = self.recorder.prepare(fresh, keep_going)
+        log.info(
+            "%s: directories ready for %d of %d pairs that have never run, in %.1f s",
+            when,
+            made,
+            len(fresh),
+            self.clock.monotonic() - began,
+        )
+        return made, len(fresh)
 
     def _alert_tick(self, now: datetime) -> None:
         config, _ = self.current()
