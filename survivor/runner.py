@@ -44,10 +44,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from survivor.errors import ModuleError
 from survivor.model import NAME_PATTERN, is_safe_name
+from survivor.spawn import spawn
 
 log = logging.getLogger(__name__)
 
@@ -448,12 +449,12 @@ class _Child:
 def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_root: bool) -> _Child:
     """Start `argv` in a new session with cwd "/", stdin a pipe (or /dev/null), stdout/err pipes.
 
-    `os.posix_spawn` (vfork and exec in glibc) costs the daemon about 30 %
-    less CPU than `subprocess.Popen` (133 vs 185 µs for /bin/true, with
-    the poll loop), but it cannot change directory: it is used when the
-    daemon's cwd already is "/" (the daemon moves there at start, and
-    `in_root` says so) and `argv[0]` is a path; otherwise Popen does the
-    same job.
+    posix_spawn (vfork and exec in glibc, called through survivor.spawn so
+    that other threads run meanwhile) costs the daemon about 30 % less CPU
+    than `subprocess.Popen` (133 vs 185 µs for /bin/true, with the poll
+    loop), but it cannot change directory: it is used when the daemon's cwd
+    already is "/" (the daemon moves there at start, and `in_root` says so)
+    and `argv[0]` is a path; otherwise Popen does the same job.
     """
     stdin_r, stdin_w = os.pipe() if with_stdin else (None, None)
     out_r, out_w = os.pipe()
@@ -462,22 +463,7 @@ def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_root: b
     theirs = [fd for fd in (stdin_r, out_w, err_w) if fd is not None]
     try:
         if in_root and "/" in argv[0] and min(theirs) > 2:
-            actions: list[tuple[Any, ...]] = [
-                (os.POSIX_SPAWN_DUP2, stdin_r, 0)
-                if stdin_r is not None
-                else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, out_w, 1),
-                (os.POSIX_SPAWN_DUP2, err_w, 2),
-            ]
-            pid = os.posix_spawn(
-                argv[0],
-                argv,
-                env,
-                file_actions=actions,
-                setsid=True,
-                setsigmask=(),  # nothing blocked, and
-                setsigdef=_RESTORED_SIGNALS,  # SIGPIPE not ignored, as Popen does
-            )
+            pid = spawn(argv[0], argv, env, stdin=stdin_r, stdout=out_w, stderr=err_w)
             popen = None
         else:
             popen = subprocess.Popen(
@@ -499,11 +485,6 @@ def _spawn(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_root: b
         for fd in theirs:
             os.close(fd)
     return _Child(pid, stdin_w, out_r, err_r, popen)
-
-
-_RESTORED_SIGNALS = tuple(
-    sig for sig in (getattr(signal, name, None) for name in ("SIGPIPE", "SIGXFSZ")) if sig
-)
 
 
 def _cwd_is_root() -> bool:

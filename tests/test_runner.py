@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from survivor import runner as runner_module
+from survivor import spawn as spawn_module
 from survivor.errors import ModuleError
 from survivor.model import Host, ReturnCode
 from survivor.protocol import (
@@ -34,26 +35,29 @@ SLACK = 1.0  # seconds of scheduling noise allowed on a loaded 2-core CI machine
 CHECK_DUMMY = Path("/usr/lib/nagios/plugins/check_dummy")
 
 
-@pytest.fixture(params=["posix_spawn", "popen"])
+@pytest.fixture(params=["libc", "os", "popen"])
 def runner(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ModuleRunner]:
-    """Every runner test runs on both spawn paths: posix_spawn needs the cwd to be "/"."""
-    if request.param == "posix_spawn":
+    """Every runner test runs on all three spawn paths: posix_spawn through ctypes ("libc"),
+    through `os.posix_spawn` where ctypes cannot ("os"), both with the cwd "/", and Popen."""
+    if request.param != "popen":
         monkeypatch.chdir("/")
+    if request.param == "os":
+        monkeypatch.setattr(spawn_module, "_libc", None)
     spawned: list[str] = []
-    real_spawn = os.posix_spawn
+    real_spawn = runner_module.spawn
 
     def spying_spawn(*args: Any, **kwargs: Any) -> int:
         spawned.append(args[0])
         return real_spawn(*args, **kwargs)
 
-    monkeypatch.setattr(os, "posix_spawn", spying_spawn)
+    monkeypatch.setattr(runner_module, "spawn", spying_spawn)
     yield ModuleRunner([MOD], [], kill_grace=0.3)
-    if request.param == "posix_spawn":
-        assert spawned, "the posix_spawn path was never taken"
-    else:
+    if request.param == "popen":
         assert not spawned, "posix_spawn was used although the cwd is not /"
+    else:
+        assert spawned, "the posix_spawn path was never taken"
 
 
 def run_check(
