@@ -279,8 +279,8 @@ class CheckRecorder:
         self.results = results
         self.health = health
         self.tz = tz
-        self._fp_config: Config | None = None
-        self._fp_cache: dict[tuple[str, str], str] = {}
+        # (config, its fingerprints by pair), swapped as one: two check loops record at once.
+        self._fingerprints: tuple[Config | None, dict[tuple[str, str], str]] = (None, {})
 
     def prepare(self, pairs: Iterable[tuple[str, str]], keep_going: Callable[[], bool]) -> int:
         """Make the state and history directories of (check, host) pairs ahead of their first run.
@@ -374,11 +374,13 @@ class CheckRecorder:
 
     def fingerprint(self, config: Config, check: CheckDef, host: Host) -> str:
         """Config.pair_fingerprint, computed once per pair and config generation."""
-        if config is not self._fp_config:
-            self._fp_config, self._fp_cache = config, {}
-        fp = self._fp_cache.get((check.name, host.name))
+        cached_for, cache = self._fingerprints
+        if config is not cached_for:
+            cache = {}
+            self._fingerprints = (config, cache)
+        fp = cache.get((check.name, host.name))
         if fp is None:
-            fp = self._fp_cache[(check.name, host.name)] = config.pair_fingerprint(check, host)
+            fp = cache[(check.name, host.name)] = config.pair_fingerprint(check, host)
         return fp
 
     def record_blocked(

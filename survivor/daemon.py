@@ -65,6 +65,9 @@ QUEUE_SHARE = 0.05  # ...and so that writing it takes at most this share of the 
 METRICS_S = 60.0
 START_PREPARE_S = 60.0  # the longest the first checks wait for never-run pairs' directories
 CHECK_START_TICK = 0.25  # checks falling due this close together start together (looppool)
+# Two check loops: while one waits for its child to exec (the GIL released, survivor.spawn),
+# the other records and starts checks. More loops only contend for the GIL and the kernel.
+CHECK_LOOPS = 2
 WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 
 
@@ -164,7 +167,12 @@ class Daemon:
         self.ids = ItemIds()
         self.scheduler = CheckScheduler(self.book, self.ids, self.tz)
         self.check_pool = LoopPool(
-            "check", inst.check_workers, self.executor.steps, self.clock, CHECK_START_TICK
+            "check",
+            inst.check_workers,
+            self.executor.steps,
+            self.clock,
+            CHECK_START_TICK,
+            loops=CHECK_LOOPS,
         )
         self.alert_stats = AlertStats()
         self.alert_book = AlertBook.load(self.state, self.health, now)

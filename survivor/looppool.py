@@ -1,4 +1,4 @@
-"""LoopPool: the check pool, one thread that keeps up to `size` checks going at once.
+"""LoopPool: the check pool, a loop thread or two that keep up to `size` checks going at once.
 
 A worker thread per running check cost a thread hand-off per check and, with
 several threads runnable, a GIL hand-off at every system call (measured at
@@ -29,6 +29,12 @@ after its planned time when there is room; an item handed over already due
 idle gathers (`Utilisation`): near its capacity every pause is lost work, and
 the items piled up in one tick took seconds to work off (at 40,000 services,
 p99 start latency 2.8 s with the tick against 0.46 s without).
+
+A pool may run several loops, each with its own poll set, on one queue
+(`loops`). The daemon runs two: a spawn is a vfork, and the parent sleeps
+until the child has exec'd (0.35-0.5 ms for /bin/true, half of one loop's
+time near capacity). survivor.spawn releases the GIL meanwhile, so the
+other loop parses, records and starts checks instead of waiting its turn.
 
 The bookkeeping (heap, keys, follow-up runs, cancel, stop, queue.json rows)
 is WorkerPool's. An offloaded step (survivor.steps.Offload: work that can
@@ -138,38 +144,70 @@ class _Registrar:
         del self.owners[fd]
 
 
+class _Loop:
+    """One loop thread's own state: its poll set's owners, its flights, its wake-up eventfd."""
+
+    def __init__(self, name: str, now: float) -> None:
+        self.name = name
+        self.wakefd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.flights: dict[str, _Flight] = {}  # item id -> in flight (this loop's thread only)
+        self.owners: dict[int, _Flight] = {}  # polled descriptor -> its flight
+        self.load = Utilisation(now)
+        self.polled = now  # when the last poll returned
+        self.thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        try:
+            os.eventfd_write(self.wakefd, 1)
+        except BlockingIOError:  # the counter is full: a wake-up is pending anyway
+            pass
+
+
 class LoopPool(WorkerPool):
+    """Up to `size` items at once, on `loops` loop threads that share one queue.
+
+    Each loop takes at most its share (`size` / `loops`, rounded up) and the
+    pool never more than `size`. More than one loop pays off only because a
+    spawn releases the GIL (survivor.spawn): while one loop waits for its
+    child to exec, the other runs its Python.
+    """
+
     def __init__(
-        self, name: str, size: int, steps: StepHandler, clock: Clock, start_tick: float = 0.0
+        self,
+        name: str,
+        size: int,
+        steps: StepHandler,
+        clock: Clock,
+        start_tick: float = 0.0,
+        loops: int = 1,
     ) -> None:
         super().__init__(name, size, _unused_handler, clock)
         self.steps = steps
         self.start_tick = start_tick
-        self._wakefd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._pending: deque[WorkItem] = deque()  # due, waiting for room
-        self._flights: dict[str, _Flight] = {}  # item id -> in flight (loop thread only)
-        self._owners: dict[int, _Flight] = {}  # polled descriptor -> its flight
-        self._loop_name = f"{name}-loop"
-        self._load = Utilisation(clock.monotonic())
-        self._polled = clock.monotonic()  # when the last poll returned
+        names = [f"{name}-loop"] if loops == 1 else [f"{name}-loop-{n + 1}" for n in range(loops)]
+        self._loops = [_Loop(n, clock.monotonic()) for n in names]
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        self._start_loop()
+        for loop in self._loops:
+            self._start_loop(loop)
 
-    def _start_loop(self) -> None:
-        thread = threading.Thread(target=self._loop, name=self._loop_name, daemon=True)
-        self._workers = [thread]
-        thread.start()
+    def _start_loop(self, loop: _Loop) -> None:
+        loop.thread = threading.Thread(target=self._loop, args=(loop,), name=loop.name, daemon=True)
+        self._workers = [lp.thread for lp in self._loops if lp.thread is not None]
+        loop.thread.start()
 
     def check_health(self) -> int:
-        """Start a new loop thread if the old one died; returns how many were replaced."""
-        if self._stopping or not self._workers or self._workers[0].is_alive():
+        """Start a new thread for each loop whose thread died; returns how many."""
+        if self._stopping:
             return 0
-        log.error("pool %s: loop thread died; starting a new one", self.name)
-        self._start_loop()
-        return 1
+        dead = [lp for lp in self._loops if lp.thread is not None and not lp.thread.is_alive()]
+        for loop in dead:
+            log.error("pool %s: loop thread %s died; starting a new one", self.name, loop.name)
+            self._start_loop(loop)
+        return len(dead)
 
     def resize(self, size: int) -> None:
         """Run up to `size` items at once from now on (items in flight finish)."""
@@ -178,111 +216,121 @@ class LoopPool(WorkerPool):
             self._wake()
 
     def _wake(self) -> None:
-        try:
-            os.eventfd_write(self._wakefd, 1)
-        except BlockingIOError:  # the counter is full: a wake-up is pending anyway
-            pass
+        for loop in self._loops:
+            loop.wake()
+
+    def _room(self, loop: _Loop) -> int:
+        """How many more items `loop` may take: its share, and the pool's `size` in all."""
+        share = -(-self.size // len(self._loops))
+        return min(share - len(loop.flights), self.size - len(self._running))
 
     # ---------------------------------------------------------------- the loop
 
-    def _loop(self) -> None:
+    def _loop(self, loop: _Loop) -> None:
         poll = select.poll()
-        poll.register(self._wakefd, select.POLLIN)
-        self._polled = self.clock.monotonic()  # a new loop: the gap before it was not work
+        poll.register(loop.wakefd, select.POLLIN)
+        loop.polled = self.clock.monotonic()  # a new loop: the gap before it was not work
         try:
-            while self._iterate(poll):
+            while self._iterate(loop, poll):
                 pass
         except BaseException:
             log.critical(
-                "pool %s: the loop failed; its checks in flight are killed and it will be replaced",
+                "pool %s: the loop %s failed; its checks in flight are killed and it will be"
+                " replaced",
                 self.name,
+                loop.name,
                 exc_info=True,
             )
             raise
         finally:
-            self._abandon_flights()
+            self._abandon_flights(loop)
 
-    def _iterate(self, poll: Any) -> bool:
+    def _iterate(self, loop: _Loop, poll: Any) -> bool:
         """One turn of the loop; False when the pool is stopping and nothing is in flight."""
-        taken, next_planned = self._take(self.size - len(self._flights))
+        taken, next_planned = self._take(loop)
         for ctx in taken:
-            flight = self._flights[ctx.item.id] = _Flight(ctx, self.steps(ctx.item, ctx))
-            self._advance(flight, poll, None, None)
-        self._collect(poll)
-        if self._stopping and not self._flights:
+            flight = loop.flights[ctx.item.id] = _Flight(ctx, self.steps(ctx.item, ctx))
+            self._advance(loop, flight, poll, None, None)
+        self._collect(loop, poll)
+        if self._stopping and not loop.flights:
             return False
-        waits = [f.step.wait_s() for f in self._flights.values() if isinstance(f.step, Running)]
-        if next_planned is not None and len(self._flights) < self.size:
-            tick = self.start_tick if self._load.share < GATHER_BELOW else 0.0
+        waits = [f.step.wait_s() for f in loop.flights.values() if isinstance(f.step, Running)]
+        has_room = self._room(loop) > 0
+        if next_planned is not None and has_room:
+            tick = self.start_tick if loop.load.share < GATHER_BELOW else 0.0
             waits.append(self.clock.wait_seconds(start_time(next_planned, tick)))
-        if self._pending and len(self._flights) < self.size:
+        if self._pending and has_room:
             waits.append(0.0)  # an item landed and made room: take the next at once
-        if any(isinstance(f.step, Pause) for f in self._flights.values()):
+        if any(isinstance(f.step, Pause) for f in loop.flights.values()):
             waits.append(0.0)  # only look at the descriptors, then go on with the paused
         timeout = math.ceil(min(waits) * 1000) if waits else -1
-        self._load.worked(self._polled, self.clock.monotonic())
+        loop.load.worked(loop.polled, self.clock.monotonic())
         events = poll.poll(timeout)
-        self._polled = self.clock.monotonic()
-        self._dispatch_events(poll, events)
+        loop.polled = self.clock.monotonic()
+        self._dispatch_events(loop, poll, events)
         return True
 
-    def _take(self, room: int) -> tuple[list[WorkContext], float | None]:
-        """Items whose time has come, up to `room`; and the planned time of the next one."""
+    def _take(self, loop: _Loop) -> tuple[list[WorkContext], float | None]:
+        """Items whose time has come, as many as `loop` has room for; and the planned time of
+        the next one."""
         taken: list[WorkContext] = []
         with self._cond:
             if self._stopping:
                 self._pending.clear()
                 return taken, None
             self._pending.extend(self._pop_due(self.clock.time()))
+            room = self._room(loop)
             while len(taken) < room and self._pending:
                 item = self._pending.popleft()
-                ctx = self._begin_locked(item, self._loop_name)
+                ctx = self._begin_locked(item, loop.name)
                 if ctx is not None:
                     taken.append(ctx)
             if self._pending or not self._heap:
                 return taken, None
             return taken, self._heap[0][0]
 
-    def _advance(self, flight: _Flight, poll: Any, value: Any, error: BaseException | None) -> None:
+    def _advance(
+        self, loop: _Loop, flight: _Flight, poll: Any, value: Any, error: BaseException | None
+    ) -> None:
         """Send `value` (or throw `error`) into the flight's generator; start its next step."""
         item = flight.ctx.item
         try:
             step: Step = flight.steps.send(value) if error is None else flight.steps.throw(error)
         except StopIteration:
             self.completed += 1
-            self._land(flight)
+            self._land(loop, flight)
             return
         except Exception:
             self._failed(item)
-            self._land(flight)
+            self._land(loop, flight)
             return
         except BaseException:
-            self._killed(item, self._loop_name)
-            self._land(flight)
+            self._killed(item, loop.name)
+            self._land(loop, flight)
             raise
         if isinstance(step, Offload):
-            flight.step = _Offloaded(step.fn, self._wake, f"{self.name}-offload")
+            flight.step = _Offloaded(step.fn, loop.wake, f"{self.name}-offload")
             return
         if isinstance(step, Pause):
             flight.step = step  # goes on at the next turn, after the poll
             return
         flight.step = step
         try:
-            step.attach(_Registrar(poll, self._owners, flight))
+            step.attach(_Registrar(poll, loop.owners, flight))
         except Exception as err:
             step.abort()
-            self._advance(flight, poll, None, err)
+            self._advance(loop, flight, poll, None, err)
 
-    def _collect(self, poll: Any) -> None:
+    def _collect(self, loop: _Loop, poll: Any) -> None:
         """Finish the runs that are over and collect the offloaded steps that returned."""
-        for flight in list(self._flights.values()):
+        for flight in list(loop.flights.values()):
             step = flight.step
             if isinstance(step, _Offloaded):
                 if step.done:
-                    self._advance(flight, poll, step.value, step.error)
+                    self._advance(loop, flight, poll, step.value, step.error)
                 continue
             if isinstance(step, Pause):  # paused before this pass: goes on now
-                self._advance(flight, poll, None, None)
+                self._advance(loop, flight, poll, None, None)
                 continue
             assert step is not None
             try:
@@ -291,20 +339,20 @@ class LoopPool(WorkerPool):
                 outcome = step.finish()
             except Exception as err:
                 step.abort()
-                self._advance(flight, poll, None, err)
+                self._advance(loop, flight, poll, None, err)
             else:
-                self._advance(flight, poll, outcome, None)
+                self._advance(loop, flight, poll, outcome, None)
 
-    def _dispatch_events(self, poll: Any, events: Sequence[tuple[int, int]]) -> None:
+    def _dispatch_events(self, loop: _Loop, poll: Any, events: Sequence[tuple[int, int]]) -> None:
         mine: dict[_Flight, list[tuple[int, int]]] = {}
         for fd, mask in events:
-            if fd == self._wakefd:
+            if fd == loop.wakefd:
                 try:
-                    os.eventfd_read(self._wakefd)
+                    os.eventfd_read(loop.wakefd)
                 except BlockingIOError:
                     pass
                 continue
-            flight = self._owners.get(fd)
+            flight = loop.owners.get(fd)
             if flight is not None:
                 mine.setdefault(flight, []).append((fd, mask))
         for flight, its_events in mine.items():
@@ -314,21 +362,21 @@ class LoopPool(WorkerPool):
                 step.handle(its_events)
             except Exception as err:
                 step.abort()
-                self._advance(flight, poll, None, err)
+                self._advance(loop, flight, poll, None, err)
 
-    def _land(self, flight: _Flight) -> None:
+    def _land(self, loop: _Loop, flight: _Flight) -> None:
         flight.step = None
-        self._flights.pop(flight.ctx.item.id, None)
+        loop.flights.pop(flight.ctx.item.id, None)
         self._finished(flight.ctx.item)
 
-    def _abandon_flights(self) -> None:
+    def _abandon_flights(self, loop: _Loop) -> None:
         """The loop ends (stop, or a BaseException): kill what still runs and free the keys."""
-        for flight in list(self._flights.values()):
+        for flight in list(loop.flights.values()):
             if isinstance(flight.step, Running):
                 flight.step.abort()
             flight.steps.close()
-            self._land(flight)
-        self._owners.clear()
+            self._land(loop, flight)
+        loop.owners.clear()
 
 
 def _unused_handler(item: WorkItem, ctx: WorkContext) -> None:

@@ -1,4 +1,6 @@
-"""LoopPool: one thread running many items, each a generator of steps, with real children."""
+"""LoopPool: loop threads running many items, each a generator of steps, with real children.
+
+Every test that takes `pools` runs with one loop thread and with two."""
 
 from __future__ import annotations
 
@@ -27,18 +29,26 @@ def runner() -> ModuleRunner:
     return ModuleRunner([], [], kill_grace=0.2)
 
 
-@pytest.fixture
-def pools() -> Iterator[list[LoopPool]]:
-    made: list[LoopPool] = []
+class Pools(list[LoopPool]):
+    """The pools a test started (stopped after it), and how many loop threads each gets."""
+
+    def __init__(self, loops: int) -> None:
+        super().__init__()
+        self.loops = loops
+
+
+@pytest.fixture(params=[1, 2], ids=["one-loop", "two-loops"])
+def pools(request: pytest.FixtureRequest) -> Iterator[Pools]:
+    made = Pools(request.param)
     yield made
     for pool in made:
         pool.stop(1.0, lambda ctx: None)
 
 
 def start(
-    pools: list[LoopPool], size: int, steps: Callable[..., Steps[None]], start_tick: float = 0.0
+    pools: Pools, size: int, steps: Callable[..., Steps[None]], start_tick: float = 0.0
 ) -> LoopPool:
-    pool = LoopPool("t", size, steps, SystemClock(), start_tick)
+    pool = LoopPool("t", size, steps, SystemClock(), start_tick, loops=pools.loops)
     pools.append(pool)
     pool.start()
     return pool
@@ -68,9 +78,7 @@ def shell(
     return outcome_of(running)
 
 
-def test_runs_up_to_size_items_at_once_each_to_its_end(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_runs_up_to_size_items_at_once_each_to_its_end(runner: ModuleRunner, pools: Pools) -> None:
     spans: dict[str, tuple[float, float]] = {}
     outputs: dict[str, bytes] = {}
 
@@ -93,7 +101,7 @@ def test_runs_up_to_size_items_at_once_each_to_its_end(
     assert pool.stats()["busy"] == 0 and not pool.is_busy_with("check:ping@h0")
 
 
-def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: Pools) -> None:
     started, steps = noting_starts(runner)
     pool = start(pools, 4, steps)
     later = work_item(1, delay=0.4)
@@ -103,9 +111,7 @@ def test_items_wait_for_their_planned_time(runner: ModuleRunner, pools: list[Loo
     assert started["i2"] < later.planned
 
 
-def test_items_falling_due_within_a_tick_start_together(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_items_falling_due_within_a_tick_start_together(runner: ModuleRunner, pools: Pools) -> None:
     started, steps = noting_starts(runner)
     pool = start(pools, 4, steps, start_tick=0.5)
     first, second = work_item(1, delay=0.2), work_item(2, delay=0.4)
@@ -139,23 +145,20 @@ def test_utilisation_is_the_busy_share_of_the_last_whole_window() -> None:
     assert load.share == pytest.approx(0.1)
 
 
-def test_a_busy_loop_does_not_hold_items_for_the_tick(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_a_busy_loop_does_not_hold_items_for_the_tick(runner: ModuleRunner, pools: Pools) -> None:
     started, steps = noting_starts(runner)
     pool = start(pools, 4, steps, start_tick=30.0)
     busy = Utilisation(time.monotonic(), window=600.0)
     busy.share = 0.9  # as if near its capacity: every pause would be lost work
-    pool._load = busy  # read again at the next turn, which the submission below wakes
+    for loop in pool._loops:
+        loop.load = busy  # read again at the next turn, which the submission below wakes
     soon = work_item(1, delay=0.2)
     pool.submit([soon])
     wait_until(lambda: "i1" in started)  # well before the 30 s tick
     assert started["i1"] >= soon.planned
 
 
-def test_an_item_already_due_is_not_held_for_the_tick(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_an_item_already_due_is_not_held_for_the_tick(runner: ModuleRunner, pools: Pools) -> None:
     started, steps = noting_starts(runner)
     pool = start(pools, 4, steps, start_tick=30.0)
     now = work_item(1)
@@ -165,7 +168,7 @@ def test_an_item_already_due_is_not_held_for_the_tick(
 
 
 def test_a_run_past_its_timeout_is_killed_while_others_go_on(
-    runner: ModuleRunner, pools: list[LoopPool]
+    runner: ModuleRunner, pools: Pools
 ) -> None:
     outcomes: dict[str, ProcessOutcome] = {}
 
@@ -180,9 +183,7 @@ def test_a_run_past_its_timeout_is_killed_while_others_go_on(
     assert outcomes["i2"].stdout == b"quick\n" and not outcomes["i2"].timed_out
 
 
-def test_a_failing_item_is_counted_and_the_loop_goes_on(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_a_failing_item_is_counted_and_the_loop_goes_on(runner: ModuleRunner, pools: Pools) -> None:
     def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
         yield from shell(runner, "true", ctx)
         if it.id == "i1":
@@ -195,7 +196,7 @@ def test_a_failing_item_is_counted_and_the_loop_goes_on(
 
 
 def test_an_offloaded_step_runs_beside_the_loop_and_returns_into_its_generator(
-    runner: ModuleRunner, pools: list[LoopPool]
+    runner: ModuleRunner, pools: Pools
 ) -> None:
     release = threading.Event()
     got: dict[str, object] = {}
@@ -228,7 +229,7 @@ def test_an_offloaded_step_runs_beside_the_loop_and_returns_into_its_generator(
     assert got == {"i1": "from the thread", "i2": "caught bad step", "i3": b"quick\n"}
 
 
-def test_a_paused_item_lets_the_others_go_on(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+def test_a_paused_item_lets_the_others_go_on(runner: ModuleRunner, pools: Pools) -> None:
     other_done = threading.Event()
     pauses: list[int] = []
 
@@ -248,9 +249,7 @@ def test_a_paused_item_lets_the_others_go_on(runner: ModuleRunner, pools: list[L
     assert pauses  # it did pause, and its pauses did not starve the run
 
 
-def test_stop_kills_runs_still_going_after_the_grace(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_stop_kills_runs_still_going_after_the_grace(runner: ModuleRunner, pools: Pools) -> None:
     outcomes: list[ProcessOutcome] = []
 
     def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
@@ -269,12 +268,12 @@ def test_stop_kills_runs_still_going_after_the_grace(
     assert pool.stop(0.2, kill)
     assert overdue == ["i1"]
     assert [o.signal for o in outcomes] == [signal.SIGKILL]
-    assert not pool._workers[0].is_alive()
+    assert not any(t.is_alive() for t in pool._workers)
     assert [r.id for r in pool.submit([work_item(3)])] == ["i3"]  # refused once stopping
 
 
 def test_cancel_drops_queued_items_and_flags_running_ones(
-    runner: ModuleRunner, pools: list[LoopPool]
+    runner: ModuleRunner, pools: Pools
 ) -> None:
     seen: list[str] = []
 
@@ -296,9 +295,7 @@ def test_cancel_drops_queued_items_and_flags_running_ones(
     assert pool.stats()["queued"] == 0
 
 
-def test_one_follow_up_run_is_held_for_a_running_key(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_one_follow_up_run_is_held_for_a_running_key(runner: ModuleRunner, pools: Pools) -> None:
     done: list[str] = []
 
     def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
@@ -313,7 +310,7 @@ def test_one_follow_up_run_is_held_for_a_running_key(
     wait_until(lambda: done == ["i1", "i2"])
 
 
-def test_resize_lets_more_run_at_once(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+def test_resize_lets_more_run_at_once(runner: ModuleRunner, pools: Pools) -> None:
     release = threading.Event()
 
     def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
@@ -329,9 +326,7 @@ def test_resize_lets_more_run_at_once(runner: ModuleRunner, pools: list[LoopPool
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_dead_loop_frees_its_items_and_is_replaced(
-    runner: ModuleRunner, pools: list[LoopPool]
-) -> None:
+def test_a_dead_loop_frees_its_items_and_is_replaced(runner: ModuleRunner, pools: Pools) -> None:
     seen: list[str] = []
 
     def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
@@ -342,7 +337,7 @@ def test_a_dead_loop_frees_its_items_and_is_replaced(
 
     pool = start(pools, 2, steps)
     pool.submit([work_item(1)])
-    wait_until(lambda: not pool._workers[0].is_alive())
+    wait_until(lambda: not all(t.is_alive() for t in pool._workers))
     assert not pool.is_busy_with("check:ping@h1")
     assert pool.check_health() == 1
     pool.submit([work_item(2)])
@@ -350,7 +345,7 @@ def test_a_dead_loop_frees_its_items_and_is_replaced(
     assert seen == ["i1", "i2"]
 
 
-def test_no_descriptor_outlives_its_run(runner: ModuleRunner, pools: list[LoopPool]) -> None:
+def test_no_descriptor_outlives_its_run(runner: ModuleRunner, pools: Pools) -> None:
     def open_fds() -> set[str]:
         return set(os.listdir("/proc/self/fd"))
 
@@ -362,4 +357,30 @@ def test_no_descriptor_outlives_its_run(runner: ModuleRunner, pools: list[LoopPo
     pool.submit([work_item(n) for n in range(20)])
     wait_until(lambda: pool.stats()["completed"] == 20)
     assert open_fds() <= before
-    assert pool._owners == {}
+    assert all(loop.owners == {} for loop in pool._loops)
+
+
+def test_two_loops_share_the_work_and_never_run_more_than_size(runner: ModuleRunner) -> None:
+    spans: list[tuple[float, float]] = []
+    loops_seen: set[str] = set()
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        began = time.monotonic()
+        loops_seen.add(ctx.worker)
+        yield from shell(runner, "sleep 0.2", ctx)
+        spans.append((began, time.monotonic()))
+
+    pools = Pools(2)
+    pool = start(pools, 3, steps)  # shares of 2 and 2, but 3 at most in all
+    try:
+        pool.submit([work_item(n) for n in range(8)])
+        wait_until(lambda: pool.stats()["completed"] == 8)
+    finally:
+        pool.stop(1.0, lambda ctx: None)
+    edges = sorted([(b, 1) for b, _ in spans] + [(e, -1) for _, e in spans])
+    at_once = peak = 0
+    for _, delta in edges:
+        at_once += delta
+        peak = max(peak, at_once)
+    assert peak == 3
+    assert loops_seen == {"t-loop-1", "t-loop-2"}
