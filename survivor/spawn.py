@@ -145,6 +145,9 @@ def _libc_spawn(
     stdout: int,
     stderr: int,
 ) -> int:
+    c_path = os.fsencode(path)
+    if b"\0" in c_path:
+        raise ValueError("embedded null byte")
     c_argv = _string_array([os.fsencode(a) for a in argv])
     c_env = _string_array([os.fsencode(f"{k}={v}") for k, v in env.items()])
     actions = ctypes.create_string_buffer(_ACTIONS_SIZE)
@@ -163,7 +166,7 @@ def _libc_spawn(
             _check(libc.set_sigmask(attr, libc.no_signals))
             _check(libc.set_sigdefault(attr, libc.restored))
             pid = ctypes.c_int(0)
-            err = libc.spawn(ctypes.byref(pid), os.fsencode(path), actions, attr, c_argv, c_env)
+            err = libc.spawn(ctypes.byref(pid), c_path, actions, attr, c_argv, c_env)
             if err != 0:
                 raise OSError(err, os.strerror(err), path)
             return pid.value
@@ -174,8 +177,10 @@ def _libc_spawn(
 
 
 def _string_array(items: list[bytes]) -> Any:
-    """A NULL-terminated char *[] (the bytes objects must outlive the call: they do, in
-    the caller's frame)."""
+    """A NULL-terminated char *[] (the array keeps the bytes objects alive). A NUL inside
+    an item would cut it short in C: refused, as `os.posix_spawn` refuses it."""
+    if any(b"\0" in item for item in items):
+        raise ValueError("embedded null byte")
     return (ctypes.c_char_p * (len(items) + 1))(*items, None)
 
 

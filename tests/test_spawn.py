@@ -92,6 +92,26 @@ def test_a_missing_executable_raises_enoent(kind: str) -> None:
         os.close(out_w)
 
 
+@pytest.mark.parametrize(
+    ("path", "argv", "env"),
+    [
+        ("/bin/echo", ["/bin/echo", "a\0b"], {}),
+        ("/bin/echo", ["/bin/echo"], {"X": "a\0b"}),
+        ("/bin/echo\0x", ["/bin/echo"], {}),
+    ],
+)
+def test_a_nul_inside_a_string_is_refused_not_cut_short(
+    kind: str, path: str, argv: list[str], env: dict[str, str]
+) -> None:
+    out_r, out_w = os.pipe()
+    try:
+        with pytest.raises(ValueError, match="null"):
+            spawn(path, argv, env, stdin=None, stdout=out_w, stderr=out_w)
+    finally:
+        os.close(out_r)
+        os.close(out_w)
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the ctypes path is for glibc")
 def test_glibc_gets_the_ctypes_path() -> None:
     assert spawn_module.available() == "libc"
