@@ -124,7 +124,35 @@ def spawn(
             setsigmask=(),
             setsigdef=RESTORED_SIGNALS,
         )
-    return _libc_spawn(_libc, path, argv, env, stdin, stdout, stderr)
+    c_path = os.fsencode(path)
+    if b"\0" in c_path:
+        raise ValueError("embedded null byte")
+    c_argv = _string_array([os.fsencode(a) for a in argv])
+    c_env = _string_array([os.fsencode(f"{k}={v}") for k, v in env.items()])
+    actions = ctypes.create_string_buffer(_ACTIONS_SIZE)
+    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    _check(_libc.actions_init(actions))
+    try:
+        _check(_libc.attr_init(attr))
+        try:
+            if stdin is None:
+                _check(_libc.add_open(actions, 0, os.fsencode(os.devnull), os.O_RDONLY, 0))
+            else:
+                _check(_libc.add_dup2(actions, stdin, 0))
+            _check(_libc.add_dup2(actions, stdout, 1))
+            _check(_libc.add_dup2(actions, stderr, 2))
+            _check(_libc.set_flags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID))
+            _check(_libc.set_sigmask(attr, _libc.no_signals))
+            _check(_libc.set_sigdefault(attr, _libc.restored))
+            pid = ctypes.c_int(0)
+            err = _libc.spawn(ctypes.byref(pid), c_path, actions, attr, c_argv, c_env)
+            if err != 0:
+                raise OSError(err, os.strerror(err), path)
+            return pid.value
+        finally:
+            _libc.attr_destroy(attr)
+    finally:
+        _libc.actions_destroy(actions)
 
 
 def _os_actions(stdin: int | None, stdout: int, stderr: int) -> Iterable[tuple[Any, ...]]:
@@ -134,46 +162,6 @@ def _os_actions(stdin: int | None, stdout: int, stderr: int) -> Iterable[tuple[A
         yield (os.POSIX_SPAWN_DUP2, stdin, 0)
     yield (os.POSIX_SPAWN_DUP2, stdout, 1)
     yield (os.POSIX_SPAWN_DUP2, stderr, 2)
-
-
-def _libc_spawn(
-    libc: _Libc,
-    path: str,
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    stdin: int | None,
-    stdout: int,
-    stderr: int,
-) -> int:
-    c_path = os.fsencode(path)
-    if b"\0" in c_path:
-        raise ValueError("embedded null byte")
-    c_argv = _string_array([os.fsencode(a) for a in argv])
-    c_env = _string_array([os.fsencode(f"{k}={v}") for k, v in env.items()])
-    actions = ctypes.create_string_buffer(_ACTIONS_SIZE)
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
-    _check(libc.actions_init(actions))
-    try:
-        _check(libc.attr_init(attr))
-        try:
-            if stdin is None:
-                _check(libc.add_open(actions, 0, os.fsencode(os.devnull), os.O_RDONLY, 0))
-            else:
-                _check(libc.add_dup2(actions, stdin, 0))
-            _check(libc.add_dup2(actions, stdout, 1))
-            _check(libc.add_dup2(actions, stderr, 2))
-            _check(libc.set_flags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID))
-            _check(libc.set_sigmask(attr, libc.no_signals))
-            _check(libc.set_sigdefault(attr, libc.restored))
-            pid = ctypes.c_int(0)
-            err = libc.spawn(ctypes.byref(pid), c_path, actions, attr, c_argv, c_env)
-            if err != 0:
-                raise OSError(err, os.strerror(err), path)
-            return pid.value
-        finally:
-            libc.attr_destroy(attr)
-    finally:
-        libc.actions_destroy(actions)
 
 
 def _string_array(items: list[bytes]) -> Any:
