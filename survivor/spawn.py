@@ -54,27 +54,26 @@ class _Libc:
         self.add_open = _typed(
             libc.posix_spawn_file_actions_addopen, [vp, ci, ctypes.c_char_p, ci, ctypes.c_uint]
         )
-        self.attr_init = _typed(libc.posix_spawnattr_init, [vp])
-        self.attr_destroy = _typed(libc.posix_spawnattr_destroy, [vp])
-        self.set_flags = _typed(libc.posix_spawnattr_setflags, [vp, ctypes.c_short])
-        self.set_sigmask = _typed(libc.posix_spawnattr_setsigmask, [vp, vp])
-        self.set_sigdefault = _typed(libc.posix_spawnattr_setsigdefault, [vp, vp])
+        attr_init = _typed(libc.posix_spawnattr_init, [vp])
+        set_flags = _typed(libc.posix_spawnattr_setflags, [vp, ctypes.c_short])
+        set_sigmask = _typed(libc.posix_spawnattr_setsigmask, [vp, vp])
+        set_sigdefault = _typed(libc.posix_spawnattr_setsigdefault, [vp, vp])
         sigemptyset = _typed(libc.sigemptyset, [vp])
         sigaddset = _typed(libc.sigaddset, [vp, ci])
-        self.no_signals = ctypes.create_string_buffer(_SIGSET_SIZE)
-        self.restored = ctypes.create_string_buffer(_SIGSET_SIZE)
-        sigemptyset(self.no_signals)
-        sigemptyset(self.restored)
+        no_signals = ctypes.create_string_buffer(_SIGSET_SIZE)
+        restored = ctypes.create_string_buffer(_SIGSET_SIZE)
+        sigemptyset(no_signals)
+        sigemptyset(restored)
         for sig in RESTORED_SIGNALS:
-            sigaddset(self.restored, int(sig))
-        # The session flag is the one glibc may not know: EINVAL from setflags.
-        attr = ctypes.create_string_buffer(_ATTR_SIZE)
-        self.attr_init(attr)
-        try:
-            if self.set_flags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID) != 0:
-                raise OSError("posix_spawnattr_setflags refuses POSIX_SPAWN_SETSID")
-        finally:
-            self.attr_destroy(attr)
+            sigaddset(restored, int(sig))
+        # The same attributes for every spawn, made once (posix_spawn only reads them, so
+        # threads may share them). The session flag is the one glibc may not know: EINVAL.
+        self.attr = ctypes.create_string_buffer(_ATTR_SIZE)
+        _check(attr_init(self.attr))
+        if set_flags(self.attr, _SETSIGDEF | _SETSIGMASK | _SETSID) != 0:
+            raise OSError("posix_spawnattr_setflags refuses POSIX_SPAWN_SETSID")
+        _check(set_sigmask(self.attr, no_signals))
+        _check(set_sigdefault(self.attr, restored))
 
 
 def _typed(fn: Any, argtypes: list[Any]) -> Any:
@@ -88,9 +87,6 @@ def _load() -> _Libc | None:
         return _Libc()
     except (OSError, AttributeError):  # no such library or function: os.posix_spawn
         return None
-
-
-_libc = _load()
 
 
 def available() -> str:
@@ -124,33 +120,23 @@ def spawn(
             setsigmask=(),
             setsigdef=RESTORED_SIGNALS,
         )
-    c_path = os.fsencode(path)
-    if b"\0" in c_path:
-        raise ValueError("embedded null byte")
-    c_argv = _string_array([os.fsencode(a) for a in argv])
-    c_env = _string_array([os.fsencode(f"{k}={v}") for k, v in env.items()])
+    c_path = _c_string(path)
+    c_argv = _string_array([_c_string(a) for a in argv])
+    c_env = _string_array([_c_string(f"{k}={v}") for k, v in env.items()])
     actions = ctypes.create_string_buffer(_ACTIONS_SIZE)
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
     _check(_libc.actions_init(actions))
     try:
-        _check(_libc.attr_init(attr))
-        try:
-            if stdin is None:
-                _check(_libc.add_open(actions, 0, os.fsencode(os.devnull), os.O_RDONLY, 0))
-            else:
-                _check(_libc.add_dup2(actions, stdin, 0))
-            _check(_libc.add_dup2(actions, stdout, 1))
-            _check(_libc.add_dup2(actions, stderr, 2))
-            _check(_libc.set_flags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID))
-            _check(_libc.set_sigmask(attr, _libc.no_signals))
-            _check(_libc.set_sigdefault(attr, _libc.restored))
-            pid = ctypes.c_int(0)
-            err = _libc.spawn(ctypes.byref(pid), c_path, actions, attr, c_argv, c_env)
-            if err != 0:
-                raise OSError(err, os.strerror(err), path)
-            return pid.value
-        finally:
-            _libc.attr_destroy(attr)
+        if stdin is None:
+            _check(_libc.add_open(actions, 0, os.fsencode(os.devnull), os.O_RDONLY, 0))
+        else:
+            _check(_libc.add_dup2(actions, stdin, 0))
+        _check(_libc.add_dup2(actions, stdout, 1))
+        _check(_libc.add_dup2(actions, stderr, 2))
+        pid = ctypes.c_int(0)
+        err = _libc.spawn(ctypes.byref(pid), c_path, actions, _libc.attr, c_argv, c_env)
+        if err != 0:
+            raise OSError(err, os.strerror(err), path)
+        return pid.value
     finally:
         _libc.actions_destroy(actions)
 
@@ -164,14 +150,23 @@ def _os_actions(stdin: int | None, stdout: int, stderr: int) -> Iterable[tuple[A
     yield (os.POSIX_SPAWN_DUP2, stderr, 2)
 
 
-def _string_array(items: list[bytes]) -> Any:
-    """A NULL-terminated char *[] (the array keeps the bytes objects alive). A NUL inside
-    an item would cut it short in C: refused, as `os.posix_spawn` refuses it."""
-    if any(b"\0" in item for item in items):
+def _c_string(text: str) -> bytes:
+    """`text` for C. A NUL inside would cut it short there: refused, as `os.posix_spawn`
+    refuses it."""
+    data = os.fsencode(text)
+    if b"\0" in data:
         raise ValueError("embedded null byte")
+    return data
+
+
+def _string_array(items: list[bytes]) -> Any:
+    """A NULL-terminated char *[] (the array keeps the bytes objects alive)."""
     return (ctypes.c_char_p * (len(items) + 1))(*items, None)
 
 
 def _check(err: int) -> None:
     if err != 0:
         raise OSError(err, os.strerror(err))
+
+
+_libc = _load()  # after every function it calls is defined
