@@ -211,7 +211,7 @@ class Daemon:
         log.info(
             "scheduler ready: %d checks, %d check@host pairs, generation %d, pid %d",
             len(config.checks),
-            sum(1 for _ in config.pairs()),
+            config.pair_count(),
             self.generation,
             os.getpid(),
         )

@@ -496,6 +496,10 @@ class Config:
             for host_name in check.hosts:
                 yield check, self.hosts[host_name]
 
+    def pair_count(self) -> int:
+        """How many check@host pairs `pairs()` yields, without walking them."""
+        return sum(len(check.hosts) for check in self.checks.values())
+
     def schedule_for(self, check: CheckDef, host: Host) -> Schedule | None:
         """The check's own schedule, else the host's class schedule."""
         name = check.schedule or self.classes[host.hostclass].schedule

@@ -67,7 +67,7 @@ def validate(app: App, no_modules: bool) -> None:
         for problem in err.problems:
             click.echo(str(problem))
         raise click.ClickException(f"{len(err.problems)} problem(s) in the configuration") from None
-    pairs = sum(1 for _ in config.pairs())
+    pairs = config.pair_count()
     click.echo(
         f"{app.config_path}: OK ({len(config.checks)} checks, {len(config.hosts)} hosts, "
         f"{pairs} check@host pairs)"

@@ -109,6 +109,7 @@ def test_design_example_loads() -> None:
     assert type2.checks == frozenset({"http", "web"})
     pairs = {(c.name, h.name) for c, h in config.pairs()}
     assert ("ping", "db1") in pairs and ("http", "db1") not in pairs
+    assert config.pair_count() == len(pairs)
     assert config.schedule_for(config.checks["http"], config.hosts["web1"]) is not None
 
 
