@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_bench_script
 
 HARNESS = REPO.parent / "shared" / "bench" / "schedbench.py"
 
@@ -21,13 +20,7 @@ pytestmark = pytest.mark.skipif(not HARNESS.is_file(), reason="../shared/bench i
 def adapter_module() -> ModuleType:
     sys.path.insert(0, str(HARNESS.parent))  # the adapter imports schedbench by name
     try:
-        spec = importlib.util.spec_from_file_location(
-            "adapter_survivor", REPO / "bench" / "adapter_survivor.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        return load_bench_script("adapter_survivor")
     finally:
         sys.path.remove(str(HARNESS.parent))
 

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_bench_script
 
 HARNESS = REPO.parent / "shared" / "bench"
 
 
 @pytest.fixture(scope="module")
 def floor() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "validate_floor", REPO / "bench" / "validate_floor.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("validate_floor")
 
 
 def test_a_failing_command_stops_the_run_and_is_named(floor: ModuleType) -> None:
