@@ -66,8 +66,8 @@ METRICS_S = 60.0
 START_PREPARE_S = 60.0  # the longest the first checks wait for never-run pairs' directories
 CHECK_START_TICK = 0.25  # checks falling due this close together start together (looppool)
 # Two check loops: while one waits for its child to exec (the GIL released, survivor.spawn),
-# the other records and starts checks. Three or four did no better than two, beyond
-# the noise, at 72,000-76,000 services (docs/benchmarks.md).
+# the other records and starts checks. Three or four did no better than two at 72,000-76,000
+# services (docs/benchmarks.md).
 CHECK_LOOPS = 2
 WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 
