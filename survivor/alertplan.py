@@ -31,21 +31,11 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Any
 
-from survivor.alertstate import Ack, AlertState, CheckView, Inhibit
-from survivor.calllist import Recipient
 from survivor.clock import floor_minute
 from survivor.errors import SurvivorError
-from survivor.model import (
-    MAX_RETURN_CODE,
-    AlertPlan,
-    AlertRule,
-    AlertTry,
-    AlertUsing,
-    ReturnCode,
-    Schedule,
-    ScheduleLine,
-    code_name,
-)
+from survivor.model.codes import MAX_RETURN_CODE, ReturnCode, code_name
+from survivor.model.config import AlertPlan, AlertRule, AlertTry, AlertUsing, Schedule, ScheduleLine
+from survivor.model.documents import Ack, AlertState, CheckView, Inhibit, Recipient
 from survivor.schedule import at_occurrences, effective_line
 
 OK = ReturnCode.OK

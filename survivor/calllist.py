@@ -22,118 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import Any, ClassVar, Self
 
-from survivor.clock import parse_iso, utc_iso
-from survivor.errors import StateError, SurvivorError
-from survivor.model import AlertMethod, CallList, Person, Schedule
+from survivor.clock import utc_iso
+from survivor.errors import SurvivorError
+from survivor.model.config import AlertMethod, CallList, Person, Schedule
+from survivor.model.documents import CallListState, Recipient, Substitution
 from survivor.schedule import at_occurrences
 
 
 class SubstitutionError(SurvivorError, ValueError):
     """A substitution the operator asked for cannot be applied to the list."""
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """One delivery: which person, at which address, by which method, for which list."""
-
-    person: str
-    address: str
-    via: str
-    calllist: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "person": self.person,
-            "address": self.address,
-            "via": self.via,
-            "calllist": self.calllist,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(str(d["person"]), str(d["address"]), str(d["via"]), str(d["calllist"]))
-
-
-@dataclass(frozen=True, slots=True)
-class Substitution:
-    """`person` takes the place of `for_person` until `until` (exclusive)."""
-
-    person: str
-    for_person: str
-    until: datetime
-    by: str = ""  # the operator who asked for it
-    at: datetime | None = None  # when it was asked for
-
-    def active(self, now: datetime) -> bool:
-        return now < self.until
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "person": self.person,
-            "for": self.for_person,
-            "until": utc_iso(self.until),
-            "by": self.by,
-            "at": None if self.at is None else utc_iso(self.at),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            person=str(d["person"]),
-            for_person=str(d["for"]),
-            until=parse_iso(d["until"]),
-            by=str(d.get("by", "")),
-            at=None if d.get("at") is None else parse_iso(d["at"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CallListState:
-    """state/calllist/<name>.json; alias lists share their target's file.
-
-    `members` is the membership when the state was last written: it is how a
-    removed person's successor is found after a config change.
-    """
-
-    VERSION: ClassVar[int] = 1
-    on_call: str | None = None  # rotating lists
-    last_rotation: datetime | None = None  # rotating lists
-    last_notified: str | None = None  # simple lists: the member notified last
-    substitutions: tuple[Substitution, ...] = ()
-    members: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.VERSION,
-            "on_call": self.on_call,
-            "last_rotation": None if self.last_rotation is None else utc_iso(self.last_rotation),
-            "last_notified": self.last_notified,
-            "substitutions": [s.to_dict() for s in self.substitutions],
-            "members": list(self.members),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        if d.get("version") != cls.VERSION:
-            raise StateError(f"call list state version {d.get('version')!r} is not supported")
-        try:
-            return cls(
-                on_call=d.get("on_call"),
-                last_rotation=(
-                    None if d.get("last_rotation") is None else parse_iso(d["last_rotation"])
-                ),
-                last_notified=d.get("last_notified"),
-                substitutions=tuple(Substitution.from_dict(s) for s in d.get("substitutions", [])),
-                members=tuple(str(m) for m in d.get("members", [])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"call list state is malformed: {exc!r}") from exc
-
-    def prune(self, now: datetime) -> CallListState:
-        """The same state without substitutions that have expired."""
-        return replace(self, substitutions=tuple(s for s in self.substitutions if s.active(now)))
 
 
 @dataclass(frozen=True, slots=True)

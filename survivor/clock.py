@@ -128,6 +128,24 @@ def parse_iso(text: str) -> datetime:
     return t
 
 
+def parse_time(value: object) -> datetime | None:
+    """Leniently, for readers of files others wrote: an ISO 8601 string or epoch seconds as
+    an aware datetime; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return from_epoch(float(value))
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and value:
+        try:
+            return parse_iso(value)
+        except ValueError:
+            return None
+    return None
+
+
 def floor_minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 

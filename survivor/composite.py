@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from survivor.model import CheckResult, ReturnCode
+from survivor.model.codes import ReturnCode
+from survivor.model.work import CheckResult
 
 _SEVERITY = {
     ReturnCode.OK: 0,

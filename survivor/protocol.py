@@ -19,7 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from survivor.config.convert import expand_template, template_fields
-from survivor.model import CheckResult, Host, PerfDatum, ReturnCode, is_valid_code
+from survivor.model.codes import ReturnCode, is_valid_code
+from survivor.model.config import Host
+from survivor.model.work import CheckResult, PerfDatum
 
 PROTOCOL_VERSION = 1
 COMMENT_MAX = 1000  # characters of a comment kept in state and history

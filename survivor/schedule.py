@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 
-from survivor.model import WEEKDAY_NAMES, Schedule, ScheduleLine, WeekTime
+from survivor.model.config import WEEKDAY_NAMES, Schedule, ScheduleLine, WeekTime
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)

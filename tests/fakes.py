@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from survivor.model import WorkItem, WorkKind
+from survivor.model.work import WorkItem, WorkKind
 
 
 class FakeClock:

@@ -17,12 +17,20 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from survivor.alertstate import Ack, AlertState, Inhibit
-from survivor.calllist import CallListState, Recipient, Substitution
-from survivor.fsio import FileWriter
-from survivor.history import HistoryStore
-from survivor.model import CheckResult, FsyncPolicy, PerfDatum
-from survivor.state import CheckState, StateStore
+from survivor.model.config import FsyncPolicy
+from survivor.model.documents import (
+    Ack,
+    AlertState,
+    CallListState,
+    CheckState,
+    Inhibit,
+    Recipient,
+    Substitution,
+)
+from survivor.model.work import CheckResult, PerfDatum
+from survivor.store.fsio import FileWriter
+from survivor.store.history import HistoryStore
+from survivor.store.state import StateStore
 
 START = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)

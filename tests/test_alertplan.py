@@ -21,10 +21,8 @@ from survivor.alertplan import (
     next_escalation,
     pick_try,
 )
-from survivor.alertstate import Ack, AlertState, CheckView, Escalation, Inhibit
-from survivor.calllist import Recipient
 from survivor.errors import StateError
-from survivor.model import (
+from survivor.model.config import (
     AlertPlan,
     AlertRule,
     AlertTry,
@@ -33,6 +31,7 @@ from survivor.model import (
     ScheduleLine,
     WeekTime,
 )
+from survivor.model.documents import Ack, AlertState, CheckView, Escalation, Inhibit, Recipient
 
 MON = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
 MIN = timedelta(minutes=1)

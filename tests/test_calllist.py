@@ -6,18 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from survivor.calllist import (
-    CallListState,
-    Recipient,
-    Substitution,
-    SubstitutionError,
-    resolution,
-    resolve,
-    state_name,
-    with_substitution,
-)
+from survivor.calllist import SubstitutionError, resolution, resolve, state_name, with_substitution
 from survivor.errors import StateError
-from survivor.model import AlertMethod, CallList, Person, Schedule, ScheduleLine, WeekTime
+from survivor.model.config import AlertMethod, CallList, Person, Schedule, ScheduleLine, WeekTime
+from survivor.model.documents import CallListState, Recipient, Substitution
 
 MON = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, after 09:00
 WEEK = timedelta(days=7)

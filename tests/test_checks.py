@@ -3,29 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from survivor import checks
-from survivor.book import CheckBook, DiskHealth, ItemIds
-from survivor.checks import (
-    CheckExecutor,
-    CheckRecorder,
-    CheckRunner,
-    CheckScheduler,
-    ResultsLog,
-)
+from survivor.checks import execute as checks_execute
+from survivor.checks.execute import CheckExecutor, CheckRunner
+from survivor.checks.record import CheckRecorder, ResultsLog
+from survivor.checks.scheduler import CheckScheduler
+from survivor.clock import SystemClock
 from survivor.config import load_config
-from survivor.fsio import FileWriter
-from survivor.history import HistoryStore
-from survivor.model import CheckResult, Config, FsyncPolicy, WorkKind
-from survivor.pool import WorkContext
-from survivor.runner import ModuleRunner, Running
-from survivor.state import CheckState, StateStore
-from survivor.steps import PAUSE, Offload, run_step
+from survivor.model.config import Config, FsyncPolicy
+from survivor.model.documents import CheckState
+from survivor.model.work import CheckResult, ItemIds, WorkItem, WorkKind
+from survivor.proc.runner import ModuleRunner, Running
+from survivor.store.books import CheckBook
+from survivor.store.fsio import FileWriter
+from survivor.store.health import DiskHealth
+from survivor.store.history import HistoryStore
+from survivor.store.state import StateStore
+from survivor.work.loop import LoopPool
+from survivor.work.steps import PAUSE, Offload, run_step
+from survivor.work.threads import WorkContext
+from tests.conftest import wait_until
 from tests.fakes import FakeClock
 
 UTCZ = UTC
@@ -212,8 +216,10 @@ def test_type_one_dependency_blocks_only_while_not_ok(tmp_path: Path, scratch: P
     assert due(sched.tick(config, T0 + timedelta(minutes=2)).items, "http") == {"web1", "web2"}
 
 
-def _recorder(tmp_path: Path) -> tuple[CheckRecorder, FakeClock]:
-    writer = FileWriter(FsyncPolicy.NEVER)
+def _recorder(
+    tmp_path: Path, policy: FsyncPolicy = FsyncPolicy.NEVER
+) -> tuple[CheckRecorder, FakeClock]:
+    writer = FileWriter(policy)
     state = StateStore(tmp_path / "state", writer)
     history = HistoryStore(tmp_path / "history", writer)
     clock = FakeClock(T0)
@@ -221,8 +227,10 @@ def _recorder(tmp_path: Path) -> tuple[CheckRecorder, FakeClock]:
     return CheckRecorder(CheckBook(), state, history, results, DiskHealth(clock), UTC), clock
 
 
-def _executor(tmp_path: Path, config: Config) -> tuple[CheckExecutor, CheckBook, HistoryStore]:
-    recorder, clock = _recorder(tmp_path)
+def _executor(
+    tmp_path: Path, config: Config, policy: FsyncPolicy = FsyncPolicy.NEVER
+) -> tuple[CheckExecutor, CheckBook, HistoryStore]:
+    recorder, clock = _recorder(tmp_path, policy)
     runner = CheckRunner(ModuleRunner(config.instance.module_dirs, config.instance.plugin_dirs))
     executor = CheckExecutor(runner, recorder, clock, lambda: (config, 3))
     return executor, recorder.book, recorder.history
@@ -326,7 +334,7 @@ def test_steps_hand_the_loop_only_runs_and_offloaded_blocking_work(
 def test_a_batch_is_recorded_in_slices_with_pauses_between(
     tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(checks, "RECORD_SLICE", 2)
+    monkeypatch.setattr(checks_execute, "RECORD_SLICE", 2)
     config = make_config(tmp_path, scratch)
     executor, book, _ = _executor(tmp_path, config)
     [item] = [
@@ -367,6 +375,42 @@ def test_with_fsync_always_recording_is_an_offloaded_step(tmp_path: Path, scratc
         steps.send(run_step(record))
     assert [r["rc"] for r in history.read("web1", "http")] == [0]
     assert book.get("http", "web1") is not None
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_recording_under_fsync_always_leaks_no_descriptor(tmp_path: Path, scratch: Path) -> None:
+    """With fsync: always each run is recorded on a fresh offload thread. The results log
+    once kept a descriptor per writing thread until shutdown: one leaked per check run."""
+    config = make_config(tmp_path, scratch)
+    executor, _, history = _executor(tmp_path, config, FsyncPolicy.ALWAYS)
+    executor.offload_records = True
+    pool = LoopPool("t", 4, executor.steps, SystemClock())
+    pool.start()
+    try:
+        before = open_descriptors()
+        runs = 120
+        items = [
+            WorkItem(
+                id=f"i{n}",
+                kind=WorkKind.CHECK,
+                check="http",
+                hosts=(("web1", "web2")[n % 2],),
+                planned=time.time(),
+                key=f"check:http@{n}",
+            )
+            for n in range(runs)
+        ]
+        assert pool.submit(items) == []
+        wait_until(lambda: pool.stats()["completed"] == runs, timeout=60)
+        after = open_descriptors()
+    finally:
+        pool.stop(1.0, lambda ctx: None)
+    assert len(list(history.read("web1", "http"))) == runs // 2
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == runs
+    assert after - before <= 2, f"{after - before} descriptors more after {runs} runs"
 
 
 # --------------------------------------------------------------------------- results stream

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from survivor.composite import combine, severity
-from survivor.model import CheckResult
+from survivor.model.work import CheckResult
 
 OK, PROBLEM, WARNING, NOTICE, MISCONFIG, TIMEDOUT = 0, 1, 2, 3, 4, 5
 codes = st.sampled_from([0, 1, 2, 3, 4, 6, 25, 1000])

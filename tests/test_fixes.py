@@ -10,22 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from survivor.clock import utc_iso
-from survivor.config import load_config
-from survivor.fixes import (
+from survivor.alerts.fixes import (
     NO_FIX_COMMENT,
-    FixLock,
     FixLocks,
     FixOutcome,
     FixRunner,
     lock_name,
     pid_alive,
 )
-from survivor.fsio import FileWriter
-from survivor.history import HistoryStore
-from survivor.model import Config, FsyncPolicy, LockScope, ReturnCode
-from survivor.moduleset import runner_for
-from survivor.state import StateStore
+from survivor.clock import utc_iso
+from survivor.config import load_config
+from survivor.model.codes import ReturnCode
+from survivor.model.config import Config, FsyncPolicy, LockScope
+from survivor.model.documents import FixLock
+from survivor.proc.modules import runner_for
+from survivor.store.fsio import FileWriter
+from survivor.store.history import HistoryStore
+from survivor.store.state import StateStore
 from tests.conftest import wait_until
 from tests.fakes import FakeClock
 

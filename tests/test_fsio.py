@@ -4,13 +4,16 @@ import os
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from survivor.errors import UnsafeNameError
-from survivor.fsio import (
+from survivor.model.config import FsyncPolicy
+from survivor.store.fsio import (
     AlreadyRunningError,
+    Appender,
     DiskWriteError,
     EntityLocks,
     FileWriter,
@@ -18,7 +21,6 @@ from survivor.fsio import (
     read_pid,
     safe_path,
 )
-from survivor.model import FsyncPolicy
 
 
 @pytest.mark.parametrize("policy", list(FsyncPolicy))
@@ -55,10 +57,18 @@ def test_append_requires_complete_line(tmp_path: Path) -> None:
         w.append(tmp_path / "h.jsonl", b'{"a": 1}')
 
 
-def test_short_write_is_truncated_back(tmp_path: Path, monkeypatch) -> None:
-    w = FileWriter(FsyncPolicy.NEVER)
+@pytest.mark.parametrize("writer", ["history", "appender"])
+def test_short_write_is_truncated_back(tmp_path: Path, monkeypatch, writer: str) -> None:
+    """Both append paths (a history line, the results log's kept descriptor) take a torn
+    tail back off and raise, so the next record starts on a line of its own."""
     path = tmp_path / "x" / "check-2026-11.jsonl"
-    w.append(path, b'{"n": 1}\n')
+    if writer == "history":
+        w = FileWriter(FsyncPolicy.NEVER)
+        append = partial(w.append, path)
+    else:
+        appender = Appender(path, lambda: 0.0)
+        append = appender.write
+    append(b'{"n": 1}\n')
     real_write = os.write
 
     def short_write(fd: int, data: bytes) -> int:
@@ -66,10 +76,10 @@ def test_short_write_is_truncated_back(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(os, "write", short_write)
     with pytest.raises(DiskWriteError):
-        w.append(path, b'{"n": 2}\n')
+        append(b'{"n": 2}\n')
     monkeypatch.undo()
     assert path.read_bytes() == b'{"n": 1}\n'
-    w.append(path, b'{"n": 3}\n')
+    append(b'{"n": 3}\n')
     assert path.read_bytes().splitlines() == [b'{"n": 1}', b'{"n": 3}']
 
 
@@ -135,7 +145,7 @@ def test_pidfile_refuses_second_owner_and_survives_stale_file(tmp_path: Path) ->
     # Another process cannot take it.
     code = (
         "import sys; from pathlib import Path\n"
-        "from survivor.fsio import PidFile, AlreadyRunningError\n"
+        "from survivor.store.fsio import PidFile, AlreadyRunningError\n"
         "try:\n PidFile(Path(sys.argv[1])).acquire()\nexcept AlreadyRunningError as e:\n"
         " print(e); sys.exit(3)\n"
     )
@@ -156,7 +166,7 @@ def test_pidfile_refuses_second_owner_and_survives_stale_file(tmp_path: Path) ->
 
 
 def test_pair_paths_check_every_new_name(tmp_path: Path) -> None:
-    from survivor.fsio import PairPaths
+    from survivor.store.fsio import PairPaths
 
     paths = PairPaths(tmp_path / "host")
     assert paths("web1", "ping") == tmp_path / "host" / "web1" / "ping"

@@ -4,9 +4,9 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
-from survivor.fsio import FileWriter
-from survivor.history import BadLine, HistoryStore, read_records
-from survivor.model import FsyncPolicy
+from survivor.model.config import FsyncPolicy
+from survivor.store.fsio import FileWriter
+from survivor.store.history import BadLine, HistoryStore, read_records
 
 T1 = datetime(2026, 10, 31, 23, 59, 59, 900000, tzinfo=UTC)
 T2 = datetime(2026, 11, 1, 0, 0, 1, tzinfo=UTC)

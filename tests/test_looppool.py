@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from survivor.clock import SystemClock
-from survivor.looppool import LoopPool, Utilisation, start_time
-from survivor.model import WorkItem
-from survivor.pool import WorkContext
-from survivor.runner import ModuleRunner, ProcessOutcome
-from survivor.steps import PAUSE, Offload, Steps, outcome_of
+from survivor.model.work import WorkItem
+from survivor.proc.runner import ModuleRunner, ProcessOutcome
+from survivor.work.loop import LoopPool, Utilisation, start_time
+from survivor.work.steps import PAUSE, Offload, Steps, outcome_of
+from survivor.work.threads import WorkContext
 from tests.conftest import wait_until
 from tests.fakes import work_item
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.daemonproc import REPO
 
-PROBE = "from survivor.malloc import limit_arenas; print(limit_arenas())"
+PROBE = "from survivor.daemon.malloc import limit_arenas; print(limit_arenas())"
 
 
 def probe(env: dict[str, str]) -> str:

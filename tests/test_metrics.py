@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from survivor.fsio import FileWriter
-from survivor.metrics import (
+from survivor.model.config import FsyncPolicy
+from survivor.store.fsio import FileWriter
+from survivor.views.metrics import (
     MAX_PAIR_SERIES,
     CheckSample,
     collect,
@@ -22,7 +23,6 @@ from survivor.metrics import (
     render_metrics,
     write_textfile,
 )
-from survivor.model import FsyncPolicy
 from tests.viewstate import NOW, daemon_doc, full_tree, hold_pidfile, queue_items, state, write_raw
 
 parser = pytest.importorskip("prometheus_client.parser")

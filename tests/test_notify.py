@@ -1,4 +1,4 @@
-"""survivor.notify: the sd_notify datagrams systemd (and start-stop-daemon) read."""
+"""survivor.daemon.notify: the sd_notify datagrams systemd (and start-stop-daemon) read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from survivor import notify
+from survivor.daemon import notify
 
 pytestmark = pytest.mark.timeout(10)
 

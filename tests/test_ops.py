@@ -11,17 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from survivor import ops
-from survivor.alertstate import Ack, Escalation, Inhibit
-from survivor.calllist import CallListState, SubstitutionError
+from survivor import actions as ops
+from survivor.actions import Operator, OpError, TimeSpecError, parse_until
+from survivor.alerts.fixes import FixRunner
+from survivor.calllist import SubstitutionError
 from survivor.config import load_config
-from survivor.fixes import FixRunner
-from survivor.fsio import FileWriter
-from survivor.history import HistoryStore
-from survivor.model import Config, FsyncPolicy
-from survivor.moduleset import runner_for
-from survivor.ops import Operator, OpError, TimeSpecError, parse_until
-from survivor.state import CheckState, StateStore, encode
+from survivor.model.config import Config, FsyncPolicy
+from survivor.model.documents import Ack, CallListState, CheckState, Escalation, Inhibit, encode
+from survivor.proc.modules import runner_for
+from survivor.store.fsio import FileWriter
+from survivor.store.history import HistoryStore
+from survivor.store.state import StateStore
 from tests.fakes import FakeClock
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from survivor.checks import CheckRunner
+from survivor.checks.execute import CheckRunner
 from survivor.config import load_config
-from survivor.model import CheckResult, Config
-from survivor.runner import ModuleRunner
+from survivor.model.config import Config
+from survivor.model.work import CheckResult
+from survivor.proc.runner import ModuleRunner
 
 PLUGINS = Path("/usr/lib/nagios/plugins")
 needs_plugins = pytest.mark.skipif(

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from survivor.clock import SystemClock
-from survivor.model import WorkItem
-from survivor.pool import WorkContext, WorkerPool
+from survivor.model.work import WorkItem
+from survivor.work.threads import WorkContext, WorkerPool
 from tests.conftest import wait_until
 from tests.fakes import work_item
 

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from survivor.model import CheckResult, Host, PerfDatum, ReturnCode, is_valid_code
+from survivor.model.codes import ReturnCode, is_valid_code
+from survivor.model.config import Host
+from survivor.model.work import CheckResult, PerfDatum
 from survivor.protocol import (
     COMMENT_MAX,
     QUOTE_MAX,

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from survivor import runner as runner_module
-from survivor import spawn as spawn_module
 from survivor.errors import ModuleError
-from survivor.model import Host, ReturnCode
+from survivor.model.codes import ReturnCode
+from survivor.model.config import Host
+from survivor.proc import runner as runner_module
+from survivor.proc import spawn as spawn_module
+from survivor.proc.runner import DEFAULT_PATH, LINGER, STDERR_CAP, ModuleRunner, ProcessOutcome
 from survivor.protocol import (
     check_request,
     expand_argv,
@@ -26,7 +28,6 @@ from survivor.protocol import (
     parse_fix_output,
     parse_plugin_output,
 )
-from survivor.runner import DEFAULT_PATH, LINGER, STDERR_CAP, ModuleRunner, ProcessOutcome
 
 MOD = Path(__file__).parent / "fixtures" / "mod"
 HOSTS = [Host("web1", "192.0.2.10", vars={"port": 8080}), Host("web2", "192.0.2.11")]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from survivor.model import Schedule, ScheduleLine, WeekTime
+from survivor.model.config import Schedule, ScheduleLine, WeekTime
 from survivor.schedule import (
     MAX_OCCURRENCES,
     at_occurrences,

@@ -1,4 +1,4 @@
-"""survivor.spawn: posix_spawn through ctypes ("libc") and its os.posix_spawn fallback ("os")."""
+"""survivor.proc.spawn: posix_spawn through ctypes ("libc") and the os.posix_spawn fallback."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from survivor import spawn as spawn_module
-from survivor.spawn import spawn
+from survivor.proc import spawn as spawn_module
+from survivor.proc.spawn import spawn
 
 
 @pytest.fixture(params=["libc", "os"])
@@ -119,7 +119,7 @@ def test_glibc_gets_the_ctypes_path() -> None:
 
 WAIT_FOR_A_CHILD = """
 import os, sys, threading, time
-from survivor import spawn
+from survivor.proc import spawn
 
 fifo, kind = sys.argv[1], sys.argv[2]
 if kind == "os":

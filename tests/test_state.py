@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from survivor.errors import StateError
-from survivor.fsio import FileWriter
-from survivor.model import CheckResult, FsyncPolicy, PerfDatum
-from survivor.state import CheckState, Request, StateStore
+from survivor.model.config import FsyncPolicy
+from survivor.model.documents import CheckState, Request
+from survivor.model.work import CheckResult, PerfDatum
+from survivor.store.fsio import FileWriter
+from survivor.store.state import StateStore
 
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
 
@@ -124,7 +126,7 @@ def test_utc_iso_is_milliseconds_and_z_from_any_zone() -> None:
 def test_a_bad_call_list_state_is_moved_aside_for_the_daemon_and_reported_to_readers(
     tmp_path: Path,
 ) -> None:
-    from survivor.calllist import CallListState
+    from survivor.model.documents import CallListState
 
     st = store(tmp_path)
     st.write_calllist("oncall", CallListState(on_call="alice", members=("alice", "bob")))

@@ -7,12 +7,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from survivor.alertstate import Ack, AlertState, Inhibit
-from survivor.calllist import CallListState
-from survivor.fsio import FileWriter
-from survivor.history import BadLine, HistoryStore
-from survivor.model import FsyncPolicy
-from survivor.state import StateStore
+from survivor.model.config import FsyncPolicy
+from survivor.model.documents import Ack, AlertState, CallListState, Inhibit
+from survivor.store.fsio import FileWriter
+from survivor.store.history import BadLine, HistoryStore
+from survivor.store.state import StateStore
 from tests.conftest import REPO
 from tests.state_example import build
 

@@ -11,20 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from survivor.clock import utc_iso
-from survivor.model import ReturnCode
-from survivor.statusview import (
-    age_text,
-    count_by_code,
-    daemon_health,
-    host_detail,
-    lenient_check_state,
-    queue_by_host,
-    queue_rows,
-    rank,
-    read_snapshot,
-    status_lines,
-    summary,
-)
+from survivor.model.codes import ReturnCode, urgency
+from survivor.model.documents import CheckState
+from survivor.views.health import daemon_health
+from survivor.views.rows import age_text, count_by_code, queue_by_host, queue_rows
+from survivor.views.snapshot import host_detail, read_snapshot, status_lines, summary
 from tests.viewstate import NOW, daemon_doc, empty_tree, full_tree, hold_pidfile, write_raw
 
 CONFIGURED = {
@@ -41,7 +32,7 @@ CONFIGURED = {
 
 
 def test_codes_sort_problems_first_and_ok_last() -> None:
-    order = sorted([0, 7, 2, 25, 3, 1, 4, 5, 6], key=rank)
+    order = sorted([0, 7, 2, 25, 3, 1, 4, 5, 6], key=urgency)
     assert order == [1, 5, 4, 2, 25, 3, 6, 7, 0]
 
 
@@ -56,24 +47,24 @@ def test_age_text_past_future_and_never() -> None:
 
 def test_lenient_state_reads_the_current_version_exactly() -> None:
     doc = {"version": 1, "rc": 1, "since": utc_iso(NOW), "consecutive": 4, "comment": "down"}
-    state, why = lenient_check_state(doc)
+    state, why = CheckState.from_dict_lenient(doc)
     assert why is None
     assert (state.rc, state.consecutive, state.since, state.comment) == (1, 4, NOW, "down")
 
 
 def test_lenient_state_keeps_what_an_older_or_newer_version_says() -> None:
-    state, why = lenient_check_state(
+    state, why = CheckState.from_dict_lenient(
         {"version": 0, "code": "WARNING", "last_start": "2026-11-24T09:00:00Z", "scalar": "3.5"}
     )
     assert state.rc == ReturnCode.WARNING and state.scalar == 3.5
     assert state.last_start == NOW - timedelta(hours=1)
     assert why is not None and "version 0" in why
-    custom, _ = lenient_check_state({"version": 9, "code": "CUSTOM-25"})
+    custom, _ = CheckState.from_dict_lenient({"version": 9, "code": "CUSTOM-25"})
     assert custom.rc == 25
 
 
 def test_lenient_state_survives_wrong_types() -> None:
-    state, why = lenient_check_state(
+    state, why = CheckState.from_dict_lenient(
         {"version": 1, "rc": "x", "since": 5, "perfdata": [{"nolabel": 1}], "consecutive": None}
     )
     assert why is not None

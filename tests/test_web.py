@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from survivor.web import StatusSource, make_server, parse_bind
-from survivor.web.server import SurvivorServer
+from survivor.views.web import StatusSource, make_server, parse_bind
+from survivor.views.web.server import SurvivorServer
 from tests.cli.conftest import ENTRY
 from tests.conftest import REPO
 from tests.fakes import FakeClock

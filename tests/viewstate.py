@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from survivor.clock import utc_iso
-from survivor.fsio import FileWriter, PidFile
-from survivor.history import HistoryStore
-from survivor.model import FsyncPolicy, PerfDatum, ReturnCode
-from survivor.state import CheckState, StateStore
+from survivor.model.codes import ReturnCode
+from survivor.model.config import FsyncPolicy
+from survivor.model.documents import CheckState
+from survivor.model.work import PerfDatum
+from survivor.store.fsio import FileWriter, PidFile
+from survivor.store.history import HistoryStore
+from survivor.store.state import StateStore
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

@@ -11,7 +11,8 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from survivor.errors import ConfigError, SurvivorError
-from survivor.model import Config, is_safe_name
+from survivor.model.config import Config
+from survivor.model.names import is_safe_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,15 +41,15 @@ class App:
         return self._config
 
     def state_store(self) -> Any:
-        from survivor.fsio import FileWriter
-        from survivor.state import StateStore
+        from survivor.store.fsio import FileWriter
+        from survivor.store.state import StateStore
 
         inst = self.config.instance
         return StateStore(inst.state_dir, FileWriter(inst.fsync))
 
     def history_store(self) -> Any:
-        from survivor.fsio import FileWriter
-        from survivor.history import HistoryStore
+        from survivor.store.fsio import FileWriter
+        from survivor.store.history import HistoryStore
 
         inst = self.config.instance
         return HistoryStore(inst.history_dir, FileWriter(inst.fsync))

@@ -39,10 +39,10 @@ def run(app: App, detach: bool, grace: float) -> None:
     directory.
     """
     from survivor.clock import clock_from_env
-    from survivor.daemon import run_daemon
+    from survivor.daemon.daemon import run_daemon
 
     if detach:
-        from survivor.detach import run_detached
+        from survivor.daemon.detach import run_detached
 
         sys.exit(run_detached(app.config_path, clock_from_env(), grace=grace))
     sys.exit(run_daemon(app.config_path, clock_from_env(), grace=grace))
@@ -74,7 +74,7 @@ def validate(app: App, no_modules: bool) -> None:
     )
     if no_modules:
         return
-    from survivor.moduleset import validate_modules
+    from survivor.proc.modules import validate_modules
 
     failures = 0
     for line, ok in validate_modules(config):
@@ -85,7 +85,7 @@ def validate(app: App, no_modules: bool) -> None:
 
 
 def _daemon_pid(app: App) -> int:
-    from survivor.fsio import read_pid
+    from survivor.store.fsio import read_pid
 
     pidfile = app.config.instance.state_dir / "survivor.pid"
     pid = read_pid(pidfile)
@@ -99,7 +99,7 @@ def _daemon_pid(app: App) -> int:
 
 def _read_daemon_doc(app: App) -> dict[str, Any]:
     from survivor.errors import StateError
-    from survivor.state import read_document
+    from survivor.store.fsio import read_document
 
     try:
         return read_document(app.config.instance.state_dir / "daemon.json") or {}
@@ -179,7 +179,7 @@ def stop(app: App, wait: bool, timeout: float) -> None:
     clock = SystemClock()
     deadline = clock.monotonic() + timeout
     pidfile = app.config.instance.state_dir / "survivor.pid"
-    from survivor.fsio import read_pid
+    from survivor.store.fsio import read_pid
 
     while clock.monotonic() < deadline:
         if read_pid(pidfile) is None:
@@ -200,10 +200,10 @@ def check(app: App, target: str, as_json: bool) -> None:
     Touches no state and no history. Exits 0 when the check ran, whatever it
     found; 1 when it could not run (unknown host or check, module missing).
     """
-    from survivor.checks import CheckRunner
+    from survivor.checks.execute import CheckRunner
     from survivor.clock import SystemClock, utc_iso
-    from survivor.moduleset import runner_for
-    from survivor.pool import run_concurrently
+    from survivor.proc.modules import runner_for
+    from survivor.work.threads import run_concurrently
 
     host_name, check_name = parse_target(target)
     assert check_name is not None

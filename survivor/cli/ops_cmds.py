@@ -17,7 +17,7 @@ from survivor.cli.app import App, friendly_errors, parse_target
 from survivor.errors import SurvivorError
 
 if TYPE_CHECKING:
-    from survivor.ops import Operator
+    from survivor.actions import Operator
 
 TARGET_HELP = """
 HOST/CHECK may also be written CHECK@HOST (Survivor's spelling).
@@ -35,7 +35,7 @@ target_argument = click.argument("target", metavar="HOST/CHECK")
 
 def operator(app: App) -> Operator:
     """The acting operator: the real Unix user, never a name from a flag."""
-    from survivor.ops import Operator, current_user
+    from survivor.actions import Operator, current_user
 
     return Operator(app.config, app.state_store(), app.history_store(), current_user())
 
@@ -78,8 +78,8 @@ def until_option(required: bool) -> Callable[[Any], Any]:
 
 def parse_until_text(app: App, text: str, when: datetime) -> datetime:
     """--until TIME as aware UTC, or a usage error naming the option."""
+    from survivor.actions import TimeSpecError, parse_until
     from survivor.clock import local_zone
-    from survivor.ops import TimeSpecError, parse_until
 
     try:
         return parse_until(text, now=when, tz=local_zone(app.config.instance.timezone))
@@ -102,10 +102,10 @@ def ack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     by hand with `survivor unack`. No clear notice is sent for an
     acknowledged problem.
     """
-    from survivor import ops
+    from survivor import actions
 
     when = now()
-    apply_each(app, targets, lambda op, h, c: ops.ack(op, h, c, comment=comment, now=when))
+    apply_each(app, targets, lambda op, h, c: actions.ack(op, h, c, comment=comment, now=when))
 
 
 @click.command(epilog=TARGET_HELP)
@@ -119,10 +119,10 @@ def unack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     The check is rescheduled first, so alerting resumes from a fresh result
     instead of the one that was acknowledged.
     """
-    from survivor import ops
+    from survivor import actions
 
     when = now()
-    apply_each(app, targets, lambda op, h, c: ops.unack(op, h, c, comment=comment, now=when))
+    apply_each(app, targets, lambda op, h, c: actions.unack(op, h, c, comment=comment, now=when))
 
 
 @click.command(epilog=TARGET_HELP)
@@ -140,14 +140,14 @@ def inhibit(app: App, targets: tuple[str, ...], comment: str | None, until: str 
     replaces the old inhibition (to extend or shorten a maintenance window).
     Checks keep running and recording history meanwhile.
     """
-    from survivor import ops
+    from survivor import actions
 
     when = now()
     end = None if until is None else parse_until_text(app, until, when)
     apply_each(
         app,
         targets,
-        lambda op, h, c: ops.inhibit(op, h, c, comment=comment, until=end, now=when),
+        lambda op, h, c: actions.inhibit(op, h, c, comment=comment, until=end, now=when),
     )
 
 
@@ -158,10 +158,12 @@ def inhibit(app: App, targets: tuple[str, ...], comment: str | None, until: str 
 @friendly_errors
 def uninhibit(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     """Remove an inhibition and re-run the check, so alerting resumes on a fresh result."""
-    from survivor import ops
+    from survivor import actions
 
     when = now()
-    apply_each(app, targets, lambda op, h, c: ops.uninhibit(op, h, c, comment=comment, now=when))
+    apply_each(
+        app, targets, lambda op, h, c: actions.uninhibit(op, h, c, comment=comment, now=when)
+    )
 
 
 @click.command(epilog=TARGET_HELP)
@@ -177,10 +179,12 @@ def escalate(app: App, target: str, comment: str | None) -> None:
     daemon sends the escalated alert at its next alert tick, without waiting
     for the plan's pacing. Any change of the check's code resets it.
     """
-    from survivor import ops
+    from survivor import actions
 
     when = now()
-    apply_each(app, [target], lambda op, h, c: ops.escalate(op, h, c, comment=comment, now=when))
+    apply_each(
+        app, [target], lambda op, h, c: actions.escalate(op, h, c, comment=comment, now=when)
+    )
 
 
 @click.command(epilog=TARGET_HELP)
@@ -196,10 +200,12 @@ def reschedule(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     the schedule continues from it. Use `survivor check` to run a check
     without touching state.
     """
-    from survivor import ops
+    from survivor import actions
 
     when = now()
-    apply_each(app, targets, lambda op, h, c: ops.reschedule(op, h, c, comment=comment, now=when))
+    apply_each(
+        app, targets, lambda op, h, c: actions.reschedule(op, h, c, comment=comment, now=when)
+    )
 
 
 @click.command(epilog=TARGET_HELP)
@@ -217,16 +223,16 @@ def fix(app: App, target: str, comment: str | None) -> None:
     result shows whether it worked. Exits 0 when the fix reported OK, 1
     otherwise.
     """
-    from survivor import ops
+    from survivor import actions
+    from survivor.alerts.fixes import FixRunner
     from survivor.clock import SystemClock
-    from survivor.fixes import FixRunner
-    from survivor.moduleset import runner_for
+    from survivor.proc.modules import runner_for
 
     host, check = parse_target(target)
     assert check is not None
     op = operator(app)
     runner = FixRunner(runner_for(op.config), op.state, op.history, SystemClock())
-    done = ops.fix(op, host, check, comment=comment, runner=runner)
+    done = actions.fix(op, host, check, comment=comment, runner=runner)
     if not done.outcome.ok:
         raise click.ClickException(done.message)
     click.echo(done.message)

@@ -24,7 +24,8 @@ from survivor.cli.app import App, echo_json, friendly_errors
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
-    from survivor.statusview import CheckRow, QueueRow, Snapshot
+    from survivor.views.rows import CheckRow, QueueRow
+    from survivor.views.snapshot import Snapshot
 
 EXIT_STILL_QUEUED = 3
 
@@ -59,8 +60,8 @@ def queue(ctx: click.Context, host: str | None, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from survivor.clock import SystemClock
-    from survivor.model import is_safe_name
-    from survivor.statusview import read_snapshot
+    from survivor.model.names import is_safe_name
+    from survivor.views.snapshot import read_snapshot
 
     app: App = ctx.obj
     if host is not None and not is_safe_name(host):
@@ -118,7 +119,7 @@ def _last_start(row: CheckRow) -> float:
 
 
 def _ran(row: CheckRow, now: datetime) -> dict[str, Any]:
-    from survivor.statusview import age_text, iso
+    from survivor.views.rows import age_text, iso
 
     return {
         "check": row.check,
@@ -130,7 +131,7 @@ def _ran(row: CheckRow, now: datetime) -> dict[str, Any]:
 
 
 def queue_header(snap: Snapshot) -> list[str]:
-    from survivor.statusview import queue_totals, queue_updated
+    from survivor.views.snapshot import queue_totals, queue_updated
 
     now = snap.now
     lines = snap.daemon.lines(now)[:1]
@@ -207,7 +208,7 @@ def cancel(app: App, item_id: str, comment: str, timeout: float, as_json: bool) 
     --timeout seconds.
     """
     from survivor.clock import SystemClock
-    from survivor.model import is_safe_name
+    from survivor.model.names import is_safe_name
 
     if not is_safe_name(item_id):
         raise click.BadParameter(f"{item_id!r} is not a queue item ID", param_hint="ID")
@@ -249,7 +250,7 @@ def cancel(app: App, item_id: str, comment: str, timeout: float, as_json: bool) 
 def find_item(app: App, item_id: str) -> QueueRow:
     """The item in queue.json, or a clear error saying why it cannot be cancelled."""
     from survivor.clock import SystemClock
-    from survivor.statusview import read_snapshot
+    from survivor.views.snapshot import read_snapshot
 
     state_dir = app.config.instance.state_dir
     snap = read_snapshot(state_dir, SystemClock().now(), hosts=())
@@ -274,8 +275,8 @@ def find_item(app: App, item_id: str) -> QueueRow:
 
 def submit_cancel(app: App, item: QueueRow, user: str, comment: str, now: datetime) -> None:
     """Drop the request for the daemon and record the command for every host of the item."""
-    from survivor.model import is_safe_name
-    from survivor.state import Request
+    from survivor.model.documents import Request
+    from survivor.model.names import is_safe_name
 
     stamp = now.strftime("%Y%m%dT%H%M%S")
     request = Request(
@@ -307,7 +308,8 @@ def wait_gone(app: App, item_id: str, clock: Clock, timeout: float) -> bool:
     """Poll queue.json until the item is no longer listed, or `timeout` seconds pass."""
     import threading
 
-    from survivor.statusview import queue_rows, read_pair_docs
+    from survivor.views.rows import queue_rows
+    from survivor.views.snapshot import read_pair_docs
 
     state_dir = app.config.instance.state_dir
     never = threading.Event()

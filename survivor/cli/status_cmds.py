@@ -11,7 +11,8 @@ from survivor.cli.app import App, echo_json, friendly_errors, parse_target
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
-    from survivor.statusview import CheckRow, Snapshot
+    from survivor.views.rows import CheckRow
+    from survivor.views.snapshot import Snapshot
 
 
 @click.command()
@@ -79,7 +80,7 @@ def status(
     if not rows:
         click.echo("no problems" if problems else "no checks")
         return
-    from survivor.statusview import status_lines
+    from survivor.views.snapshot import status_lines
 
     for line in status_lines(snap, rows):
         click.echo(line)
@@ -90,8 +91,8 @@ def status(
 
 def pair_alerting(app: App, host: str, check: str) -> dict[str, Any]:
     """ack, inhibit, escalate and alert state of one pair, each None when absent or unreadable."""
-    from survivor.alertstate import Ack, AlertState, Escalation, Inhibit
     from survivor.errors import StateError
+    from survivor.model.documents import Ack, AlertState, Escalation, Inhibit
 
     store = app.state_store()
     out: dict[str, Any] = {}
@@ -110,7 +111,8 @@ def pair_alerting(app: App, host: str, check: str) -> dict[str, Any]:
 
 
 def pair_alerting_lines(info: dict[str, Any], now: datetime) -> list[str]:
-    from survivor.statusview import age_text, parse_time
+    from survivor.clock import parse_time
+    from survivor.views.rows import age_text
 
     def ago(value: Any) -> str:
         return age_text(parse_time(value), now)
@@ -168,7 +170,7 @@ class StatusQuery:
         return bool(self.pairs)
 
     def read(self, now: datetime) -> tuple[Snapshot, list[CheckRow]]:
-        from survivor.statusview import read_snapshot
+        from survivor.views.snapshot import read_snapshot
 
         hosts = None if self.host is None else {self.host}
         snap = read_snapshot(self.state_dir, now, configured=self.pairs, hosts=hosts)
@@ -181,7 +183,8 @@ def watch_screen(view: StatusQuery, now: datetime, size: tuple[int, int] | None)
 
     `size` (columns, lines) cuts lines and rows to fit a terminal; None: no cut.
     """
-    from survivor.statusview import count_by_code, queue_totals, status_lines
+    from survivor.views.rows import count_by_code
+    from survivor.views.snapshot import queue_totals, status_lines
 
     snap, rows = view.read(now)
     counts = ", ".join(f"{n} {code}" for code, n in count_by_code(rows).items()) or "none"
@@ -263,7 +266,7 @@ def history(
     """
     import json
 
-    from survivor.history import BadLine
+    from survivor.store.history import BadLine
 
     host, check = parse_target(target)
     assert check is not None

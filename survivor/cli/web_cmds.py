@@ -29,7 +29,7 @@ def web(app: App, bind: str) -> None:
     import logging
 
     from survivor.clock import SystemClock
-    from survivor.web import StatusSource, is_loopback, make_server, parse_bind
+    from survivor.views.web import StatusSource, is_loopback, make_server, parse_bind
 
     try:
         host, port = parse_bind(bind)

@@ -15,7 +15,7 @@ from survivor.config import build, build_alerts, build_checks
 from survivor.config.diff import ConfigDiff, diff_configs
 from survivor.config.load import collector_paused, read_sources
 from survivor.errors import ConfigError
-from survivor.model import Config
+from survivor.model.config import Config
 
 __all__ = ["ConfigDiff", "ConfigError", "diff_configs", "load_config"]
 

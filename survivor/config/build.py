@@ -27,8 +27,7 @@ from typing import Any
 from survivor.config import convert
 from survivor.config.load import MList, MMap, RawConfig, did_you_mean
 from survivor.errors import ConfigProblem
-from survivor.model import (
-    NAME_PATTERN,
+from survivor.model.config import (
     Config,
     FsyncPolicy,
     InstanceConfig,
@@ -37,8 +36,8 @@ from survivor.model import (
     Schedule,
     ScheduleLine,
     WeekTime,
-    is_safe_name,
 )
+from survivor.model.names import NAME_PATTERN, is_safe_name
 
 DEFAULT_PLUGIN_DIRS = (
     Path("/usr/lib/nagios/plugins"),

@@ -14,7 +14,7 @@ from typing import Any
 from survivor.config import convert
 from survivor.config.build import Context, Fields, check_reference, describe
 from survivor.config.load import MList, MMap
-from survivor.model import (
+from survivor.model.config import (
     AlertMethod,
     AlertPlan,
     AlertRule,

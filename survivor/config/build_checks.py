@@ -19,7 +19,7 @@ from survivor.config import convert
 from survivor.config.build import Context, Fields, check_reference, describe, place
 from survivor.config.build_alerts import Alerting, schedules_defined
 from survivor.config.load import Entry, MList, MMap
-from survivor.model import (
+from survivor.model.config import (
     CheckDef,
     CheckKind,
     Dependency,
@@ -28,8 +28,8 @@ from survivor.model import (
     HostClass,
     Mark,
     Schedule,
-    is_safe_name,
 )
+from survivor.model.names import is_safe_name
 
 HOST_KEYS = frozenset(("address", "vars"))
 CLASS_KEYS = frozenset(("hosts", "schedule", "alertplan"))

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from survivor.model import WEEKDAY_NAMES, WeekTime, is_valid_code
+from survivor.model.codes import is_valid_code
+from survivor.model.config import WEEKDAY_NAMES, WeekTime
 
 # --------------------------------------------------------------------------- booleans
 

@@ -14,7 +14,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from survivor.model import NO_MARK, CallList, CheckKind, Config
+from survivor.model.config import NO_MARK, CallList, CheckKind, Config
 
 Pair = tuple[str, str]  # (check, host)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from survivor import ops
+from survivor import actions as ops
 from survivor.cli import main
-from survivor.state import CheckState
+from survivor.model.documents import CheckState
 from tests.test_ops import CONFIG
 
 
@@ -31,9 +31,9 @@ class Sc:
         )
 
     def set_check(self, host: str, check: str, rc: int) -> None:
-        from survivor.fsio import FileWriter
-        from survivor.model import FsyncPolicy
-        from survivor.state import StateStore
+        from survivor.model.config import FsyncPolicy
+        from survivor.store.fsio import FileWriter
+        from survivor.store.state import StateStore
 
         now = datetime.now(UTC)
         StateStore(self.state, FileWriter(FsyncPolicy.NEVER)).write_check(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from survivor.clock import utc_iso
-from survivor.state import Request
+from survivor.model.documents import Request
 from tests.cli.conftest import Cli
 from tests.viewstate import Tree, write_raw
 
@@ -98,7 +98,7 @@ class FakeDaemon:
 
 @pytest.fixture
 def daemon(tree: Tree) -> Iterator[FakeDaemon]:
-    from survivor.fsio import PidFile
+    from survivor.store.fsio import PidFile
 
     pidfile = PidFile(tree.state / "survivor.pid")
     pidfile.acquire()

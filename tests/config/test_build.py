@@ -12,7 +12,7 @@ import pytest
 
 from survivor.config import load_config
 from survivor.errors import ConfigError, ConfigProblem
-from survivor.model import CheckKind, FsyncPolicy, LockScope, WeekTime
+from survivor.model.config import CheckKind, FsyncPolicy, LockScope, WeekTime
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "etc"
 BROKEN = sorted(p for p in FIXTURES.glob("*.yaml") if "# expect:" in p.read_text())

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from survivor.config import convert
-from survivor.model import WeekTime
+from survivor.model.config import WeekTime
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from survivor.config import ConfigDiff, diff_configs, load_config
-from survivor.model import Config
+from survivor.model.config import Config
 
 BASE = """\
 instance: {name: t, state_dir: state, history_dir: history}

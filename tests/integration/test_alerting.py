@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from survivor.fsio import FileWriter
-from survivor.model import FsyncPolicy
-from survivor.state import CheckState, StateStore
+from survivor.model.config import FsyncPolicy
+from survivor.model.documents import CheckState
+from survivor.store.fsio import FileWriter
+from survivor.store.state import StateStore
 from tests.conftest import wait_until
 from tests.integration.daemonproc import REPO, DaemonProcess, read_json
 

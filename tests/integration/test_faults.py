@@ -708,7 +708,7 @@ def test_results_log_failure_loses_no_result(scratch: Path, daemons: list[Daemon
 
 def _pool_with(handler: object) -> object:
     from survivor.clock import SystemClock
-    from survivor.pool import WorkerPool
+    from survivor.work.threads import WorkerPool
 
     pool = WorkerPool("check", 1, handler, SystemClock())  # type: ignore[arg-type]
     pool.start()
@@ -716,7 +716,7 @@ def _pool_with(handler: object) -> object:
 
 
 def _items(*names: str) -> list[object]:
-    from survivor.model import WorkItem, WorkKind
+    from survivor.model.work import WorkItem, WorkKind
 
     return [
         WorkItem(

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from survivor.web import StatusSource, make_server
+from survivor.views.web import StatusSource, make_server
 from tests.fakes import FakeClock
 from tests.viewstate import NOW, Tree, full_tree, hold_pidfile, state
 

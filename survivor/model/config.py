@@ -1,0 +1,450 @@
+"""The configuration tree: frozen dataclasses built by `config/`, and the check fingerprint.
+
+Nothing here reads the clock, starts a thread or writes a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum, StrEnum
+from operator import attrgetter
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+
+class FsyncPolicy(StrEnum):
+    ALWAYS = "always"  # fsync every state file and history line before going on
+    BATCH = "batch"  # a flusher fsyncs what was written, at least once a second
+    NEVER = "never"  # leave it to the kernel
+
+
+class CheckKind(StrEnum):
+    MODULE = "module"  # Survivor protocol: one run for all due hosts
+    PLUGIN = "plugin"  # Nagios plugin protocol: one run per host
+    COMPOSITE = "composite"  # required/optional components run together
+
+
+class LockScope(StrEnum):
+    """What a fix lock covers (Survivor: default service@host)."""
+
+    CHECK_AT_HOST = "check@host"
+    HOST = "host"
+    CHECK = "check"
+
+
+# --------------------------------------------------------------------------- config: where
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where a definition came from, for error messages and reload diffs."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+NO_MARK = Mark("<builtin>", 0)
+
+
+# --------------------------------------------------------------------------- config: schedules
+
+
+@dataclass(frozen=True, slots=True)
+class WeekTime:
+    """A time of day, optionally on one weekday (0 = Monday ... 6 = Sunday)."""
+
+    minute: int  # minutes after local midnight, 0..1439
+    day: int | None = None
+
+    def __str__(self) -> str:
+        hhmm = f"{self.minute // 60:02d}:{self.minute % 60:02d}"
+        if self.day is None:
+            return hhmm
+        return f"{WEEKDAY_NAMES[self.day]} {hhmm}"
+
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleLine:
+    """One line of a schedule.
+
+    In effect when `days` (if set) contains today's weekday and `start`/`end`
+    (if set) enclose now; `end` is inclusive to second 59 of its minute, and a
+    window whose start is after its end wraps (overnight, over the weekend).
+    Exactly one of `every`, `at`, `never` says what happens while in effect.
+    """
+
+    every: timedelta | None = None
+    at: tuple[WeekTime, ...] = ()
+    never: bool = False
+    days: frozenset[int] | None = None
+    start: WeekTime | None = None
+    end: WeekTime | None = None
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    name: str
+    lines: tuple[ScheduleLine, ...]
+    mark: Mark = NO_MARK
+
+
+# --------------------------------------------------------------------------- config: hosts
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    name: str
+    address: str  # defaults to the name
+    vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    hostclass: str = ""
+    mark: Mark = NO_MARK
+
+    def to_dict(self) -> dict[str, Any]:
+        """The host as modules see it on stdin."""
+        return {"name": self.name, "address": self.address, "vars": dict(self.vars)}
+
+
+@dataclass(frozen=True, slots=True)
+class HostClass:
+    name: str
+    hosts: tuple[str, ...]
+    schedule: str | None = None
+    alertplan: str | None = None
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A named set of hosts; lists, classes and aliases are resolved at load."""
+
+    name: str
+    hosts: tuple[str, ...]
+    mark: Mark = NO_MARK
+
+
+# --------------------------------------------------------------------------- config: checks
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDef:
+    """A check as configured, with defaults applied and its host list resolved."""
+
+    name: str
+    kind: CheckKind
+    hosts: tuple[str, ...]  # resolved: only hosts that are in exactly one class
+    module: str | None = None  # CheckKind.MODULE
+    plugin: str | None = None  # CheckKind.PLUGIN
+    argv: tuple[str, ...] = ()  # CheckKind.PLUGIN, templates with {host} {address} {vars.X}
+    args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    required: tuple[str, ...] = ()  # CheckKind.COMPOSITE
+    optional: tuple[str, ...] = ()
+    schedule: str | None = None  # override of the class schedule
+    alertplan: str | None = None  # override of the class alert plan
+    timeout: float = 45.0  # seconds
+    retry: timedelta | None = None  # re-check interval while not OK
+    fix: str | None = None
+    mark: Mark = NO_MARK
+    # `hosts` as a set, for "does it run on this host" at every run (a tuple is a scan).
+    host_set: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host_set", frozenset(self.hosts))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The definition as plain data: what the fingerprint is taken over."""
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "module": self.module,
+            "plugin": self.plugin,
+            "argv": list(self.argv),
+            "args": _plain(self.args),
+            "required": list(self.required),
+            "optional": list(self.optional),
+            "schedule": self.schedule,
+            "alertplan": self.alertplan,
+            "timeout": self.timeout,
+            "retry": None if self.retry is None else self.retry.total_seconds(),
+            "fix": self.fix,
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short, stable hash of plain data (dicts are hashed with sorted keys)."""
+    blob = json.dumps([_plain(p) for p in parts], sort_keys=True, separators=(",", ":"))
+    return _short_hash(blob)
+
+
+def _short_hash(blob: str) -> str:
+    # imported here: hashlib starts OpenSSL (~3 ms), which `survivor validate` never needs
+    import hashlib
+
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+_FIELD_GETTERS: dict[type, attrgetter[Any]] = {}
+
+
+def _canonical(value: Any) -> Any:
+    """JSON encoder hook for Config.fingerprint: dataclasses as field lists without marks."""
+    getter = _FIELD_GETTERS.get(type(value))
+    if getter is not None:
+        return getter(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = [name for name in value.__dataclass_fields__ if name != "mark"]
+        # two getters so that even a one-field dataclass gives a tuple
+        _FIELD_GETTERS[type(value)] = attrgetter(names[0], *names)
+        return _FIELD_GETTERS[type(value)](value)
+    if isinstance(value, frozenset | set):
+        return sorted(value, key=str)
+    if isinstance(value, MappingProxyType):
+        return dict(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------- config: alerting
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMethod:
+    """A named pair of a format module and a transmit module."""
+
+    name: str
+    format: str
+    transmit: str
+    args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    addresses: Mapping[str, str] = field(default_factory=dict, hash=False)  # method -> address
+    otherwise: str | None = None  # address for any method not listed
+    mark: Mark = NO_MARK
+
+    def address_for(self, method: str) -> str | None:
+        return self.addresses.get(method, self.otherwise)
+
+
+@dataclass(frozen=True, slots=True)
+class CallList:
+    name: str
+    members: tuple[str, ...]
+    via: str  # alert method
+    broadcast: bool = False
+    rotate: str | None = None  # schedule whose `at` times rotate the on-call person
+    alias_of: str | None = None  # same members and state as another list
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTry:
+    """One rung of an escalation ladder; `times=None` is the catch-all."""
+
+    times: int | None = None
+    alert: tuple[str, ...] = ()  # call lists
+    fix: bool = False
+    tell: tuple[str, ...] = ()  # call lists told the fix result
+    escalated: bool = False
+    allow_failed_hosts: int = 0
+    during: str | None = None  # schedule in which degraded mode applies
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class AlertUsing:
+    schedule: str
+    tries: tuple[AlertTry, ...]
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """`on` codes (None for `default`), consecutive threshold, and pacing."""
+
+    on: frozenset[int] | None
+    on_label: str  # as written: "problem", "[1, 5]", "default"
+    after: int
+    using: tuple[AlertUsing, ...]
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPlan:
+    name: str
+    rules: tuple[AlertRule, ...]
+    notify_on_clear: bool = False
+    clear_schedule: str | None = None
+    recovery_after: int = 1
+    keep_state_on: frozenset[int] = frozenset()
+    clear_honors_returngroups: tuple[str, ...] = ()
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class FixDef:
+    name: str
+    module: str
+    args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    lock: LockScope = LockScope.CHECK_AT_HOST
+    lock_expire: float = 120.0
+    timeout: float = 45.0
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """Type I (status) or, with `run_first`, Type II (run the dependency first)."""
+
+    checks: frozenset[str]  # resolved depending checks
+    hosts: frozenset[str]  # resolved depending hosts
+    on_check: str
+    on_host: str | None = None  # None: the same host as the depending pair
+    run_first: bool = False
+    mark: Mark = NO_MARK
+
+    def covers(self, check: str, host: str) -> bool:
+        """Whether `check` on `host` depends on this (either type)."""
+        return check in self.checks and host in self.hosts
+
+
+# --------------------------------------------------------------------------- config: instance
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    target: str = "stderr"  # stderr | syslog | a file path
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceConfig:
+    name: str
+    state_dir: Path
+    history_dir: Path
+    module_dirs: tuple[Path, ...]
+    plugin_dirs: tuple[Path, ...]
+    check_workers: int = 15
+    alert_workers: int = 5
+    default_timeout: float = 45.0
+    alert_throttle: int = 10
+    alert_shift: timedelta = timedelta(seconds=60)
+    fsync: FsyncPolicy = FsyncPolicy.BATCH
+    log: LogConfig = LogConfig()
+    prometheus_textfile: Path | None = None
+    results_log: Path | None = None
+    timezone: str | None = None  # schedules are local time; None = the system's zone
+    output_cap: int = 65536  # bytes of stdout kept per module run (per host for batched runs)
+    mark: Mark = NO_MARK
+
+
+# The Config fields that make its fingerprint: all but where the files are.
+_FINGERPRINTED = (
+    "instance",
+    "hosts",
+    "classes",
+    "groups",
+    "schedules",
+    "checks",
+    "returngroups",
+    "alerts",
+    "people",
+    "calllists",
+    "alertplans",
+    "fixes",
+    "dependencies",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole, validated configuration. Built once per load; never mutated."""
+
+    path: Path  # the instance file
+    files: tuple[Path, ...]  # every file read (instance + includes)
+    instance: InstanceConfig
+    hosts: Mapping[str, Host] = field(hash=False)
+    classes: Mapping[str, HostClass] = field(hash=False)
+    groups: Mapping[str, Group] = field(hash=False)
+    schedules: Mapping[str, Schedule] = field(hash=False)
+    checks: Mapping[str, CheckDef] = field(hash=False)
+    returngroups: Mapping[str, frozenset[int]] = field(default_factory=dict, hash=False)
+    alerts: Mapping[str, AlertMethod] = field(default_factory=dict, hash=False)
+    people: Mapping[str, Person] = field(default_factory=dict, hash=False)
+    calllists: Mapping[str, CallList] = field(default_factory=dict, hash=False)
+    alertplans: Mapping[str, AlertPlan] = field(default_factory=dict, hash=False)
+    fixes: Mapping[str, FixDef] = field(default_factory=dict, hash=False)
+    dependencies: tuple[Dependency, ...] = ()
+    _memo: dict[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything that affects behaviour (marks and file names excluded).
+
+        Worked out on first use rather than at load: it is a JSON dump of the
+        whole tree (about 12 ms at 20,000 services), which `survivor validate`
+        never needs.
+        """
+        known = self._memo.get("fingerprint")
+        if known is None:
+            sections = {name: getattr(self, name) for name in _FINGERPRINTED}
+            blob = json.dumps(sections, default=_canonical, sort_keys=True, separators=(",", ":"))
+            known = self._memo["fingerprint"] = _short_hash(blob)
+        return known
+
+    def pairs(self) -> Iterator[tuple[CheckDef, Host]]:
+        """Every monitored check@host, in config order."""
+        for check in self.checks.values():
+            for host_name in check.hosts:
+                yield check, self.hosts[host_name]
+
+    def pair_count(self) -> int:
+        """How many check@host pairs `pairs()` yields, without walking them."""
+        return sum(len(check.hosts) for check in self.checks.values())
+
+    def schedule_for(self, check: CheckDef, host: Host) -> Schedule | None:
+        """The check's own schedule, else the host's class schedule."""
+        name = check.schedule or self.classes[host.hostclass].schedule
+        return None if name is None else self.schedules[name]
+
+    def alertplan_for(self, check: CheckDef, host: Host) -> AlertPlan | None:
+        name = check.alertplan or self.classes[host.hostclass].alertplan
+        return None if name is None else self.alertplans.get(name)
+
+    def pair_fingerprint(self, check: CheckDef, host: Host) -> str:
+        """Fingerprint of what runs for check@host: the check, and what the host adds to it."""
+        schedule = check.schedule or self.classes[host.hostclass].schedule
+        plan = check.alertplan or self.classes[host.hostclass].alertplan
+        host_part: Any = None
+        if check.kind is CheckKind.PLUGIN:
+            host_part = host.to_dict()
+        return fingerprint(check.to_dict(), schedule, plan, host_part)

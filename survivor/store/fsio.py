@@ -1,0 +1,500 @@
+"""The one writer: atomic replace, one-record append, entity locks, safe paths, the pidfile.
+
+Every byte survivor puts on disk goes through here, so the rules live in one
+place (STYLE.md habits 5-8):
+
+* a state file is replaced atomically: temp file in the same directory, mode
+  0644, fsync per policy, `os.replace`, directory fsync; the temp is unlinked
+  on any error, so a reader sees the old file or the new one, never a torn one;
+* a history record is one complete line written with one `os.write` on an
+  `O_APPEND` descriptor; a short write (disk full) is truncated back and raised;
+* writers lock a separate, stable `.lock` file with `fcntl.flock` plus a
+  `threading.Lock`; readers never lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from survivor.errors import StateError, SurvivorError
+from survivor.model.config import FsyncPolicy
+from survivor.model.names import check_name
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+class DiskWriteError(SurvivorError):
+    """A write failed (disk full, read-only, I/O error); nothing torn was left behind."""
+
+    def __init__(self, path: Path, err: OSError) -> None:
+        self.path = path
+        self.errno = err.errno
+        super().__init__(f"cannot write {path}: {err.strerror or err}")
+
+
+def safe_path(base: Path, *names: str) -> Path:
+    """`base/name/...`, each name checked to be one safe path component."""
+    path = base
+    for name in names:
+        path = path / check_name(name)
+    return path
+
+
+class PairPaths:
+    """`base/HOST/CHECK` for the hot path: each name is checked once, paths are not kept.
+
+    (Keeping a Path per pair cost ~12 MB per 20,000 pairs; checking names again
+    each time cost a regex match per write.)
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._prefix = str(base)
+        self._checked: set[str] = set()
+
+    def __call__(self, host: str, check: str) -> Path:
+        checked = self._checked
+        if host not in checked or check not in checked:
+            check_name(host, "host")
+            check_name(check, "check")
+            if len(checked) < 200_000:
+                checked.update((host, check))
+        return Path(f"{self._prefix}/{host}/{check}")
+
+
+def ensure_dir(path: Path) -> None:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileWriter:
+    """Writes state files and history lines under one fsync policy.
+
+    With `batch`, writes are not fsynced inline; `flush()` (called by the
+    daemon's flusher at least once a second) fsyncs every file and directory
+    written since, so a power failure loses at most about a second and never
+    leaves a torn file.
+    """
+
+    def __init__(self, policy: FsyncPolicy = FsyncPolicy.BATCH) -> None:
+        self.policy = policy
+        self._dirty_files: set[Path] = set()
+        self._dirty_dirs: set[Path] = set()
+        self._dirty_lock = threading.Lock()
+        # directory -> st_dev, for one syncfs per filesystem. Keyed by the string: a Path
+        # kept per pair directory cost ~12 MB at 20,000 pairs.
+        self._devices: dict[str, int] = {}
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self._chmod = bool(umask & FILE_MODE)  # only when the umask would take bits off 0644
+        self._preallocate = True
+
+    # ---------------------------------------------------------------- state files
+
+    def replace(self, path: Path, data: bytes) -> None:
+        """Atomically replace `path` with `data`; create its directory if needed."""
+        try:
+            self._replace(path, data)
+        except FileNotFoundError:
+            try:
+                ensure_dir(path.parent)
+                self._replace(path, data)
+            except OSError as err:
+                raise DiskWriteError(path, err) from err
+        except OSError as err:
+            raise DiskWriteError(path, err) from err
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        # A temp name unique to this process and thread (cheaper than mkstemp's random
+        # names); O_NOFOLLOW so a planted symlink cannot redirect the write.
+        tmp_name = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(tmp_name, _TMP_FLAGS, FILE_MODE)
+        try:
+            try:
+                if self._chmod:
+                    os.fchmod(fd, FILE_MODE)  # a tight umask: the CLI and other tools must read it
+                if self._preallocate and data:
+                    # Blocks allocated now are not "delayed": ext4 then need not start
+                    # writeback of the temp file inside rename() (auto_da_alloc).
+                    try:
+                        os.posix_fallocate(fd, 0, len(data))
+                    except OSError as err:
+                        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                            raise  # ENOSPC and friends: a failed write like any other
+                        self._preallocate = False  # not supported here: plain writes
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                if self.policy is FsyncPolicy.ALWAYS:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        if self.policy is FsyncPolicy.ALWAYS:
+            fsync_dir(path.parent)
+        elif self.policy is FsyncPolicy.BATCH:
+            with self._dirty_lock:
+                if _syncfs is None:
+                    self._dirty_files.add(path)
+                self._dirty_dirs.add(path.parent)
+
+    def remove(self, path: Path) -> None:
+        """Remove a state file (never used on history)."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    # ---------------------------------------------------------------- history lines
+
+    def append(self, path: Path, line: bytes) -> None:
+        """Append one complete record (`line` ends in a newline) with a single write."""
+        if not line.endswith(b"\n"):
+            raise ValueError("a history record must end with a newline")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        except FileNotFoundError:
+            try:
+                ensure_dir(path.parent)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            except OSError as err:
+                raise DiskWriteError(path, err) from err
+            self._mark_dir(path.parent)
+        except OSError as err:
+            raise DiskWriteError(path, err) from err
+        try:
+            write_record(fd, line, path)
+            if self.policy is FsyncPolicy.ALWAYS:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.policy is FsyncPolicy.BATCH:
+            with self._dirty_lock:
+                if _syncfs is None:
+                    self._dirty_files.add(path)
+                self._dirty_dirs.add(path.parent)
+
+    def _mark_dir(self, path: Path) -> None:
+        if self.policy is FsyncPolicy.ALWAYS:
+            fsync_dir(path)
+        elif self.policy is FsyncPolicy.BATCH:
+            with self._dirty_lock:
+                self._dirty_dirs.add(path)
+
+    # ---------------------------------------------------------------- group commit
+
+    def flush(self) -> int:
+        """Make everything written since the last flush durable; returns how many syncs.
+
+        With syncfs(2) one call per filesystem commits every file and rename
+        written there (far cheaper than an fsync per file at a thousand checks
+        a second); without it, each file and directory is fsynced.
+        """
+        with self._dirty_lock:
+            files, self._dirty_files = self._dirty_files, set()
+            dirs, self._dirty_dirs = self._dirty_dirs, set()
+        if _syncfs is not None:
+            by_device: dict[int, Path] = {}
+            for path in dirs:
+                key = str(path)
+                dev = self._devices.get(key)
+                if dev is None:
+                    try:
+                        dev = self._devices[key] = os.stat(path).st_dev
+                    except FileNotFoundError:
+                        continue
+                by_device.setdefault(dev, path)
+            for path in by_device.values():
+                _sync_filesystem(path)
+            return len(by_device)
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        for path in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                fsync_dir(path)
+        return len(files) + len(dirs)
+
+
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_syncfs = _load_syncfs()
+
+
+def _sync_filesystem(path: Path) -> None:
+    assert _syncfs is not None
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise DiskWriteError(path, OSError(err, os.strerror(err)))
+    finally:
+        os.close(fd)
+
+
+def _truncate_back(fd: int, size: int) -> None:
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, size)
+
+
+def write_record(fd: int, line: bytes, path: Path) -> None:
+    """One record with one `os.write` on an O_APPEND descriptor; a short write (disk full) is
+    truncated back and raised as DiskWriteError, so no torn line stays behind."""
+    try:
+        n = os.write(fd, line)
+    except OSError as err:
+        raise DiskWriteError(path, err) from err  # nothing was written
+    if n != len(line):
+        # Take the torn tail back off (the size says where it ends), then report.
+        with contextlib.suppress(OSError):
+            _truncate_back(fd, os.fstat(fd).st_size - n)
+        raise DiskWriteError(path, OSError(errno.ENOSPC, "short write (disk full?)"))
+
+
+class Appender:
+    """An append-only file that many threads write to (`results_log`): one descriptor, kept.
+
+    Each record is one `write_record` under a lock, so a short write can be
+    truncated back before anyone else appends. The descriptor is reopened when
+    the file was rotated away (logrotate's create mode), checked at most every
+    ROTATION_CHECK_S seconds of `monotonic`, and at `reopen()` (SIGUSR1).
+    There is one descriptor whatever the number of threads that write.
+    """
+
+    ROTATION_CHECK_S = 1.0
+
+    def __init__(self, path: Path, monotonic: Callable[[], float]) -> None:
+        self.path = path
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._inode = -1
+        self._checked = 0.0
+
+    def write(self, line: bytes) -> None:
+        if not line.endswith(b"\n"):
+            raise ValueError("a record must end with a newline")
+        with self._lock:
+            try:
+                fd = self._descriptor()
+            except OSError as err:
+                raise DiskWriteError(self.path, err) from err
+            write_record(fd, line, self.path)
+
+    def _descriptor(self) -> int:
+        now = self.monotonic()
+        if self._fd is not None and now - self._checked >= self.ROTATION_CHECK_S:
+            self._checked = now
+            try:
+                inode = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                inode = -1
+            if inode != self._inode:
+                self._close()
+        if self._fd is None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            try:
+                fd = os.open(self.path, flags, FILE_MODE)
+            except FileNotFoundError:
+                ensure_dir(self.path.parent)
+                fd = os.open(self.path, flags, FILE_MODE)
+            self._fd, self._inode, self._checked = fd, os.fstat(fd).st_ino, now
+        return self._fd
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def reopen(self) -> None:
+        """Open the file anew at the next write (after logrotate moved it away)."""
+        with self._lock:
+            self._close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+# ---------------------------------------------------------------- locks
+
+
+class EntityLocks:
+    """`flock` on `<dir>/.lock` plus an in-process lock: threads and processes exclude each other.
+
+    `fcntl.lockf` would not do: its locks do not exclude threads of one process
+    and vanish when any descriptor of the file is closed.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._thread_locks: dict[Path, threading.Lock] = {}
+
+    def _thread_lock(self, lock_path: Path) -> threading.Lock:
+        with self._guard:
+            lock = self._thread_locks.get(lock_path)
+            if lock is None:
+                lock = self._thread_locks[lock_path] = threading.Lock()
+            return lock
+
+    @contextlib.contextmanager
+    def hold(self, directory: Path) -> Iterator[None]:
+        """Hold the lock of the entity whose files live in `directory`."""
+        lock_path = directory / ".lock"
+        with self._thread_lock(lock_path):
+            try:
+                try:
+                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                except FileNotFoundError:
+                    ensure_dir(directory)
+                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            except OSError as err:
+                raise DiskWriteError(lock_path, err) from err
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the flock
+
+    def forget(self, directory: Path) -> None:
+        """Drop the in-process lock of a pruned entity."""
+        with self._guard:
+            self._thread_locks.pop(directory / ".lock", None)
+
+
+# ---------------------------------------------------------------- pidfile
+
+
+class AlreadyRunningError(SurvivorError):
+    pass
+
+
+class PidFile:
+    """An flock'd pidfile: the kernel, not a pid's liveness, decides who owns it.
+
+    `acquire()` before daemonizing (the lock survives the forks); `write_pid()`
+    once the final pid is known; `release()` at exit. A stale file left by
+    `kill -9` is simply locked again and overwritten.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        ensure_dir(self.path.parent)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise AlreadyRunningError(
+                    f"another survivor daemon (pid {other or '?'}) already uses this state "
+                    f"directory ({self.path} is locked); stop it first or use another state_dir"
+                ) from None
+            # If the file was unlinked between open and flock, our lock guards nothing: retry.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return
+            os.close(fd)
+
+    def write_pid(self, pid: int | None = None) -> None:
+        assert self.fd is not None, "acquire() first"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{pid or os.getpid()}\n".encode(), 0)
+        os.fsync(self.fd)
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> PidFile:
+        self.write_pid()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in a pidfile if a process still holds its lock, else None (stale or absent)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None  # nobody holds it: stale
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_document(path: Path) -> dict[str, Any] | None:
+    """A state document, None if absent. Raises StateError if it is not a JSON object."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError as err:
+        raise StateError(f"{path} is a directory") from err
+    try:
+        doc = json.loads(data)
+    except ValueError as err:
+        raise StateError(f"{path}: not JSON ({err})") from err
+    if not isinstance(doc, dict):
+        raise StateError(f"{path}: not a JSON object")
+    return doc

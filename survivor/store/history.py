@@ -1,0 +1,217 @@
+"""HistoryStore: append-only JSON-lines records per entity and month; never prunes.
+
+    history/host/<host>/<check>/check-YYYY-MM.jsonl  alert-  fix-  command-
+    history/calllist/<name>-YYYY-MM.jsonl
+    history/daemon/events-YYYY-MM.jsonl
+
+A record is one JSON line appended with one `write()` (fsio.FileWriter.append).
+`t` is the actual start in UTC and names the month. Readers skip a torn last
+line and report (not raise on) unparsable lines. Old months may be compressed
+in place (`archive`), and are still read. The only deletion is `prune`, an
+explicit operator command that the CLI records in the daemon events history.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from survivor.clock import parse_iso, utc_iso
+from survivor.store.fsio import FileWriter, PairPaths, safe_path
+
+log = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
+KINDS = ("check", "alert", "fix", "command")
+_MONTH_FILE = re.compile(
+    r"\A(?P<stem>[A-Za-z0-9._-]+)-(?P<month>\d{4}-\d{2})\.jsonl(?P<gz>\.gz)?\Z"
+)
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def month_of(t: datetime) -> str:
+    return utc_iso(t)[:7]
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that is not a record: kept on disk, reported to whoever reads."""
+
+    path: Path
+    lineno: int
+    text: str
+
+
+class HistoryStore:
+    def __init__(self, history_dir: Path, writer: FileWriter) -> None:
+        self.root = history_dir
+        self.writer = writer
+        self._pair_paths = PairPaths(self.root / "host")
+
+    # ---------------------------------------------------------------- paths
+
+    def pair_dir(self, host: str, check: str) -> Path:
+        """HOST/CHECK under host/, both names checked to be safe path parts."""
+        return self._pair_paths(host, check)
+
+    def pair_file(self, host: str, check: str, kind: str, t: datetime) -> Path:
+        if kind not in KINDS:
+            raise ValueError(f"unknown history kind {kind!r}")
+        return self.pair_dir(host, check) / f"{kind}-{month_of(t)}.jsonl"
+
+    # ---------------------------------------------------------------- writing
+
+    def append(
+        self, host: str, check: str, kind: str, t: datetime, record: Mapping[str, Any]
+    ) -> None:
+        """Append a record about check@host; `t` (UTC) becomes the record's `t`."""
+        doc = {"v": RECORD_VERSION, "t": utc_iso(t), **record}
+        self.writer.append(self.pair_file(host, check, kind, t), encode_record(doc))
+
+    def append_calllist(self, name: str, t: datetime, record: Mapping[str, Any]) -> None:
+        doc = {"v": RECORD_VERSION, "t": utc_iso(t), **record}
+        path = safe_path(self.root / "calllist", name)
+        self.writer.append(path.with_name(f"{name}-{month_of(t)}.jsonl"), encode_record(doc))
+
+    def append_event(self, t: datetime, event: str, **fields: Any) -> None:
+        """A daemon event: start, stop, reload ok/failed, disk errors, history prune."""
+        doc = {"v": RECORD_VERSION, "t": utc_iso(t), "event": event, **fields}
+        path = self.root / "daemon" / f"events-{month_of(t)}.jsonl"
+        self.writer.append(path, encode_record(doc))
+
+    # ---------------------------------------------------------------- reading
+
+    def files(self, directory: Path, stem: str) -> list[Path]:
+        """Month files of one stream, oldest first (plain and archived)."""
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        found: list[tuple[str, Path]] = []
+        for name in names:
+            m = _MONTH_FILE.match(name)
+            if m and m["stem"] == stem:
+                found.append((m["month"], directory / name))
+        return [p for _, p in sorted(found)]
+
+    def read(
+        self,
+        host: str,
+        check: str,
+        kind: str = "check",
+        *,
+        since: datetime | None = None,
+        bad: list[BadLine] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Records of check@host of one kind, oldest first."""
+        return self._read_stream(self.pair_dir(host, check), kind, since, bad)
+
+    def read_events(
+        self, *, since: datetime | None = None, bad: list[BadLine] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self._read_stream(self.root / "daemon", "events", since, bad)
+
+    def read_calllist(
+        self, name: str, *, since: datetime | None = None, bad: list[BadLine] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self._read_stream(self.root / "calllist", name, since, bad)
+
+    def _read_stream(
+        self, directory: Path, stem: str, since: datetime | None, bad: list[BadLine] | None
+    ) -> Iterator[dict[str, Any]]:
+        since_month = None if since is None else month_of(since)
+        for path in self.files(directory, stem):
+            m = _MONTH_FILE.match(path.name)
+            assert m is not None
+            if since_month is not None and m["month"] < since_month:
+                continue
+            for record in read_records(path, bad):
+                if since is not None:
+                    t = record.get("t")
+                    try:
+                        if not isinstance(t, str) or parse_iso(t) < since:
+                            continue
+                    except ValueError:
+                        continue
+                yield record
+
+    # ---------------------------------------------------------------- archive / prune
+
+    def month_files(self) -> Iterator[Path]:
+        for dirpath, _dirs, names in os.walk(self.root):
+            for name in names:
+                if _MONTH_FILE.match(name):
+                    yield Path(dirpath) / name
+
+    def archive(self, before: str) -> list[Path]:
+        """Compress month files older than `before` (YYYY-MM) in place, as `.jsonl.gz`.
+
+        The gzip file is complete and synced before the plain file goes, so a
+        crash leaves one or both, never neither; readers prefer neither.
+        """
+        done: list[Path] = []
+        for path in sorted(self.month_files()):
+            m = _MONTH_FILE.match(path.name)
+            assert m is not None
+            if m["gz"] or m["month"] >= before:
+                continue
+            target = path.with_name(path.name + ".gz")
+            data = path.read_bytes()
+            self.writer.replace(target, gzip.compress(data))
+            if target.exists() and gzip.decompress(target.read_bytes()) == data:
+                path.unlink()
+                done.append(target)
+        return done
+
+    def prune(self, before: str) -> list[Path]:
+        """Delete month files older than `before`: ONLY for the explicit operator command."""
+        removed: list[Path] = []
+        for path in sorted(self.month_files()):
+            m = _MONTH_FILE.match(path.name)
+            assert m is not None
+            if m["month"] < before and not path.is_relative_to(self.root / "daemon"):
+                path.unlink()
+                removed.append(path)
+        return removed
+
+
+def read_records(path: Path, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
+    """Records of one month file; a torn last line is skipped silently, other bad lines reported."""
+    try:
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(path.read_bytes())
+        else:
+            data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except (OSError, EOFError) as err:
+        log.error("cannot read history file %s: %s", path, err)
+        if bad is not None:
+            bad.append(BadLine(path, 0, f"unreadable: {err}"))
+        return
+    lines = data.split(b"\n")
+    torn = lines.pop()  # after the last newline: b"" for a complete file, else a torn record
+    del torn
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            if bad is not None:
+                bad.append(BadLine(path, lineno, raw[:200].decode(errors="replace")))
+            continue
+        yield record

@@ -1,0 +1,261 @@
+"""StateStore: the typed state documents under `state_dir`, read and written through `fsio`.
+
+Layout (DESIGN.md §5)::
+
+    state/daemon.json  queue.json
+    state/host/<host>/<check>/check.json  alert.json  ack.json  inhibit.json  escalate.json
+    state/calllist/<name>.json
+    state/requests/<id>.json
+
+Every document is JSON with a "version" field. The daemon is the only writer of
+check.json; the CLI writes ack/inhibit/escalate under the entity lock and drops
+requests for the daemon. A corrupt or unknown-version file met by the daemon is
+moved aside as `<name>.corrupt-<time>` and logged; readers in the CLI only report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from survivor.errors import StateError
+from survivor.model.documents import CallListState, CheckState, Request, encode
+from survivor.model.names import is_safe_name
+from survivor.store.fsio import EntityLocks, FileWriter, PairPaths, read_document, safe_path
+
+log = logging.getLogger(__name__)
+
+
+class StateStore:
+    """The daemon's and the CLI's access to `state_dir`."""
+
+    def __init__(self, state_dir: Path, writer: FileWriter, locks: EntityLocks | None = None):
+        self.root = state_dir
+        self.writer = writer
+        self.locks = locks or EntityLocks()
+        self._pair_paths = PairPaths(self.root / "host")
+
+    # ---------------------------------------------------------------- paths
+
+    @property
+    def daemon_path(self) -> Path:
+        return self.root / "daemon.json"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.root / "queue.json"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.root / "survivor.pid"
+
+    @property
+    def requests_dir(self) -> Path:
+        return self.root / "requests"
+
+    def pair_dir(self, host: str, check: str) -> Path:
+        """HOST/CHECK under host/, both names checked to be safe path parts."""
+        return self._pair_paths(host, check)
+
+    def calllist_path(self, name: str) -> Path:
+        return safe_path(self.root / "calllist", name).with_suffix(".json")
+
+    @property
+    def calllist_lock_dir(self) -> Path:
+        """One lock for all call lists (the daemon and `calllist substitute` both take it)."""
+        return self.root / "calllist"
+
+    def read_calllist(self, name: str) -> CallListState | None:
+        """A call list's state for readers (StateError if it is bad; nothing is moved)."""
+        doc = read_document(self.calllist_path(name))
+        return None if doc is None else CallListState.from_dict(doc)
+
+    def load_calllist(self, name: str, now: datetime) -> CallListState | None:
+        """A call list's state for the daemon: a bad file is moved aside and the list starts
+        fresh, so one corrupt file cannot stop every alert through that list."""
+        path = self.calllist_path(name)
+        doc = self.load_document(path, now)
+        if doc is None:
+            return None
+        try:
+            return CallListState.from_dict(doc)
+        except StateError as err:
+            self.move_aside(path, str(err), now)
+            return None
+
+    def write_calllist(self, name: str, state: CallListState) -> None:
+        self.writer.replace(self.calllist_path(name), encode(state.to_dict()))
+
+    # ---------------------------------------------------------------- corrupt files
+
+    def move_aside(self, path: Path, why: str, now: datetime) -> Path:
+        """Keep a bad file for the operator, out of the way of the daemon."""
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        try:
+            os.replace(path, target)
+        except OSError as err:
+            log.error("cannot move corrupt %s aside: %s", path, err)
+            return path
+        log.error("state file %s is unusable (%s); moved aside to %s", path, why, target.name)
+        return target
+
+    def load_document(self, path: Path, now: datetime) -> dict[str, Any] | None:
+        """Read a document for the daemon: a bad one is moved aside and treated as absent."""
+        try:
+            return read_document(path)
+        except StateError as err:
+            self.move_aside(path, str(err), now)
+            return None
+
+    def sweep_temps(self, now: datetime, min_age: float = 300.0) -> int:
+        """Remove temp files a crashed writer left (`.NAME.PID.TID.tmp`); at daemon start only.
+
+        Only those older than `min_age` seconds: a CLI command may be writing one right now.
+        """
+        removed = 0
+        mine = f".{os.getpid()}."
+        cutoff = now.timestamp() - min_age
+        for dirpath, _dirs, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(".") and name.endswith(".tmp") and mine not in name:
+                    path = os.path.join(dirpath, name)
+                    try:
+                        if os.lstat(path).st_mtime < cutoff:
+                            os.unlink(path)
+                            removed += 1
+                    except OSError:
+                        pass
+        if removed:
+            log.warning("state: removed %d temp files left by an interrupted write", removed)
+        return removed
+
+    # ---------------------------------------------------------------- check.json
+
+    def read_check(self, host: str, check: str) -> CheckState | None:
+        doc = read_document(self.pair_dir(host, check) / "check.json")
+        return None if doc is None else CheckState.from_dict(doc)
+
+    def load_checks(self, now: datetime) -> dict[tuple[str, str], CheckState]:
+        """Every check.json on disk, keyed (check, host); bad files moved aside."""
+        states: dict[tuple[str, str], CheckState] = {}
+        for host, check, path in self._pair_files("check.json"):
+            doc = self.load_document(path, now)
+            if doc is None:
+                continue
+            try:
+                states[(check, host)] = CheckState.from_dict(doc)
+            except StateError as err:
+                self.move_aside(path, str(err), now)
+        return states
+
+    def write_check(self, host: str, check: str, state: CheckState) -> None:
+        self.writer.replace(self.pair_dir(host, check) / "check.json", encode(state.to_dict()))
+
+    def load_pair_docs(self, name: str, now: datetime) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every `<name>.json` of every pair, keyed (check, host); bad ones moved aside."""
+        docs: dict[tuple[str, str], dict[str, Any]] = {}
+        for host, check, path in self._pair_files(f"{name}.json"):
+            doc = self.load_document(path, now)
+            if doc is not None:
+                docs[(check, host)] = doc
+        return docs
+
+    def _pair_files(self, name: str) -> Iterator[tuple[str, str, Path]]:
+        hosts = self.root / "host"
+        try:
+            host_entries = list(os.scandir(hosts))
+        except FileNotFoundError:
+            return
+        for h in host_entries:
+            if not h.is_dir() or not is_safe_name(h.name):
+                continue
+            for c in os.scandir(h.path):
+                if c.is_dir() and is_safe_name(c.name):
+                    path = Path(c.path) / name
+                    if path.exists():
+                        yield h.name, c.name, path
+
+    # ---------------------------------------------------------------- other pair documents
+
+    def read_pair_doc(self, host: str, check: str, name: str) -> dict[str, Any] | None:
+        """ack.json, inhibit.json, escalate.json or alert.json of one pair (None if absent)."""
+        return read_document(self.pair_dir(host, check) / f"{name}.json")
+
+    def write_pair_doc(self, host: str, check: str, name: str, doc: Mapping[str, Any]) -> None:
+        self.writer.replace(self.pair_dir(host, check) / f"{name}.json", encode(doc))
+
+    def remove_pair_doc(self, host: str, check: str, name: str) -> None:
+        self.writer.remove(self.pair_dir(host, check) / f"{name}.json")
+
+    # ---------------------------------------------------------------- daemon-wide documents
+
+    def write_daemon(self, doc: Mapping[str, Any]) -> None:
+        self.writer.replace(self.daemon_path, encode(doc))
+
+    def read_daemon(self) -> dict[str, Any] | None:
+        return read_document(self.daemon_path)
+
+    def write_queue(self, doc: Mapping[str, Any]) -> None:
+        self.writer.replace(self.queue_path, encode(doc))
+
+    def read_queue(self) -> dict[str, Any] | None:
+        return read_document(self.queue_path)
+
+    # ---------------------------------------------------------------- requests
+
+    def submit_request(self, request: Request) -> Path:
+        path = safe_path(self.requests_dir, request.id).with_suffix(".json")
+        self.writer.replace(path, encode(request.to_dict()))
+        return path
+
+    def take_requests(self, now: datetime) -> list[Request]:
+        """Requests waiting for the daemon, oldest first; each is removed once read."""
+        try:
+            entries = sorted(e.name for e in os.scandir(self.requests_dir))
+        except FileNotFoundError:
+            return []
+        taken: list[Request] = []
+        for name in entries:
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            path = self.requests_dir / name
+            doc = self.load_document(path, now)
+            if doc is not None:
+                try:
+                    taken.append(Request.from_dict(doc))
+                except (StateError, KeyError, ValueError) as err:
+                    self.move_aside(path, f"bad request: {err}", now)
+                    continue
+            path.unlink(missing_ok=True)
+        return taken
+
+    # ---------------------------------------------------------------- pruning
+
+    def prune(self, keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Remove the state of check@host pairs not in `keep` (never history)."""
+        removed: list[tuple[str, str]] = []
+        hosts = self.root / "host"
+        try:
+            host_entries = list(os.scandir(hosts))
+        except FileNotFoundError:
+            return removed
+        keep_hosts = {h for _, h in keep}
+        for h in host_entries:
+            if not h.is_dir():
+                continue
+            if h.name not in keep_hosts:
+                removed.extend((c.name, h.name) for c in os.scandir(h.path) if c.is_dir())
+                shutil.rmtree(h.path, ignore_errors=True)
+                continue
+            for c in os.scandir(h.path):
+                if c.is_dir() and (c.name, h.name) not in keep:
+                    shutil.rmtree(c.path, ignore_errors=True)
+                    self.locks.forget(Path(c.path))
+                    removed.append((c.name, h.name))
+        return removed
