@@ -27,8 +27,8 @@ from survivor.store.health import DiskHealth
 from survivor.store.history import HistoryStore
 from survivor.store.state import StateStore
 from survivor.work.loop import LoopPool
+from survivor.work.queue import WorkContext
 from survivor.work.steps import PAUSE, Offload, run_step
-from survivor.work.threads import WorkContext
 from tests.conftest import wait_until
 from tests.fakes import FakeClock
 

@@ -14,10 +14,11 @@ import pytest
 
 from survivor.clock import SystemClock
 from survivor.model.work import WorkItem
-from survivor.proc.runner import ModuleRunner, ProcessOutcome
+from survivor.proc.runner import ModuleRunner
+from survivor.proc.session import ProcessOutcome
 from survivor.work.loop import LoopPool, Utilisation, start_time
+from survivor.work.queue import WorkContext
 from survivor.work.steps import PAUSE, Offload, Steps, outcome_of
-from survivor.work.threads import WorkContext
 from tests.conftest import wait_until
 from tests.fakes import work_item
 
@@ -268,7 +269,7 @@ def test_stop_kills_runs_still_going_after_the_grace(runner: ModuleRunner, pools
     assert pool.stop(0.2, kill)
     assert overdue == ["i1"]
     assert [o.signal for o in outcomes] == [signal.SIGKILL]
-    assert not any(t.is_alive() for t in pool._workers)
+    assert not any(t.is_alive() for t in pool.threads())
     assert [r.id for r in pool.submit([work_item(3)])] == ["i3"]  # refused once stopping
 
 
@@ -337,7 +338,7 @@ def test_a_dead_loop_frees_its_items_and_is_replaced(runner: ModuleRunner, pools
 
     pool = start(pools, 2, steps)
     pool.submit([work_item(1)])
-    wait_until(lambda: not all(t.is_alive() for t in pool._workers))
+    wait_until(lambda: not all(t.is_alive() for t in pool.threads()))
     assert not pool.is_busy_with("check:ping@h1")
     assert pool.check_health() == 1
     pool.submit([work_item(2)])

@@ -7,7 +7,8 @@ import pytest
 
 from survivor.clock import SystemClock
 from survivor.model.work import WorkItem
-from survivor.work.threads import WorkContext, WorkerPool
+from survivor.work.queue import WorkContext
+from survivor.work.threads import WorkerPool
 from tests.conftest import wait_until
 from tests.fakes import work_item
 
@@ -74,7 +75,7 @@ def test_dead_worker_is_replaced() -> None:
     pool = WorkerPool("t", 1, handler, SystemClock())
     pool.start()
     pool.submit([work_item(1)])
-    wait_until(lambda: not pool._workers[0].is_alive())
+    wait_until(lambda: not pool.threads()[0].is_alive())
     assert pool.check_health() == 1
     pool.submit([work_item(2)])
     wait_until(lambda: seen == ["i1", "i2"])

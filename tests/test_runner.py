@@ -17,9 +17,11 @@ import pytest
 from survivor.errors import ModuleError
 from survivor.model.codes import ReturnCode
 from survivor.model.config import Host
-from survivor.proc import runner as runner_module
+from survivor.proc import resolve as resolve_module
+from survivor.proc import session as session_module
 from survivor.proc import spawn as spawn_module
-from survivor.proc.runner import DEFAULT_PATH, LINGER, STDERR_CAP, ModuleRunner, ProcessOutcome
+from survivor.proc.runner import DEFAULT_PATH, ModuleRunner
+from survivor.proc.session import LINGER, STDERR_CAP, ProcessOutcome
 from survivor.protocol import (
     check_request,
     expand_argv,
@@ -47,13 +49,13 @@ def runner(
     if request.param == "os":
         monkeypatch.setattr(spawn_module, "_libc", None)
     spawned: list[str] = []
-    real_spawn = runner_module.spawn
+    real_spawn = session_module.spawn
 
     def spying_spawn(*args: Any, **kwargs: Any) -> int:
         spawned.append(args[0])
         return real_spawn(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "spawn", spying_spawn)
+    monkeypatch.setattr(session_module, "spawn", spying_spawn)
     yield ModuleRunner([MOD], [], kill_grace=0.3)
     if request.param == "popen":
         assert not spawned, "posix_spawn was used although the cwd is not /"
@@ -321,14 +323,15 @@ def test_module_that_closes_its_pipes_but_runs_on_is_still_timed_out(tmp_path: P
 def test_without_pidfd_exit_is_noticed_by_polling(
     runner: ModuleRunner, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    monkeypatch.setattr(runner_module, "_open_pidfd", lambda pid: None)  # kernels before 5.3
+    monkeypatch.setattr(session_module, "_open_pidfd", lambda pid: None)  # kernels before 5.3
     outcome, rcs, elapsed = run_check(runner, name, timeout=0.4)
     assert elapsed < 0.4 + 0.3 + SLACK
     assert rcs["web1"] == (ReturnCode.TIMEDOUT if name == "hang" else ReturnCode.OK)
     assert_group_gone(outcome.pid)
 
 
-def test_kill_all_ends_running_modules(runner: ModuleRunner) -> None:
+def test_kill_group_ends_a_running_module(runner: ModuleRunner) -> None:
+    """What `queue cancel` and the stop grace do to a run: kill its process group."""
     outcomes: list[ProcessOutcome] = []
     worker = threading.Thread(
         target=lambda: outcomes.append(runner.run([str(runner.resolve("check", "hang"))], b"", 30))
@@ -338,7 +341,8 @@ def test_kill_all_ends_running_modules(runner: ModuleRunner) -> None:
     while not runner.running():
         assert time.monotonic() < deadline, "module never started"
         time.sleep(0.01)
-    assert runner.kill_all() == 1
+    [pid] = runner.running()
+    assert runner.kill_group(pid)
     worker.join(5)
     assert not worker.is_alive()
     (outcome,) = outcomes
@@ -559,7 +563,7 @@ def test_lookups_are_reused_for_a_second_then_redone(tmp_path: Path) -> None:
     path = make_module(tmp_path / "check", "fresh", "#!/bin/sh\necho one\n")
     assert runner.resolve("check", "fresh") == path
     path.chmod(0o777)  # now unsafe: refused once the cached lookup expires
-    deadline = time.monotonic() + runner_module.RESOLVE_TTL + 5
+    deadline = time.monotonic() + resolve_module.RESOLVE_TTL + 5
     while True:
         try:
             runner.resolve("check", "fresh")

@@ -33,7 +33,7 @@ from survivor.store.state import StateStore
 DELIVERY_TIMEOUT = 60.0  # seconds for each of format and transmit (Survivor: 300 s for both)
 
 if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
-    from survivor.work.threads import WorkContext
+    from survivor.work.queue import WorkContext
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,12 @@ from survivor.errors import ModuleError
 from survivor.model.codes import ReturnCode
 from survivor.model.config import CheckDef, CheckKind, Config, Host
 from survivor.model.work import CheckResult, WorkItem
-from survivor.proc.runner import ModuleRunner, ProcessOutcome
+from survivor.proc.runner import ModuleRunner
+from survivor.proc.session import ProcessOutcome
 from survivor.work.steps import PAUSE, Offload, Steps, drive, outcome_of
 
 if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
-    from survivor.work.threads import WorkContext
+    from survivor.work.queue import WorkContext
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,8 @@ from survivor.store.history import HistoryStore
 from survivor.store.state import StateStore
 from survivor.views.metrics import export
 from survivor.work.loop import LoopPool
-from survivor.work.threads import WorkContext, WorkerPool, run_concurrently
+from survivor.work.queue import WorkContext
+from survivor.work.threads import WorkerPool, run_concurrently
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,9 @@ time near capacity). survivor.spawn releases the GIL meanwhile, so the
 other loop parses, records and starts checks instead of waiting its turn.
 
 The bookkeeping (heap, keys, follow-up runs, cancel, stop, queue.json rows)
-is WorkerPool's. An offloaded step (survivor.steps.Offload: work that can
-only block) runs on a thread of its own and wakes the loop when done.
+is the pool's WorkQueue (survivor.work.queue), as for the thread pool. An
+offloaded step (survivor.work.steps.Offload: work that can only block) runs
+on a thread of its own and wakes the loop when done.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ import math
 import os
 import select
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +56,9 @@ from typing import Any
 from survivor.clock import MINUTE_S, Clock
 from survivor.model.work import WorkItem
 from survivor.proc.runner import Running
+from survivor.work.queue import WorkContext, WorkQueue
 from survivor.work.steps import Offload, Pause, Step, Steps
-from survivor.work.threads import WorkContext, WorkerPool
+from survivor.work.threads import Pool
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class _Loop:
             pass
 
 
-class LoopPool(WorkerPool):
+class LoopPool(Pool):
     """Up to `size` items at once, on `loops` loop threads that share one queue.
 
     Each loop takes at most its share (`size` / `loops`, rounded up) and the
@@ -181,10 +182,9 @@ class LoopPool(WorkerPool):
         start_tick: float = 0.0,
         loops: int = 1,
     ) -> None:
-        super().__init__(name, size, _unused_handler, clock)
+        super().__init__(name, size, clock, WorkQueue(wake=self._wake))
         self.steps = steps
         self.start_tick = start_tick
-        self._pending: deque[WorkItem] = deque()  # due, waiting for room
         names = [f"{name}-loop"] if loops == 1 else [f"{name}-loop-{n + 1}" for n in range(loops)]
         self._loops = [_Loop(n, clock.monotonic()) for n in names]
 
@@ -196,12 +196,14 @@ class LoopPool(WorkerPool):
 
     def _start_loop(self, loop: _Loop) -> None:
         loop.thread = threading.Thread(target=self._loop, args=(loop,), name=loop.name, daemon=True)
-        self._workers = [lp.thread for lp in self._loops if lp.thread is not None]
         loop.thread.start()
+
+    def threads(self) -> list[threading.Thread]:
+        return [lp.thread for lp in self._loops if lp.thread is not None]
 
     def check_health(self) -> int:
         """Start a new thread for each loop whose thread died; returns how many."""
-        if self._stopping:
+        if self.queue.stopping:
             return 0
         dead = [lp for lp in self._loops if lp.thread is not None and not lp.thread.is_alive()]
         for loop in dead:
@@ -211,7 +213,7 @@ class LoopPool(WorkerPool):
 
     def resize(self, size: int) -> None:
         """Run up to `size` items at once from now on (items in flight finish)."""
-        with self._cond:
+        with self.queue.cond:
             self.size = size
             self._wake()
 
@@ -222,7 +224,7 @@ class LoopPool(WorkerPool):
     def _room(self, loop: _Loop) -> int:
         """How many more items `loop` may take: its share, and the pool's `size` in all."""
         share = -(-self.size // len(self._loops))
-        return min(share - len(loop.flights), self.size - len(self._running))
+        return min(share - len(loop.flights), self.size - self.queue.running_count())
 
     # ---------------------------------------------------------------- the loop
 
@@ -249,17 +251,16 @@ class LoopPool(WorkerPool):
         """One turn of the loop; False when the pool is stopping and nothing is in flight."""
         taken, next_planned = self._take(loop)
         for ctx in taken:
-            flight = loop.flights[ctx.item.id] = _Flight(ctx, self.steps(ctx.item, ctx))
-            self._advance(loop, flight, poll, None, None)
+            self._advance(loop, loop.flights[ctx.item.id], poll, None, None)
         self._collect(loop, poll)
-        if self._stopping and not loop.flights:
+        if self.queue.stopping and not loop.flights:
             return False
         waits = [f.step.wait_s() for f in loop.flights.values() if isinstance(f.step, Running)]
         has_room = self._room(loop) > 0
         if next_planned is not None and has_room:
             tick = self.start_tick if loop.load.share < GATHER_BELOW else 0.0
             waits.append(self.clock.wait_seconds(start_time(next_planned, tick)))
-        if self._pending and has_room:
+        if has_room and self.queue.has_due():
             waits.append(0.0)  # an item landed and made room: take the next at once
         if any(isinstance(f.step, Pause) for f in loop.flights.values()):
             waits.append(0.0)  # only look at the descriptors, then go on with the paused
@@ -273,21 +274,15 @@ class LoopPool(WorkerPool):
     def _take(self, loop: _Loop) -> tuple[list[WorkContext], float | None]:
         """Items whose time has come, as many as `loop` has room for; and the planned time of
         the next one."""
-        taken: list[WorkContext] = []
-        with self._cond:
-            if self._stopping:
-                self._pending.clear()
-                return taken, None
-            self._pending.extend(self._pop_due(self.clock.time()))
-            room = self._room(loop)
-            while len(taken) < room and self._pending:
-                item = self._pending.popleft()
-                ctx = self._begin_locked(item, loop.name)
-                if ctx is not None:
-                    taken.append(ctx)
-            if self._pending or not self._heap:
-                return taken, None
-            return taken, self._heap[0][0]
+        share = -(-self.size // len(self._loops))
+
+        def room(running: int) -> int:
+            return min(share - len(loop.flights), self.size - running)
+
+        taken, next_planned = self.queue.take(self.clock.time(), loop.name, room)
+        for ctx in taken:  # counted as in flight at once, for the room of the next one
+            loop.flights[ctx.item.id] = _Flight(ctx, self.steps(ctx.item, ctx))
+        return taken, next_planned
 
     def _advance(
         self, loop: _Loop, flight: _Flight, poll: Any, value: Any, error: BaseException | None
@@ -297,16 +292,17 @@ class LoopPool(WorkerPool):
         try:
             step: Step = flight.steps.send(value) if error is None else flight.steps.throw(error)
         except StopIteration:
-            self.completed += 1
-            self._land(loop, flight)
+            self._land(loop, flight, ok=True)
             return
         except Exception:
-            self._failed(item)
-            self._land(loop, flight)
+            log.exception("pool %s: %s %s failed", self.name, item.kind.value, item.key)
+            self._land(loop, flight, ok=False)
             return
         except BaseException:
-            self._killed(item, loop.name)
-            self._land(loop, flight)
+            log.critical(
+                "pool %s: %s %s ended the loop %s", self.name, item.kind.value, item.key, loop.name
+            )
+            self._land(loop, flight, ok=False)
             raise
         if isinstance(step, Offload):
             flight.step = _Offloaded(step.fn, loop.wake, f"{self.name}-offload")
@@ -364,10 +360,10 @@ class LoopPool(WorkerPool):
                 step.abort()
                 self._advance(loop, flight, poll, None, err)
 
-    def _land(self, loop: _Loop, flight: _Flight) -> None:
+    def _land(self, loop: _Loop, flight: _Flight, *, ok: bool | None) -> None:
         flight.step = None
         loop.flights.pop(flight.ctx.item.id, None)
-        self._finished(flight.ctx.item)
+        self.queue.finished(flight.ctx.item, ok=ok)
 
     def _abandon_flights(self, loop: _Loop) -> None:
         """The loop ends (stop, or a BaseException): kill what still runs and free the keys."""
@@ -375,9 +371,5 @@ class LoopPool(WorkerPool):
             if isinstance(flight.step, Running):
                 flight.step.abort()
             flight.steps.close()
-            self._land(loop, flight)
+            self._land(loop, flight, ok=None)
         loop.owners.clear()
-
-
-def _unused_handler(item: WorkItem, ctx: WorkContext) -> None:
-    raise AssertionError("LoopPool runs generators, not handlers")

@@ -21,7 +21,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from survivor.proc.runner import ProcessOutcome, Running
+from survivor.proc.runner import Running
+from survivor.proc.session import ProcessOutcome
 
 T = TypeVar("T")
 

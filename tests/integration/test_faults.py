@@ -744,7 +744,7 @@ def test_dead_worker_thread_is_replaced_and_the_pool_goes_on() -> None:
     try:
         assert pool.submit(_items("killer")) == []  # type: ignore[attr-defined]
         wait_until(lambda: pool.stats()["busy"] == 0 and pool.stats()["queued"] == 0, 5, "pick-up")  # type: ignore[attr-defined]
-        wait_until(lambda: not any(t.is_alive() for t in pool._workers), 5, "the worker to die")  # type: ignore[attr-defined]
+        wait_until(lambda: not any(t.is_alive() for t in pool.threads()), 5, "the worker to die")  # type: ignore[attr-defined]
         assert pool.check_health() == 1  # type: ignore[attr-defined]
         # The dead item's key is free again: the next tick can queue it, nothing is stuck.
         assert not pool.is_busy_with("check:killer")  # type: ignore[attr-defined]
@@ -764,7 +764,7 @@ def test_item_that_killed_its_worker_is_recorded(caplog: pytest.LogCaptureFixtur
     threading.excepthook = lambda args: None
     try:
         pool.submit(_items("killer"))  # type: ignore[attr-defined]
-        wait_until(lambda: not any(t.is_alive() for t in pool._workers), 5, "the worker to die")  # type: ignore[attr-defined]
+        wait_until(lambda: not any(t.is_alive() for t in pool.threads()), 5, "the worker to die")  # type: ignore[attr-defined]
         assert pool.stats()["failed"] == 1  # type: ignore[attr-defined]
         assert any("check:killer" in r.getMessage() for r in caplog.records)
     finally:
