@@ -223,7 +223,7 @@ def _comment(comment: str | None) -> str:
 
 
 def daemon_running(state: StateStore) -> bool:
-    return read_pid(state.pid_path) is not None
+    return read_pid(state.layout.pidfile) is not None
 
 
 def request_reschedule(op: Operator, host: str, check: str, comment: str, now: datetime) -> Path:
@@ -500,7 +500,7 @@ def show_calllist(config: Config, state: StateStore, name: str, *, now: datetime
         "via": cl.via,
         "rotate": shape.rotate,
         "members": list(shape.members),
-        "state_file": str(state.calllist_path(state_name(cl))),
+        "state_file": str(state.layout.calllist(state_name(cl))),
         "on_call": res.state.on_call if kind == "rotating" else None,
         "last_rotation": None if last_rotation is None else utc_iso(last_rotation),
         "rotations_due": res.rotated,  # rotation times passed since the state was stored
@@ -525,7 +525,7 @@ def substitute(
     cl, target = calllist_def(op.config, name)
     text = _comment(comment)
     sub = Substitution(person=person, for_person=for_person, until=until, by=op.user, at=now)
-    with op.state.locks.hold(op.state.calllist_lock_dir):  # the daemon takes the same lock
+    with op.state.locks.hold(op.state.layout.calllists):  # the daemon takes the same lock
         old = op.state.read_calllist(state_name(cl))
         subs = () if old is None else old.substitutions
         replaced = [s for s in subs if s.for_person == for_person]

@@ -19,8 +19,8 @@ from survivor.store.fsio import (
     FileWriter,
     PidFile,
     read_pid,
-    safe_path,
 )
+from survivor.store.layout import safe_path
 
 
 @pytest.mark.parametrize("policy", list(FsyncPolicy))
@@ -166,7 +166,7 @@ def test_pidfile_refuses_second_owner_and_survives_stale_file(tmp_path: Path) ->
 
 
 def test_pair_paths_check_every_new_name(tmp_path: Path) -> None:
-    from survivor.store.fsio import PairPaths
+    from survivor.store.layout import PairPaths
 
     paths = PairPaths(tmp_path / "host")
     assert paths("web1", "ping") == tmp_path / "host" / "web1" / "ping"

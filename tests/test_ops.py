@@ -122,7 +122,7 @@ def commands(op: Operator, host: str, check: str) -> list[dict[str, object]]:
 
 
 def requests(op: Operator) -> list[dict[str, object]]:
-    d = op.state.requests_dir
+    d = op.state.layout.requests
     if not d.exists():
         return []
     return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))]
@@ -455,7 +455,7 @@ def test_substitute_validation(
             comment=None,
             now=NOW,
         )
-    assert not op.state.calllist_path("oncall").exists()
+    assert not op.state.layout.calllist("oncall").exists()
 
 
 def test_show_of_an_unknown_list_names_the_known_ones(op: Operator) -> None:
@@ -467,7 +467,7 @@ def test_show_counts_rotations_that_passed_without_storing_them(op: Operator) ->
     stored = CallListState(
         on_call="alice", last_rotation=NOW - timedelta(days=2), members=("alice", "bob")
     )
-    path = op.state.calllist_path("oncall")
+    path = op.state.layout.calllist("oncall")
     op.state.writer.replace(path, encode(stored.to_dict()))
     view = ops.show_calllist(op.config, op.state, "oncall", now=NOW)  # Monday 09:00 passed
     assert (view["on_call"], view["rotations_due"]) == ("bob", 1)
@@ -479,7 +479,7 @@ def test_show_of_a_simple_list_names_the_next_person(op: Operator) -> None:
     view = ops.show_calllist(op.config, op.state, "helpdesk", now=NOW)
     assert view["kind"] == "simple"
     assert [r["person"] for r in view["recipients_now"]] == ["alice"]
-    assert not op.state.calllist_path("helpdesk").exists()  # showing changes nothing
+    assert not op.state.layout.calllist("helpdesk").exists()  # showing changes nothing
 
 
 # --------------------------------------------------------------------------- --until

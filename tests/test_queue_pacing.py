@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from survivor.daemon.daemon import QUEUE_SHARE, QUEUE_WRITE_S, queue_write_due
+from survivor.daemon.heartbeat import QUEUE_SHARE, QUEUE_WRITE_S, queue_write_due
 
 
 def test_a_short_queue_is_written_every_second() -> None:

@@ -96,7 +96,7 @@ def test_requests_are_taken_once_in_order(tmp_path: Path) -> None:
                 id=f"r{i}", action="reschedule", user="alice", at=NOW, host="web1", check="ping"
             )
         )
-    (st.requests_dir / "junk.json").write_text("{")
+    (st.layout.requests / "junk.json").write_text("{")
     taken = st.take_requests(NOW)
     assert [r.id for r in taken] == ["r0", "r1", "r2"]
     assert st.take_requests(NOW) == []

@@ -93,11 +93,11 @@ class FixLocks:
 
     def __init__(self, state: StateStore, *, alive: Callable[[int], bool] = pid_alive) -> None:
         self.state = state
-        self.dir = state.root / "fixlocks"
+        self.dir = state.layout.fixlocks
         self.alive = alive
 
     def path(self, name: str) -> Path:
-        return self.dir / f"{name}.json"
+        return self.state.layout.fixlock(name)
 
     def read(self, name: str) -> FixLock | None:
         """The lock as on disk (no lock needed: files are replaced atomically)."""

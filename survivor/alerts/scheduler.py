@@ -215,7 +215,7 @@ class AlertScheduler:
             shape = target or cl
             state_name = calllist.state_name(cl)
             try:
-                with self.state.locks.hold(self.state.calllist_lock_dir):
+                with self.state.locks.hold(self.state.layout.calllists):
                     old = self.state.load_calllist(state_name, now)
                     res = calllist.resolution(
                         cl,

@@ -86,8 +86,9 @@ def validate(app: App, no_modules: bool) -> None:
 
 def _daemon_pid(app: App) -> int:
     from survivor.store.fsio import read_pid
+    from survivor.store.layout import StateLayout
 
-    pidfile = app.config.instance.state_dir / "survivor.pid"
+    pidfile = StateLayout(app.config.instance.state_dir).pidfile
     pid = read_pid(pidfile)
     if pid is None:
         why = "stale (no process holds it)" if pidfile.exists() else "absent"
@@ -100,9 +101,10 @@ def _daemon_pid(app: App) -> int:
 def _read_daemon_doc(app: App) -> dict[str, Any]:
     from survivor.errors import StateError
     from survivor.store.fsio import read_document
+    from survivor.store.layout import StateLayout
 
     try:
-        return read_document(app.config.instance.state_dir / "daemon.json") or {}
+        return read_document(StateLayout(app.config.instance.state_dir).daemon) or {}
     except StateError:
         return {}
 
@@ -178,8 +180,10 @@ def stop(app: App, wait: bool, timeout: float) -> None:
         return
     clock = SystemClock()
     deadline = clock.monotonic() + timeout
-    pidfile = app.config.instance.state_dir / "survivor.pid"
     from survivor.store.fsio import read_pid
+    from survivor.store.layout import StateLayout
+
+    pidfile = StateLayout(app.config.instance.state_dir).pidfile
 
     while clock.monotonic() < deadline:
         if read_pid(pidfile) is None:

@@ -27,7 +27,6 @@ from typing import Any
 
 from survivor.errors import StateError, SurvivorError
 from survivor.model.config import FsyncPolicy
-from survivor.model.names import check_name
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -40,36 +39,6 @@ class DiskWriteError(SurvivorError):
         self.path = path
         self.errno = err.errno
         super().__init__(f"cannot write {path}: {err.strerror or err}")
-
-
-def safe_path(base: Path, *names: str) -> Path:
-    """`base/name/...`, each name checked to be one safe path component."""
-    path = base
-    for name in names:
-        path = path / check_name(name)
-    return path
-
-
-class PairPaths:
-    """`base/HOST/CHECK` for the hot path: each name is checked once, paths are not kept.
-
-    (Keeping a Path per pair cost ~12 MB per 20,000 pairs; checking names again
-    each time cost a regex match per write.)
-    """
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self._prefix = str(base)
-        self._checked: set[str] = set()
-
-    def __call__(self, host: str, check: str) -> Path:
-        checked = self._checked
-        if host not in checked or check not in checked:
-            check_name(host, "host")
-            check_name(check, "check")
-            if len(checked) < 200_000:
-                checked.update((host, check))
-        return Path(f"{self._prefix}/{host}/{check}")
 
 
 def ensure_dir(path: Path) -> None:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from survivor.clock import parse_iso, utc_iso
-from survivor.store.fsio import FileWriter, PairPaths, safe_path
+from survivor.store.fsio import FileWriter
+from survivor.store.layout import HistoryLayout
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,18 @@ class HistoryStore:
     def __init__(self, history_dir: Path, writer: FileWriter) -> None:
         self.root = history_dir
         self.writer = writer
-        self._pair_paths = PairPaths(self.root / "host")
+        self.layout = HistoryLayout(history_dir)
 
     # ---------------------------------------------------------------- paths
 
     def pair_dir(self, host: str, check: str) -> Path:
         """HOST/CHECK under host/, both names checked to be safe path parts."""
-        return self._pair_paths(host, check)
+        return self.layout.pair_dir(host, check)
 
     def pair_file(self, host: str, check: str, kind: str, t: datetime) -> Path:
         if kind not in KINDS:
             raise ValueError(f"unknown history kind {kind!r}")
-        return self.pair_dir(host, check) / f"{kind}-{month_of(t)}.jsonl"
+        return self.layout.pair_file(host, check, kind, month_of(t))
 
     # ---------------------------------------------------------------- writing
 
@@ -81,14 +82,12 @@ class HistoryStore:
 
     def append_calllist(self, name: str, t: datetime, record: Mapping[str, Any]) -> None:
         doc = {"v": RECORD_VERSION, "t": utc_iso(t), **record}
-        path = safe_path(self.root / "calllist", name)
-        self.writer.append(path.with_name(f"{name}-{month_of(t)}.jsonl"), encode_record(doc))
+        self.writer.append(self.layout.calllist_file(name, month_of(t)), encode_record(doc))
 
     def append_event(self, t: datetime, event: str, **fields: Any) -> None:
         """A daemon event: start, stop, reload ok/failed, disk errors, history prune."""
         doc = {"v": RECORD_VERSION, "t": utc_iso(t), "event": event, **fields}
-        path = self.root / "daemon" / f"events-{month_of(t)}.jsonl"
-        self.writer.append(path, encode_record(doc))
+        self.writer.append(self.layout.events_file(month_of(t)), encode_record(doc))
 
     # ---------------------------------------------------------------- reading
 
@@ -120,12 +119,12 @@ class HistoryStore:
     def read_events(
         self, *, since: datetime | None = None, bad: list[BadLine] | None = None
     ) -> Iterator[dict[str, Any]]:
-        return self._read_stream(self.root / "daemon", "events", since, bad)
+        return self._read_stream(self.layout.daemon, "events", since, bad)
 
     def read_calllist(
         self, name: str, *, since: datetime | None = None, bad: list[BadLine] | None = None
     ) -> Iterator[dict[str, Any]]:
-        return self._read_stream(self.root / "calllist", name, since, bad)
+        return self._read_stream(self.layout.calllists, name, since, bad)
 
     def _read_stream(
         self, directory: Path, stem: str, since: datetime | None, bad: list[BadLine] | None
@@ -180,7 +179,7 @@ class HistoryStore:
         for path in sorted(self.month_files()):
             m = _MONTH_FILE.match(path.name)
             assert m is not None
-            if m["month"] < before and not path.is_relative_to(self.root / "daemon"):
+            if m["month"] < before and not path.is_relative_to(self.layout.daemon):
                 path.unlink()
                 removed.append(path)
         return removed

@@ -26,7 +26,8 @@ from typing import Any
 from survivor.errors import StateError
 from survivor.model.documents import CallListState, CheckState, Request, encode
 from survivor.model.names import is_safe_name
-from survivor.store.fsio import EntityLocks, FileWriter, PairPaths, read_document, safe_path
+from survivor.store.fsio import EntityLocks, FileWriter, read_document
+from survivor.store.layout import StateLayout
 
 log = logging.getLogger(__name__)
 
@@ -38,47 +39,23 @@ class StateStore:
         self.root = state_dir
         self.writer = writer
         self.locks = locks or EntityLocks()
-        self._pair_paths = PairPaths(self.root / "host")
+        self.layout = StateLayout(state_dir)
 
     # ---------------------------------------------------------------- paths
 
-    @property
-    def daemon_path(self) -> Path:
-        return self.root / "daemon.json"
-
-    @property
-    def queue_path(self) -> Path:
-        return self.root / "queue.json"
-
-    @property
-    def pid_path(self) -> Path:
-        return self.root / "survivor.pid"
-
-    @property
-    def requests_dir(self) -> Path:
-        return self.root / "requests"
-
     def pair_dir(self, host: str, check: str) -> Path:
         """HOST/CHECK under host/, both names checked to be safe path parts."""
-        return self._pair_paths(host, check)
-
-    def calllist_path(self, name: str) -> Path:
-        return safe_path(self.root / "calllist", name).with_suffix(".json")
-
-    @property
-    def calllist_lock_dir(self) -> Path:
-        """One lock for all call lists (the daemon and `calllist substitute` both take it)."""
-        return self.root / "calllist"
+        return self.layout.pair_dir(host, check)
 
     def read_calllist(self, name: str) -> CallListState | None:
         """A call list's state for readers (StateError if it is bad; nothing is moved)."""
-        doc = read_document(self.calllist_path(name))
+        doc = read_document(self.layout.calllist(name))
         return None if doc is None else CallListState.from_dict(doc)
 
     def load_calllist(self, name: str, now: datetime) -> CallListState | None:
         """A call list's state for the daemon: a bad file is moved aside and the list starts
         fresh, so one corrupt file cannot stop every alert through that list."""
-        path = self.calllist_path(name)
+        path = self.layout.calllist(name)
         doc = self.load_document(path, now)
         if doc is None:
             return None
@@ -89,7 +66,7 @@ class StateStore:
             return None
 
     def write_calllist(self, name: str, state: CallListState) -> None:
-        self.writer.replace(self.calllist_path(name), encode(state.to_dict()))
+        self.writer.replace(self.layout.calllist(name), encode(state.to_dict()))
 
     # ---------------------------------------------------------------- corrupt files
 
@@ -167,7 +144,7 @@ class StateStore:
         return docs
 
     def _pair_files(self, name: str) -> Iterator[tuple[str, str, Path]]:
-        hosts = self.root / "host"
+        hosts = self.layout.hosts
         try:
             host_entries = list(os.scandir(hosts))
         except FileNotFoundError:
@@ -196,35 +173,29 @@ class StateStore:
     # ---------------------------------------------------------------- daemon-wide documents
 
     def write_daemon(self, doc: Mapping[str, Any]) -> None:
-        self.writer.replace(self.daemon_path, encode(doc))
-
-    def read_daemon(self) -> dict[str, Any] | None:
-        return read_document(self.daemon_path)
+        self.writer.replace(self.layout.daemon, encode(doc))
 
     def write_queue(self, doc: Mapping[str, Any]) -> None:
-        self.writer.replace(self.queue_path, encode(doc))
-
-    def read_queue(self) -> dict[str, Any] | None:
-        return read_document(self.queue_path)
+        self.writer.replace(self.layout.queue, encode(doc))
 
     # ---------------------------------------------------------------- requests
 
     def submit_request(self, request: Request) -> Path:
-        path = safe_path(self.requests_dir, request.id).with_suffix(".json")
+        path = self.layout.request(request.id)
         self.writer.replace(path, encode(request.to_dict()))
         return path
 
     def take_requests(self, now: datetime) -> list[Request]:
         """Requests waiting for the daemon, oldest first; each is removed once read."""
         try:
-            entries = sorted(e.name for e in os.scandir(self.requests_dir))
+            entries = sorted(e.name for e in os.scandir(self.layout.requests))
         except FileNotFoundError:
             return []
         taken: list[Request] = []
         for name in entries:
             if name.startswith(".") or not name.endswith(".json"):
                 continue
-            path = self.requests_dir / name
+            path = self.layout.requests / name
             doc = self.load_document(path, now)
             if doc is not None:
                 try:
@@ -240,7 +211,7 @@ class StateStore:
     def prune(self, keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
         """Remove the state of check@host pairs not in `keep` (never history)."""
         removed: list[tuple[str, str]] = []
-        hosts = self.root / "host"
+        hosts = self.layout.hosts
         try:
             host_entries = list(os.scandir(hosts))
         except FileNotFoundError:

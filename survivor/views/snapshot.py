@@ -19,6 +19,7 @@ from survivor.model.codes import urgency
 from survivor.model.documents import CheckState, Inhibit
 from survivor.model.names import is_safe_name
 from survivor.store.fsio import read_document, read_pid
+from survivor.store.layout import StateLayout
 from survivor.views.health import DaemonHealth, daemon_health
 from survivor.views.rows import CheckRow, QueueRow, age_text, count_by_code, queue_rows, sort_rows
 
@@ -73,18 +74,20 @@ def read_pair_docs(pair_dir: Path, names: Iterable[str], errors: list[str]) -> d
     return docs
 
 
-def _disk_pairs(root: Path, hosts: Collection[str] | None) -> dict[tuple[str, str], set[str]]:
+def _disk_pairs(
+    layout: StateLayout, hosts: Collection[str] | None
+) -> dict[tuple[str, str], set[str]]:
     """(host, check) -> names of the documents present, for every pair directory on disk."""
     found: dict[tuple[str, str], set[str]] = {}
-    host_names = sorted(hosts) if hosts is not None else _safe_entries(root / "host")
+    host_names = sorted(hosts) if hosts is not None else _safe_entries(layout.hosts)
     for host in host_names:
         if not is_safe_name(host):
             continue
-        for check in _safe_entries(root / "host" / host):
+        for check in _safe_entries(layout.hosts / host):
             try:
                 names = {
                     e.name[:-5]
-                    for e in os.scandir(root / "host" / host / check)
+                    for e in os.scandir(layout.pair_dir(host, check))
                     if e.name.endswith(".json") and not e.name.startswith(".")
                 }
             except OSError:
@@ -116,25 +119,26 @@ def read_snapshot(
     """
     errors: list[str] = []
     daemon_errors: list[str] = []
-    daemon_doc = _read(state_dir / "daemon.json", daemon_errors)
+    layout = StateLayout(state_dir)
+    daemon_doc = _read(layout.daemon, daemon_errors)
     errors.extend(daemon_errors)
     try:
-        pid = read_pid(state_dir / "survivor.pid")
+        pid = read_pid(layout.pidfile)
     except (OSError, ValueError) as err:
         errors.append(f"survivor.pid: {err}")
         pid = None
     health = daemon_health(daemon_doc, pid, now, error=daemon_errors[0] if daemon_errors else None)
-    queue_doc = _read(state_dir / "queue.json", errors)
+    queue_doc = _read(layout.queue, errors)
     queue, queue_errors = queue_rows(queue_doc)
     errors.extend(queue_errors)
-    on_disk = _disk_pairs(state_dir, hosts)
+    on_disk = _disk_pairs(layout, hosts)
     wanted = set(on_disk)
     if configured is not None:
         wanted |= {p for p in configured if hosts is None or p[0] in hosts}
     rows: list[CheckRow] = []
     for host, check in wanted:
         names = on_disk.get((host, check), set())
-        pair_dir = state_dir / "host" / host / check
+        pair_dir = layout.pair_dir(host, check)
         row_errors: list[str] = []
         doc = _read(pair_dir / "check.json", row_errors) if "check" in names else None
         state, why = CheckState.from_dict_lenient(doc) if doc is not None else (CheckState(), None)

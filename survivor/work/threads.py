@@ -36,7 +36,14 @@ class Pool:
         self.clock = clock
         self.queue = queue
 
+    def start(self) -> None:
+        raise NotImplementedError
+
     def threads(self) -> list[threading.Thread]:
+        raise NotImplementedError
+
+    def check_health(self) -> int:
+        """Replace threads that died; returns how many."""
         raise NotImplementedError
 
     def submit(self, items: Iterable[WorkItem]) -> list[WorkItem]:

@@ -15,6 +15,7 @@ import pytest
 
 from survivor.clock import utc_iso
 from survivor.model.documents import Request
+from survivor.store.fsio import read_document
 from tests.cli.conftest import Cli
 from tests.viewstate import Tree, write_raw
 
@@ -89,7 +90,7 @@ class FakeDaemon:
             for req in self.tree.store.take_requests(datetime.now(UTC)):
                 self.requests.append(req.to_dict())
                 if self.obey and req.action == "cancel":
-                    doc = self.tree.store.read_queue() or {}
+                    doc = read_document(self.tree.store.layout.queue) or {}
                     doc["items"] = [i for i in doc.get("items", []) if i["id"] != req.target]
                     doc["updated"] = utc_iso(datetime.now(UTC))
                     self.tree.store.write_queue(doc)

@@ -20,6 +20,7 @@ from survivor.model.codes import code_name
 from survivor.model.config import FsyncPolicy
 from survivor.store.fsio import FileWriter
 from survivor.store.history import HistoryStore
+from survivor.store.layout import StateLayout
 from survivor.views.rows import age_text
 from survivor.views.snapshot import (
     PAIR_DOCS,
@@ -102,7 +103,7 @@ class StatusSource:
             return None
         now = snap.now
         errors: list[str] = []
-        docs = read_pair_docs(self.state_dir / "host" / host / check, PAIR_DOCS, errors)
+        docs = read_pair_docs(StateLayout(self.state_dir).pair_dir(host, check), PAIR_DOCS, errors)
         state = row.to_dict(now)
         return {
             "now": utc_iso(now),

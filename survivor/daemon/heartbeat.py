@@ -1,0 +1,140 @@
+"""What the daemon tells the world while it runs: daemon.json, queue.json, metrics, STATUS=.
+
+Other tools read these files instead of asking the daemon (DESIGN §5):
+daemon.json is rewritten at least every HEARTBEAT_S seconds and on every
+change of mood or reload; queue.json when what it lists changes, and at
+least once a heartbeat; the Prometheus textfile once a minute; systemd's
+STATUS= line when it changes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from survivor import __version__
+from survivor.clock import utc_iso
+from survivor.daemon import notify
+from survivor.daemon.wiring import Parts
+from survivor.model.work import Mood
+from survivor.store.fsio import DiskWriteError
+from survivor.views.metrics import export
+
+HEARTBEAT_S = 15.0
+QUEUE_WRITE_S = 1.0  # queue.json at most this often...
+QUEUE_SHARE = 0.05  # ...and so that writing it takes at most this share of the time
+METRICS_S = 60.0
+
+
+@dataclass(slots=True)
+class DaemonStatus:
+    """The daemon's own facts that daemon.json reports beside its parts' figures."""
+
+    config_path: Path
+    started: datetime
+    mood: Mood = Mood.STARTING
+    last_reload: dict[str, Any] | None = None
+    last_tick: dict[str, str | None] = field(default_factory=lambda: {"check": None, "alert": None})
+    disk_config: dict[str, Any] = field(default_factory=lambda: {"stale": False})
+
+
+class Heartbeat:
+    """Writes the documents that describe the running daemon."""
+
+    def __init__(self, parts: Parts, status: DaemonStatus) -> None:
+        self.parts = parts
+        self.status = status
+        self._last_status = ""
+        self._last_queue: tuple[list[dict[str, Any]], dict[str, int]] | None = None
+
+    def daemon_doc(self) -> dict[str, Any]:
+        """daemon.json: the heartbeat other tools read instead of asking the daemon."""
+        parts, status = self.parts, self.status
+        config, generation = parts.running.get()
+        loaded_at = parts.running.loaded_at
+        return {
+            "version": 1,
+            "pid": os.getpid(),
+            "survivor": __version__,
+            "instance": config.instance.name,
+            "mood": status.mood.value,
+            "started": utc_iso(status.started),
+            "updated": utc_iso(parts.clock.now()),
+            "config": {
+                "path": str(status.config_path),
+                "files": [str(f) for f in config.files],
+                "generation": generation,
+                "fingerprint": config.fingerprint,
+                "loaded_at": utc_iso(loaded_at),
+                "stale": bool(status.disk_config.get("stale")),
+                "on_disk": status.disk_config,
+            },
+            "last_reload": status.last_reload,
+            "ticks": dict(status.last_tick),
+            "pools": {"check": parts.check_pool.stats(), "alert": parts.alert_pool.stats()},
+            "alerts": parts.alert_stats.to_dict(),
+            "health": parts.health.to_dict(),
+            "heartbeat_s": HEARTBEAT_S,
+        }
+
+    def write_daemon_doc(self) -> None:
+        try:
+            self.parts.stores.state.write_daemon(self.daemon_doc())
+        except DiskWriteError as err:
+            self.parts.health.failed(err)
+
+    def write_queue(self, force: bool = False) -> None:
+        """queue.json, when what it lists changed (and on the heartbeat, to show it is fresh)."""
+        pools = self.parts.pools()
+        rows = [row for pool in pools for row in pool.snapshot()]
+        scheduled = {"check": pools[0].scheduled(), "alert": pools[1].scheduled()}
+        if not force and (rows, scheduled) == self._last_queue:
+            return
+        self._last_queue = (rows, scheduled)
+        self.parts.stores.state.write_queue(
+            {
+                "version": 1,
+                "updated": utc_iso(self.parts.clock.now()),
+                "pid": os.getpid(),
+                "items": rows,
+                "scheduled": scheduled,
+            }
+        )
+
+    def export_metrics(self) -> None:
+        parts = self.parts
+        path = parts.running.config.instance.prometheus_textfile
+        if path is None:
+            return
+        rows = [row for pool in parts.pools() for row in pool.snapshot()]
+        export(path, parts.stores.writer, self.daemon_doc(), rows, parts.book.items())
+
+    def notify_status(self, *, force: bool = False) -> None:
+        """STATUS= for `systemctl status`, sent when it changes (disk trouble shows there)."""
+        failing = self.parts.health.failing_since
+        if failing is not None:
+            status = f"STATUS=DISK FAILING since {utc_iso(failing)}"
+        else:
+            status = f"STATUS=running generation {self.parts.running.generation}"
+        if force or status != self._last_status:
+            self._last_status = status
+            notify.sd_notify(status)
+
+    def ready(self) -> None:
+        """READY=1 with the status line: after start-up and after each reload."""
+        self._last_status = f"STATUS=running generation {self.parts.running.generation}"
+        notify.sd_notify("READY=1", self._last_status)
+
+
+def queue_write_due(began: float, ended: float) -> float:
+    """When to write queue.json next, after a write from `began` to `ended` (monotonic).
+
+    Once a second; but with a backlog of tens of thousands of due items one
+    write costs tens of milliseconds of the GIL, taken from the checks that
+    would shrink the backlog. So a long queue is written less often: its
+    writing never takes more than QUEUE_SHARE of the daemon's time.
+    """
+    return began + max(QUEUE_WRITE_S, (ended - began) / QUEUE_SHARE)

@@ -1,0 +1,221 @@
+"""Wiring: every part of a running daemon, built before anything starts.
+
+`Stores.open()` makes the writer, the locks, the state and history stores and
+the pidfile, which the daemon takes before anything else writes (a second
+daemon stops there). `build_parts()` makes the rest from the state on disk
+(books, runner, recorder, executors, schedulers, pools) and starts nothing.
+The daemon starts pools and threads only once every part exists, so no part
+is ever seen half-built; a test builds the same parts on a fake clock and a
+fake runner and drives their ticks itself.
+
+`RunningConfig` is the one reference to the running configuration: the
+executors read it at each run, and a reload swaps it whole between ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from survivor.alerts.deliver import AlertExecutor
+from survivor.alerts.fixes import FixRunner
+from survivor.alerts.jobs import AlertStats
+from survivor.alerts.scheduler import AlertScheduler
+from survivor.checks.execute import CheckExecutor, CheckRunner
+from survivor.checks.record import CheckRecorder, ResultsLog
+from survivor.checks.scheduler import CheckScheduler, check_item, pairs_of
+from survivor.clock import Clock, local_zone
+from survivor.model.config import Config, FsyncPolicy
+from survivor.model.work import ItemIds
+from survivor.proc.runner import ModuleRunner
+from survivor.store.books import AlertBook, CheckBook
+from survivor.store.fsio import EntityLocks, FileWriter, PidFile
+from survivor.store.health import DiskHealth
+from survivor.store.history import HistoryStore
+from survivor.store.state import StateStore
+from survivor.work.loop import LoopPool
+from survivor.work.threads import Pool, WorkerPool, run_concurrently
+
+log = logging.getLogger(__name__)
+
+CHECK_START_TICK = 0.25  # checks falling due this close together start together (work.loop)
+# Two check loops: while one waits for its child to exec (the GIL released, proc.spawn),
+# the other records and starts checks. Three or four did no better than two at 72,000-76,000
+# services (docs/benchmarks.md).
+CHECK_LOOPS = 2
+
+
+class RunningConfig:
+    """The running configuration and its generation, read and swapped as one."""
+
+    def __init__(self, config: Config, generation: int, loaded_at: datetime) -> None:
+        self._lock = threading.Lock()
+        self._config = config
+        self._generation = generation
+        self.loaded_at = loaded_at
+
+    def get(self) -> tuple[Config, int]:
+        with self._lock:
+            return self._config, self._generation
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def swap(self, new: Config, now: datetime) -> int:
+        """Make `new` the running config; returns its generation."""
+        with self._lock:
+            self._config = new
+            self._generation += 1
+            self.loaded_at = now
+            return self._generation
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Where the daemon's files go: opened before anything else, the pidfile not yet taken."""
+
+    writer: FileWriter
+    locks: EntityLocks
+    state: StateStore
+    history: HistoryStore
+    pidfile: PidFile
+
+    @classmethod
+    def open(cls, config: Config) -> Stores:
+        inst = config.instance
+        writer = FileWriter(inst.fsync)
+        locks = EntityLocks()
+        state = StateStore(inst.state_dir, writer, locks)
+        history = HistoryStore(inst.history_dir, writer)
+        return cls(writer, locks, state, history, PidFile(state.layout.pidfile))
+
+
+@dataclass(slots=True)
+class Parts:
+    """Everything a running daemon is made of (besides its own threads)."""
+
+    clock: Clock
+    tz: tzinfo
+    stores: Stores
+    running: RunningConfig
+    health: DiskHealth
+    runner: ModuleRunner
+    results: ResultsLog
+    book: CheckBook
+    alert_book: AlertBook
+    ids: ItemIds
+    recorder: CheckRecorder
+    scheduler: CheckScheduler
+    check_pool: LoopPool
+    alert_stats: AlertStats
+    alert_scheduler: AlertScheduler
+    alert_pool: WorkerPool
+    alert_executor: AlertExecutor
+
+    def pools(self) -> tuple[Pool, Pool]:
+        return (self.check_pool, self.alert_pool)
+
+    def confirm_fix(self, check: str, host: str) -> None:
+        """A fix succeeded: re-run the check at once; the recovery notice waits for its result."""
+        self.book.reschedule(check, host)
+        config, _ = self.running.get()
+        checkdef = config.checks.get(check)
+        if checkdef is not None:  # refused while it runs: the reschedule flag covers it
+            item = check_item(self.ids, checkdef, (host,), self.clock.time(), "fix-confirm")
+            self.check_pool.submit([item])
+
+    def reconcile(self, config: Config) -> None:
+        """Forget the state of pairs `config` no longer has (never their history)."""
+        keep = set(pairs_of(config))
+        removed = self.stores.state.prune(keep)
+        self.book.prune(keep)
+        self.alert_book.prune(keep)
+        if removed:
+            log.info("state: pruned %d check@host pairs no longer configured", len(removed))
+
+
+def build_parts(
+    config: Config,
+    stores: Stores,
+    running: RunningConfig,
+    clock: Clock,
+    now: datetime,
+    *,
+    runner: ModuleRunner | None = None,
+) -> Parts:
+    """Every part, from the state on disk at `now`; starts no thread and no child.
+
+    `runner` replaces the module runner (tests pass a fake one).
+    """
+    inst = config.instance
+    tz = local_zone(inst.timezone)
+    state, history = stores.state, stores.history
+    health = DiskHealth(clock)
+    if runner is None:
+        runner = ModuleRunner(
+            inst.module_dirs,
+            inst.plugin_dirs,
+            output_cap=inst.output_cap,
+            extra_env={"SURVIVOR_INSTANCE": inst.name},
+        )
+    results = ResultsLog(inst.results_log, clock)
+    book = CheckBook(state.load_checks(now))
+    alert_book = AlertBook.load(state, health, now)
+    ids = ItemIds()
+    recorder = CheckRecorder(book, state, history, results, health, tz)
+    executor = CheckExecutor(
+        CheckRunner(runner, run_concurrently),
+        recorder,
+        clock,
+        running.get,
+        offload_records=inst.fsync is FsyncPolicy.ALWAYS,
+    )
+    check_pool = LoopPool(
+        "check", inst.check_workers, executor.steps, clock, CHECK_START_TICK, loops=CHECK_LOOPS
+    )
+    alert_stats = AlertStats()
+    parts: Parts
+
+    alert_executor = AlertExecutor(
+        runner,
+        FixRunner(runner, state, history, clock),
+        alert_book,
+        state,
+        history,
+        alert_stats,
+        clock,
+        running.get,
+        lambda check, host: parts.confirm_fix(check, host),
+    )
+    alert_pool = WorkerPool("alert", inst.alert_workers, alert_executor.execute, clock)
+    alert_scheduler = AlertScheduler(
+        book, alert_book, state, history, ids, alert_stats, tz, alert_pool.is_busy_with
+    )
+    parts = Parts(
+        clock=clock,
+        tz=tz,
+        stores=stores,
+        running=running,
+        health=health,
+        runner=runner,
+        results=results,
+        book=book,
+        alert_book=alert_book,
+        ids=ids,
+        recorder=recorder,
+        scheduler=CheckScheduler(book, ids, tz),
+        check_pool=check_pool,
+        alert_stats=alert_stats,
+        alert_scheduler=alert_scheduler,
+        alert_pool=alert_pool,
+        alert_executor=alert_executor,
+    )
+    parts.reconcile(config)
+    return parts
