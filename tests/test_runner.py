@@ -20,14 +20,13 @@ from survivor.model.config import Host
 from survivor.proc import runner as runner_module
 from survivor.proc import spawn as spawn_module
 from survivor.proc.runner import DEFAULT_PATH, LINGER, STDERR_CAP, ModuleRunner, ProcessOutcome
-from survivor.protocol import (
+from survivor.protocol.modules import (
     check_request,
-    expand_argv,
     fix_request,
     parse_check_output,
     parse_fix_output,
-    parse_plugin_output,
 )
+from survivor.protocol.plugins import expand_argv, parse_plugin_output
 
 MOD = Path(__file__).parent / "fixtures" / "mod"
 HOSTS = [Host("web1", "192.0.2.10", vars={"port": 8080}), Host("web2", "192.0.2.11")]
