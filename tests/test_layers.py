@@ -92,7 +92,7 @@ LAYERS: dict[str, float] = {
     "protocol.plugins": 7.2,
     "composite": 7.3,
     "schedule": 7.3,
-    # PLANNED "timespec": 7.3,
+    "timespec": 7.3,
     "config": 7.3,
     "config.build": 7.3,
     "config.build_alerts": 7.3,
