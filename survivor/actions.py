@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from survivor.alerts.fixes import FixOutcome, FixRunner
 from survivor.calllist import resolution, state_name, with_substitution
 from survivor.clock import local_zone, utc_iso
 from survivor.errors import SurvivorError
-from survivor.model.codes import ReturnCode, code_name
+from survivor.model.codes import ReturnCode, code_name, is_failing
 from survivor.model.config import CallList, CheckDef, Config, Host
 from survivor.model.documents import (
     Ack,
@@ -58,17 +57,13 @@ from survivor.model.documents import (
 from survivor.store.fsio import read_pid
 from survivor.store.history import HistoryStore
 from survivor.store.state import StateStore
+from survivor.timespec import _shown
 
 DEFAULT_COMMENT = "(no reason given)"
-QUIET_CODES = frozenset({ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND})
 
 
 class OpError(SurvivorError):
     """An operator action was refused; the message says which pair and what stands in the way."""
-
-
-class TimeSpecError(SurvivorError, ValueError):
-    """A time given on the command line (--until) is not understood or not in the future."""
 
 
 def current_user() -> str:
@@ -92,70 +87,6 @@ class Operator:
     @property
     def tz(self) -> tzinfo:
         return local_zone(self.config.instance.timezone)
-
-
-# --------------------------------------------------------------------------- times
-
-
-_RELATIVE = re.compile(r"\A\+\s*((?:\d+\s*[smhdw]\s*)+)\Z")
-_RELATIVE_PART = re.compile(r"(\d+)\s*([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_CLOCK_TIME = re.compile(r"\A(\d{1,2}):(\d{2})\Z")
-TIME_FORMATS = (
-    "ISO 8601 (2026-11-24T18:00, with Z or an offset for UTC/other zones), "
-    "'YYYY-MM-DD HH:MM', 'HH:MM' (its next occurrence) or '+30m', '+2h', '+1d', '+1h30m'"
-)
-
-
-def parse_until(text: str, *, now: datetime, tz: tzinfo) -> datetime:
-    """An end time given by an operator, as aware UTC; it must lie after `now`.
-
-    Times without a zone are local time in `tz` (the instance's zone).
-    """
-    spec = text.strip()
-    when = _parse_time(spec, now, tz)
-    if when is None:
-        raise TimeSpecError(f"{text!r} is not a time; use {TIME_FORMATS}")
-    if when <= now:
-        shown = when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-        raise TimeSpecError(f"{text!r} ({shown}) is not in the future")
-    return when.astimezone(UTC)
-
-
-def _parse_time(spec: str, now: datetime, tz: tzinfo) -> datetime | None:
-    m = _RELATIVE.match(spec)
-    if m:
-        seconds = sum(
-            int(n) * _UNIT_SECONDS[unit] for n, unit in _RELATIVE_PART.findall(m.group(1))
-        )
-        return now + timedelta(seconds=seconds)
-    m = _CLOCK_TIME.match(spec)
-    if m:
-        hour, minute = int(m.group(1)), int(m.group(2))
-        if hour > 23 or minute > 59:
-            return None
-        today = now.astimezone(tz).date()
-        for day in (today, today + timedelta(days=1)):
-            candidate = _local(day, time(hour, minute), tz)
-            if candidate > now:
-                return candidate
-        return None
-    try:
-        parsed = datetime.fromisoformat(spec.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed
-
-
-def _local(day: date, at: time, tz: tzinfo) -> datetime:
-    """`day` at `at` local time; a time skipped by a DST change lands just after the gap."""
-    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC).astimezone(tz)
-
-
-def _shown(t: datetime, tz: tzinfo) -> str:
-    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 # --------------------------------------------------------------------------- pair plumbing
@@ -194,13 +125,13 @@ def _read_inhibit(op: Operator, host: str, check: str) -> Inhibit | None:
 
 
 def _failing(st: CheckState | None) -> bool:
-    return st is not None and st.rc not in QUIET_CODES
+    return st is not None and is_failing(st.rc)
 
 
 def _require_failing(st: CheckState | None, host: str, check: str, verb: str) -> CheckState:
     if st is None:
         raise OpError(f"{_label(host, check)} has no result yet; nothing to {verb}")
-    if st.rc in QUIET_CODES:
+    if not is_failing(st.rc):
         why = {
             ReturnCode.OK: "is OK",
             ReturnCode.NOTYET: "has no result yet (NOTYET)",

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from survivor import actions as ops
-from survivor.actions import Operator, OpError, TimeSpecError, parse_until
+from survivor.actions import Operator, OpError
 from survivor.alerts.fixes import FixRunner
 from survivor.calllist import SubstitutionError
 from survivor.config import load_config
@@ -22,6 +22,7 @@ from survivor.proc.modules import runner_for
 from survivor.store.fsio import FileWriter
 from survivor.store.history import HistoryStore
 from survivor.store.state import StateStore
+from survivor.timespec import TimeSpecError, parse_until
 from tests.fakes import FakeClock
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday

@@ -12,15 +12,17 @@ from hypothesis import strategies as st
 from survivor.model.codes import ReturnCode, is_valid_code
 from survivor.model.config import Host
 from survivor.model.work import CheckResult, PerfDatum
-from survivor.protocol import (
-    COMMENT_MAX,
+from survivor.protocol.modules import (
     QUOTE_MAX,
-    argv_placeholders,
     check_request,
-    expand_argv,
     fix_request,
     parse_check_output,
     parse_fix_output,
+)
+from survivor.protocol.plugins import (
+    COMMENT_MAX,
+    argv_placeholders,
+    expand_argv,
     parse_perfdata,
     parse_plugin_output,
 )

@@ -22,14 +22,13 @@ from survivor.proc import session as session_module
 from survivor.proc import spawn as spawn_module
 from survivor.proc.runner import DEFAULT_PATH, ModuleRunner
 from survivor.proc.session import LINGER, STDERR_CAP, ProcessOutcome
-from survivor.protocol import (
+from survivor.protocol.modules import (
     check_request,
-    expand_argv,
     fix_request,
     parse_check_output,
     parse_fix_output,
-    parse_plugin_output,
 )
+from survivor.protocol.plugins import expand_argv, parse_plugin_output
 
 MOD = Path(__file__).parent / "fixtures" / "mod"
 HOSTS = [Host("web1", "192.0.2.10", vars={"port": 8080}), Host("web2", "192.0.2.11")]

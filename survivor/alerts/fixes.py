@@ -36,7 +36,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from survivor import protocol
 from survivor.clock import Clock
 from survivor.errors import ModuleError, StateError
 from survivor.model.codes import ReturnCode, code_name
@@ -44,6 +43,7 @@ from survivor.model.config import Config, FixDef, LockScope
 from survivor.model.documents import FixLock, encode
 from survivor.model.names import check_name
 from survivor.proc.runner import ModuleRunner
+from survivor.protocol.modules import fix_request, parse_fix_output
 from survivor.store.fsio import DiskWriteError, read_document
 from survivor.store.history import HistoryStore
 from survivor.store.state import StateStore
@@ -269,13 +269,13 @@ class FixRunner:
     ) -> FixOutcome:
         try:
             path = self.runner.resolve("fix", fixdef.module)
-            request = protocol.fix_request(
+            request = fix_request(
                 fixdef.name, config.hosts[host], fixdef.args, fixdef.timeout, check
             )
             result = self.runner.run([str(path)], request, fixdef.timeout, on_start=on_start)
         except ModuleError as err:
             return _outcome(ReturnCode.MISCONFIG, str(err), started, fix=fixdef.name)
-        rc, comment = protocol.parse_fix_output(result.stdout, killed=result.timed_out)
+        rc, comment = parse_fix_output(result.stdout, killed=result.timed_out)
         if result.timed_out and rc == ReturnCode.TIMEDOUT:
             comment = f"fix module killed after its {fixdef.timeout:g} s timeout"
         elif result.signal_name is not None and rc != ReturnCode.OK:

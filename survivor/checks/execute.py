@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from survivor import composite, protocol
+from survivor import composite
 from survivor.checks.record import CheckRecorder
 from survivor.clock import Clock, from_epoch
 from survivor.errors import ModuleError
@@ -23,6 +23,8 @@ from survivor.model.config import CheckDef, CheckKind, Config, Host
 from survivor.model.work import CheckResult, WorkItem
 from survivor.proc.runner import ModuleRunner
 from survivor.proc.session import ProcessOutcome
+from survivor.protocol.modules import check_request, parse_check_output
+from survivor.protocol.plugins import expand_argv, parse_plugin_output
 from survivor.work.steps import PAUSE, Offload, Steps, drive, outcome_of
 
 if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
@@ -206,14 +208,14 @@ class CheckRunner:
         assert check.module is not None
         try:
             path = self.runner.resolve("check", check.module)
-            request = protocol.check_request(check.name, check.args, hosts, check.timeout)
+            request = check_request(check.name, check.args, hosts, check.timeout)
             cap = config.instance.output_cap * max(1, len(hosts))
             outcome = yield from self._run(ctx, [str(path)], request, check.timeout, cap)
         except ModuleError as err:
             return [CheckResult(h, int(ReturnCode.MISCONFIG), str(err)) for h in names]
         if outcome.stderr:
             log.warning("check %s: module stderr: %s", check.name, _first_lines(outcome.stderr))
-        parsed = protocol.parse_check_output(
+        parsed = parse_check_output(
             outcome.stdout,
             names,
             killed=outcome.timed_out,
@@ -238,11 +240,11 @@ class CheckRunner:
         assert check.plugin is not None
         try:
             path = self.runner.resolve_plugin(check.plugin)
-            argv = [str(path), *protocol.expand_argv(check.argv, host)]
+            argv = [str(path), *expand_argv(check.argv, host)]
             outcome = yield from self._run(ctx, argv, b"", check.timeout, None)
         except (ModuleError, ValueError) as err:
             return CheckResult(host.name, int(ReturnCode.MISCONFIG), str(err))
-        return protocol.parse_plugin_output(
+        return parse_plugin_output(
             outcome.stdout,
             outcome.exit_status,
             killed=outcome.timed_out,

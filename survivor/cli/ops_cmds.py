@@ -78,8 +78,8 @@ def until_option(required: bool) -> Callable[[Any], Any]:
 
 def parse_until_text(app: App, text: str, when: datetime) -> datetime:
     """--until TIME as aware UTC, or a usage error naming the option."""
-    from survivor.actions import TimeSpecError, parse_until
     from survivor.clock import local_zone
+    from survivor.timespec import TimeSpecError, parse_until
 
     try:
         return parse_until(text, now=when, tz=local_zone(app.config.instance.timezone))

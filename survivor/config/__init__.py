@@ -1,7 +1,8 @@
 """Configuration: `load_config(path) -> Config`, the single entry point, and reload diffs.
 
-Loading is read (`load`: strict YAML, includes, merged sections), then build
-(`build`, `build_alerts`, `build_checks`: typed, cross-checked, frozen). Every
+Loading is read (`load`: includes and merged sections, each file read as strict YAML
+by `yaml`), then build (`build`, `build_alerts`, `build_checks`, `build_deps`, all
+reading through `fields`: typed, cross-checked, frozen). Every
 problem found on the way is collected, and `ConfigError` carries all of them
 with `file:line`, so an operator fixes a config in one round, not one error
 per reload.
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from survivor.config import build, build_alerts, build_checks
+from survivor.config import build, build_alerts, build_checks, build_deps, fields
 from survivor.config.diff import ConfigDiff, diff_configs
-from survivor.config.load import collector_paused, read_sources
+from survivor.config.load import read_sources
+from survivor.config.yaml import collector_paused
 from survivor.errors import ConfigError
 from survivor.model.config import Config
 
@@ -34,12 +36,13 @@ def load_config(path: Path, *, base_dir: Path | None = None) -> Config:
 
 def _load(path: Path, base_dir: Path | None) -> Config:
     raw = read_sources(path, base_dir)
-    ctx = build.Context(raw)
+    ctx = fields.Context(raw)
     instance = build.build_instance(ctx)
     schedules = build.build_schedules(ctx)
     default_timeout = 45.0 if instance is None else instance.default_timeout
     alerting = build_alerts.build_alerting(ctx, schedules, default_timeout)
     hosting = build_checks.build_hosting(ctx, schedules, alerting, default_timeout)
+    build_deps.build_dependencies(ctx, hosting)
     if ctx.problems or instance is None:
         rank = {str(file): index for index, file in enumerate(raw.files)}
         raise ConfigError(sorted(ctx.problems, key=lambda p: (rank.get(p.file, len(rank)), p.line)))

@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from survivor.config import convert
-from survivor.config.build import Context, Fields, check_reference, describe
-from survivor.config.load import MList, MMap
+from survivor.config.fields import Context, Fields, check_reference, describe
+from survivor.config.yaml import MList, MMap
 from survivor.model.config import (
     AlertMethod,
     AlertPlan,

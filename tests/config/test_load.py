@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from survivor.config import load_config
-from survivor.config.load import (
+from survivor.config.load import read_sources
+from survivor.config.yaml import (
     MAX_ALIAS_USES,
     LoadFailure,
     MList,
     MMap,
     parse_yaml,
-    read_sources,
 )
 from survivor.errors import ConfigError, ConfigProblem
 

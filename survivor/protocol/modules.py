@@ -1,44 +1,39 @@
-"""The two check protocols of DESIGN.md §4, as pure functions over bytes.
+"""The Survivor protocol of DESIGN.md §4 (`module:`): what check and fix modules read and print.
 
-Building the stdin documents and reading what modules and plugins print is
-kept apart from running them (`runner`), so every odd output a module can
-produce is tested here without a process: torn lines, binary junk, unknown
-hosts, perfdata in all the shapes the monitoring-plugins guidelines allow.
+A module gets one JSON document on stdin (`check_request`, `fix_request`) and
+prints one JSON object per line: a result per host for a check, one `{"rc",
+"comment"}` for a fix. The parsers here take whatever came back, keep the first
+valid line per host and turn a host without one into TIMEDOUT (the module was
+killed) or MISCONFIG quoting the first unusable line, so a module's traceback
+or usage message reaches the operator as a comment and never as an exception.
 
-Nothing here raises on bad module output: bad output becomes a MISCONFIG
-result whose comment says what the module printed. Only bad *configuration*
-(an argv template naming a var the host lacks) raises `ValueError`.
+Perfdata a module gives as text is read with the plugin protocol's parser, and
+the comment cap is the one both protocols share, so this module imports both
+from `protocol.plugins`, which stays the lower of the two.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from survivor.config.convert import expand_template, template_fields
 from survivor.model.codes import ReturnCode, is_valid_code
 from survivor.model.config import Host
 from survivor.model.work import CheckResult, PerfDatum
+from survivor.protocol.plugins import COMMENT_MAX, parse_perfdata
 
 PROTOCOL_VERSION = 1
-COMMENT_MAX = 1000  # characters of a comment kept in state and history
 QUOTE_MAX = 200  # characters of a bad output line quoted in a MISCONFIG comment
 
 __all__ = [
-    "COMMENT_MAX",
     "PROTOCOL_VERSION",
     "QUOTE_MAX",
-    "argv_placeholders",
     "check_request",
-    "expand_argv",
     "fix_request",
     "parse_check_output",
     "parse_fix_output",
-    "parse_perfdata",
-    "parse_plugin_output",
 ]
 
 # --------------------------------------------------------------------------- requests
@@ -91,10 +86,6 @@ def _jsonable(value: object) -> Any:
 def _seconds_value(timeout: float) -> float | int:
     """`30` rather than `30.0` on the wire when the timeout is whole."""
     return int(timeout) if float(timeout).is_integer() else float(timeout)
-
-
-def _seconds_text(timeout: float) -> str:
-    return f"{timeout:g}"
 
 
 # --------------------------------------------------------------------------- module output
@@ -285,188 +276,3 @@ def _quote(line: str) -> str:
     if line.isprintable():
         return line
     return "".join(c if c.isprintable() else "?" for c in line)
-
-
-# --------------------------------------------------------------------------- argv templates
-
-
-# `{{` and `}}` are literal braces, `{name}` a placeholder, and a lone brace an error,
-# exactly as in str.format, which operators already know.
-def argv_placeholders(templates: Sequence[str]) -> set[str]:
-    """Every placeholder the templates use ({host}, {address}, {vars.NAME}); ValueError on a
-    malformed one. The grammar is the config loader's (config.convert), so what loads expands."""
-    return {name for template in templates for name in template_fields(template)}
-
-
-def expand_argv(templates: Sequence[str], host: Host) -> list[str]:
-    """The argv for one host: each placeholder replaced by a whole value, never re-split.
-
-    Raises ValueError naming the host and var when the host lacks a var the
-    template needs.
-    """
-    argv: list[str] = []
-    for template in templates:
-        for name in template_fields(template):
-            var = name.removeprefix("vars.")
-            if name != var and var not in host.vars:
-                raise ValueError(
-                    f"host {host.name} has no var {var!r}, which argv template {template!r}"
-                    f" needs; add vars: {{{var}: ...}} to the host"
-                )
-        argv.append(expand_template(template, host.name, host.address, host.vars))
-    return argv
-
-
-_PLUGIN_CODES = {
-    0: ReturnCode.OK,
-    1: ReturnCode.WARNING,
-    2: ReturnCode.PROBLEM,
-    3: ReturnCode.MISCONFIG,  # UNKNOWN: the plugin could not tell, which is our MISCONFIG
-}
-NO_PLUGIN_OUTPUT = "(no output from plugin)"
-
-
-def parse_plugin_output(
-    stdout: bytes,
-    exit_status: int | None,
-    *,
-    killed: bool,
-    signal_name: str | None,
-    timeout: float,
-    duration_ms: int,
-    host: str,
-) -> CheckResult:
-    """A CheckResult from one plugin run, following the Nagios plugin API.
-
-    The comment is the first line up to `|`. Long output (the later lines) is
-    not part of the comment: state and history keep one short line per
-    result. The one exception is a plugin whose first line is empty: then the
-    long text (lines joined with "; ", cut to COMMENT_MAX) is the comment,
-    because it is all the operator would have. Perfdata comes from the first
-    line after `|` and from the long output after its first `|`, through to
-    the end; the first perfdatum's value is the scalar.
-    """
-    if killed:
-        return CheckResult(
-            host=host,
-            rc=int(ReturnCode.TIMEDOUT),
-            comment=f"plugin timed out after {_seconds_text(timeout)} s",
-            duration_ms=duration_ms,
-        )
-    summary, perf_text = _split_plugin_output(stdout.decode("utf-8", errors="replace"))
-    perfdata = parse_perfdata(perf_text) if perf_text else ()
-    scalar = perfdata[0].value if perfdata else None
-    if signal_name is not None:
-        rc, comment = int(ReturnCode.MISCONFIG), f"plugin killed by {signal_name}"
-    elif exit_status is None:
-        rc, comment = int(ReturnCode.MISCONFIG), "plugin ended without an exit status"
-    elif exit_status in _PLUGIN_CODES:
-        rc, comment = int(_PLUGIN_CODES[exit_status]), summary or NO_PLUGIN_OUTPUT
-    else:
-        rc = int(ReturnCode.MISCONFIG)
-        comment = f"plugin exited with status {exit_status}: {summary or NO_PLUGIN_OUTPUT}"
-    return CheckResult(
-        host=host,
-        rc=rc,
-        comment=comment[:COMMENT_MAX],
-        scalar=scalar,
-        duration_ms=duration_ms,
-        perfdata=perfdata,
-    )
-
-
-def _split_plugin_output(text: str) -> tuple[str, str]:
-    """`(comment, perfdata text)` of plugin output; see parse_plugin_output."""
-    lines = text.split("\n")
-    head, bar, perf = lines[0].partition("|")
-    summary = head.strip()
-    perf_parts = [perf] if bar else []
-    long_lines: list[str] = []
-    for index in range(1, len(lines)):
-        before, bar, after = lines[index].partition("|")
-        if bar:
-            long_lines.append(before)
-            perf_parts.append(after)
-            perf_parts.extend(lines[index + 1 :])
-            break
-        long_lines.append(before)
-    if not summary:
-        summary = "; ".join(s for s in (line.strip() for line in long_lines) if s)
-    return summary[:COMMENT_MAX], " ".join(perf_parts)
-
-
-# --------------------------------------------------------------------------- perfdata
-
-_SPACE_RE = re.compile(r"\s*")
-_TOKEN_RE = re.compile(r"\S+")
-# A quoted label may hold spaces, `=` and `''` (an escaped quote); an unquoted one neither.
-_ITEM_RE = re.compile(r"'((?:[^']|'')*)'=(\S*)|([^\s'=][^\s=]*)=(\S*)")
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-# Value plus UOM: the guidelines list s ms us % B KB MB GB TB c; other letters are kept too.
-_VALUE_RE = re.compile(rf"({_NUMBER})((?:[^\W\d_]|[%/])*)")
-_LIMIT_RE = re.compile(rf"({_NUMBER})(?:[^\W\d_]|[%/])*")
-
-
-def parse_perfdata(text: str) -> tuple[PerfDatum, ...]:
-    """Parse `'label'=value[UOM];[warn];[crit];[min];[max]` items separated by whitespace.
-
-    warn and crit are range strings (`10`, `10:20`, `~:5`, `@1:3`) kept as
-    text; min and max are numbers (a unit after them is tolerated). `U` is an
-    unknown value. A malformed item is skipped; this never raises.
-    """
-    items: list[PerfDatum] = []
-    pos, end = 0, len(text)
-    while True:
-        space = _SPACE_RE.match(text, pos)
-        pos = space.end() if space else pos
-        if pos >= end:
-            break
-        match = _ITEM_RE.match(text, pos)
-        if match is None:
-            token = _TOKEN_RE.match(text, pos)
-            pos = token.end() if token else end
-            continue
-        pos = match.end()
-        quoted, quoted_value, plain, plain_value = match.groups()
-        label = plain if quoted is None else quoted.replace("''", "'")
-        datum = _perfdatum(label, plain_value if quoted is None else quoted_value)
-        if datum is not None:
-            items.append(datum)
-    return tuple(items)
-
-
-def _perfdatum(label: str, spec: str) -> PerfDatum | None:
-    if not label:
-        return None
-    fields = spec.split(";")
-    value_field = fields[0]
-    if value_field == "U":
-        value, uom = None, ""
-    else:
-        match = _VALUE_RE.fullmatch(value_field)
-        if match is None:
-            return None
-        value = _finite_text(match.group(1))
-        if value is None:
-            return None
-        uom = match.group(2)
-    fields += [""] * (5 - len(fields))
-    return PerfDatum(
-        label=label,
-        value=value,
-        uom=uom,
-        warn=fields[1] or None,
-        crit=fields[2] or None,
-        min=_limit(fields[3]),
-        max=_limit(fields[4]),
-    )
-
-
-def _limit(text: str) -> float | None:
-    match = _LIMIT_RE.fullmatch(text) if text else None
-    return None if match is None else _finite_text(match.group(1))
-
-
-def _finite_text(text: str) -> float | None:
-    number = float(text)
-    return number if math.isfinite(number) else None
