@@ -11,16 +11,9 @@ import pytest
 
 from survivor.errors import UnsafeNameError
 from survivor.model.config import FsyncPolicy
-from survivor.store.fsio import (
-    AlreadyRunningError,
-    Appender,
-    DiskWriteError,
-    EntityLocks,
-    FileWriter,
-    PidFile,
-    read_pid,
-)
+from survivor.store.fsio import Appender, DiskWriteError, EntityLocks, FileWriter
 from survivor.store.layout import safe_path
+from survivor.store.pidfile import AlreadyRunningError, PidFile, read_pid
 
 
 @pytest.mark.parametrize("policy", list(FsyncPolicy))
@@ -145,7 +138,7 @@ def test_pidfile_refuses_second_owner_and_survives_stale_file(tmp_path: Path) ->
     # Another process cannot take it.
     code = (
         "import sys; from pathlib import Path\n"
-        "from survivor.store.fsio import PidFile, AlreadyRunningError\n"
+        "from survivor.store.pidfile import PidFile, AlreadyRunningError\n"
         "try:\n PidFile(Path(sys.argv[1])).acquire()\nexcept AlreadyRunningError as e:\n"
         " print(e); sys.exit(3)\n"
     )

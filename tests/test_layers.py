@@ -44,6 +44,9 @@ LAYERS: dict[str, float] = {
     "daemon.wiring": 2,
     # 3. what people do and see: operator actions, and the views of the state files
     "actions": 3,
+    "actions.calllists": 3,
+    "actions.operator": 3,
+    "actions.pairs": 3,
     "views": 3,
     "views.health": 3,
     "views.metrics": 3,
@@ -84,6 +87,7 @@ LAYERS: dict[str, float] = {
     "store.health": 6,
     "store.history": 6,
     "store.layout": 6,
+    "store.pidfile": 6,
     "store.state": 6,
     # 7. the core, pure: no threads, children, writes or clock reads
     "alertplan": 7.1,
@@ -100,10 +104,12 @@ LAYERS: dict[str, float] = {
     "config.build_alerts": 7.3,
     "config.build_checks": 7.3,
     "config.build_deps": 7.3,
+    "config.build_hosts": 7.3,
     "config.convert": 7.3,
     "config.diff": 7.3,
     "config.fields": 7.3,
     "config.load": 7.3,
+    "config.marked": 7.3,
     "config.yaml": 7.3,
     # 8. shared data: the config tree, codes, work items, stored documents
     "model": 8,

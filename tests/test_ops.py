@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from survivor import actions as ops
-from survivor.actions import Operator, OpError
+from survivor.actions import calllists, operator, pairs
+from survivor.actions.operator import Operator, OpError
 from survivor.alerts.fixes import FixRunner
 from survivor.calllist import SubstitutionError
 from survivor.config import load_config
@@ -93,7 +93,7 @@ def make_operator(config: Config, user: str | None = None) -> Operator:
         config,
         StateStore(inst.state_dir, writer),
         HistoryStore(inst.history_dir, writer),
-        user or ops.current_user(),
+        user or operator.current_user(),
     )
 
 
@@ -138,19 +138,19 @@ def doc(op: Operator, host: str, check: str, name: str) -> dict[str, object] | N
 
 def test_ack_of_a_failing_check_is_stored_and_recorded_with_the_os_user(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    msg = ops.ack(op, "web1", "http", comment="looking into it", now=NOW)
+    msg = pairs.ack(op, "web1", "http", comment="looking into it", now=NOW)
     assert msg.startswith("acknowledged web1/http (PROBLEM since ")
     stored = doc(op, "web1", "http", "ack")
     assert stored is not None
     ack = Ack.from_dict(stored)
     assert (ack.user, ack.comment, ack.at, ack.about_rc) == (
-        ops.current_user(),
+        operator.current_user(),
         "looking into it",
         NOW,
         1,
     )
     [record] = commands(op, "web1", "http")
-    assert record["user"] == ops.current_user()
+    assert record["user"] == operator.current_user()
     assert (record["command"], record["comment"], record["code"]) == (
         "ack",
         "looking into it",
@@ -163,12 +163,12 @@ def test_current_user_is_the_unix_user() -> None:
     import os
     import pwd
 
-    assert ops.current_user() == pwd.getpwuid(os.getuid()).pw_name
+    assert operator.current_user() == pwd.getpwuid(os.getuid()).pw_name
 
 
 def test_ack_without_a_comment_gets_the_default_excuse(op: Operator) -> None:
     set_check(op, "web1", "http", 2)
-    ops.ack(op, "web1", "http", comment="  ", now=NOW)
+    pairs.ack(op, "web1", "http", comment="  ", now=NOW)
     assert commands(op, "web1", "http")[0]["comment"] == "(no reason given)"
 
 
@@ -179,46 +179,46 @@ def test_ack_without_a_comment_gets_the_default_excuse(op: Operator) -> None:
 def test_ack_is_refused_unless_failing(op: Operator, rc: int, words: str) -> None:
     set_check(op, "web1", "http", rc)
     with pytest.raises(OpError, match=f"web1/http .*{words}.*nothing to acknowledge"):
-        ops.ack(op, "web1", "http", comment=None, now=NOW)
+        pairs.ack(op, "web1", "http", comment=None, now=NOW)
     assert doc(op, "web1", "http", "ack") is None
     assert commands(op, "web1", "http") == []
 
 
 def test_ack_is_refused_before_the_first_result(op: Operator) -> None:
     with pytest.raises(OpError, match="web1/http has no result yet"):
-        ops.ack(op, "web1", "http", comment=None, now=NOW)
+        pairs.ack(op, "web1", "http", comment=None, now=NOW)
 
 
 def test_ack_is_refused_when_already_acknowledged(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    ops.ack(op, "web1", "http", comment="first", now=NOW)
+    pairs.ack(op, "web1", "http", comment="first", now=NOW)
     with pytest.raises(OpError, match=r"already acknowledged by .*: first"):
-        ops.ack(op, "web1", "http", comment="second", now=NOW)
+        pairs.ack(op, "web1", "http", comment="second", now=NOW)
     assert len(commands(op, "web1", "http")) == 1
 
 
 def test_a_stale_ack_from_another_code_is_replaced(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    ops.ack(op, "web1", "http", comment="first", now=NOW)
+    pairs.ack(op, "web1", "http", comment="first", now=NOW)
     set_check(op, "web1", "http", 2)  # the daemon has not dropped the old ack yet
-    ops.ack(op, "web1", "http", comment="second", now=NOW)
+    pairs.ack(op, "web1", "http", comment="second", now=NOW)
     stored = doc(op, "web1", "http", "ack")
     assert stored is not None and stored["about_rc"] == 2
 
 
 def test_an_ack_kept_across_codes_by_the_plan_still_counts(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    ops.ack(op, "web1", "http", comment="first", now=NOW)
+    pairs.ack(op, "web1", "http", comment="first", now=NOW)
     set_check(op, "web1", "http", 4)  # keep_state_on: [4]
     with pytest.raises(OpError, match="already acknowledged"):
-        ops.ack(op, "web1", "http", comment="second", now=NOW)
+        pairs.ack(op, "web1", "http", comment="second", now=NOW)
 
 
 def test_ack_is_refused_while_inhibited(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    ops.inhibit(op, "web1", "http", comment="maintenance", until=None, now=NOW)
+    pairs.inhibit(op, "web1", "http", comment="maintenance", until=None, now=NOW)
     with pytest.raises(OpError, match=r"web1/http is inhibited by .* so it sends no alerts"):
-        ops.ack(op, "web1", "http", comment=None, now=NOW)
+        pairs.ack(op, "web1", "http", comment=None, now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -232,18 +232,18 @@ def test_ack_is_refused_while_inhibited(op: Operator) -> None:
 def test_actions_on_unconfigured_pairs_are_refused(
     op: Operator, host: str, check: str, words: str
 ) -> None:
-    for action in (ops.ack, ops.unack, ops.uninhibit, ops.escalate, ops.reschedule):
+    for action in (pairs.ack, pairs.unack, pairs.uninhibit, pairs.escalate, pairs.reschedule):
         with pytest.raises(OpError, match=words):
             action(op, host, check, comment=None, now=NOW)
     with pytest.raises(OpError, match=words):
-        ops.inhibit(op, host, check, comment=None, until=None, now=NOW)
+        pairs.inhibit(op, host, check, comment=None, until=None, now=NOW)
     assert requests(op) == []
 
 
 def test_unack_reschedules_and_removes_the_ack(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    ops.ack(op, "web1", "http", comment=None, now=NOW)
-    msg = ops.unack(op, "web1", "http", comment="fixed by hand", now=NOW)
+    pairs.ack(op, "web1", "http", comment=None, now=NOW)
+    msg = pairs.unack(op, "web1", "http", comment="fixed by hand", now=NOW)
     assert "rescheduled" in msg
     assert doc(op, "web1", "http", "ack") is None
     [req] = requests(op)
@@ -251,14 +251,14 @@ def test_unack_reschedules_and_removes_the_ack(op: Operator) -> None:
         "reschedule",
         "web1",
         "http",
-        ops.current_user(),
+        operator.current_user(),
     )
     assert [r["command"] for r in commands(op, "web1", "http")] == ["ack", "unack"]
 
 
 def test_unack_of_an_unacknowledged_pair_is_refused(op: Operator) -> None:
     with pytest.raises(OpError, match="web1/http is not acknowledged"):
-        ops.unack(op, "web1", "http", comment=None, now=NOW)
+        pairs.unack(op, "web1", "http", comment=None, now=NOW)
     assert requests(op) == []
 
 
@@ -268,7 +268,7 @@ def test_unack_of_an_unacknowledged_pair_is_refused(op: Operator) -> None:
 def test_inhibit_is_allowed_while_ok_and_keeps_its_end(op: Operator) -> None:
     set_check(op, "web1", "http", 0)
     until = parse_until("+2h", now=NOW, tz=BERLIN)
-    msg = ops.inhibit(op, "web1", "http", comment="maintenance", until=until, now=NOW)
+    msg = pairs.inhibit(op, "web1", "http", comment="maintenance", until=until, now=NOW)
     assert msg == "inhibited web1/http until 2026-11-24 13:00 CET: maintenance"
     stored = doc(op, "web1", "http", "inhibit")
     assert stored is not None
@@ -278,8 +278,8 @@ def test_inhibit_is_allowed_while_ok_and_keeps_its_end(op: Operator) -> None:
 
 
 def test_inhibiting_again_replaces_the_inhibition(op: Operator) -> None:
-    ops.inhibit(op, "web1", "http", comment="short", until=NOW + timedelta(hours=1), now=NOW)
-    msg = ops.inhibit(op, "web1", "http", comment="longer", until=None, now=NOW)
+    pairs.inhibit(op, "web1", "http", comment="short", until=NOW + timedelta(hours=1), now=NOW)
+    msg = pairs.inhibit(op, "web1", "http", comment="longer", until=None, now=NOW)
     assert "until uninhibited (replaces the inhibition by" in msg
     stored = doc(op, "web1", "http", "inhibit")
     assert stored is not None and stored["until"] is None
@@ -287,17 +287,17 @@ def test_inhibiting_again_replaces_the_inhibition(op: Operator) -> None:
 
 def test_inhibit_until_a_past_time_is_refused(op: Operator) -> None:
     with pytest.raises(OpError, match="not in the future"):
-        ops.inhibit(op, "web1", "http", comment=None, until=NOW, now=NOW)
+        pairs.inhibit(op, "web1", "http", comment=None, until=NOW, now=NOW)
 
 
 def test_uninhibit_reschedules_and_removes(op: Operator) -> None:
-    ops.inhibit(op, "web1", "http", comment=None, until=None, now=NOW)
-    msg = ops.uninhibit(op, "web1", "http", comment=None, now=NOW)
+    pairs.inhibit(op, "web1", "http", comment=None, until=None, now=NOW)
+    msg = pairs.uninhibit(op, "web1", "http", comment=None, now=NOW)
     assert msg.startswith("uninhibited web1/http (was by ")
     assert doc(op, "web1", "http", "inhibit") is None
     assert [r["action"] for r in requests(op)] == ["reschedule"]
     with pytest.raises(OpError, match="web1/http is not inhibited"):
-        ops.uninhibit(op, "web1", "http", comment=None, now=NOW)
+        pairs.uninhibit(op, "web1", "http", comment=None, now=NOW)
 
 
 # --------------------------------------------------------------------------- escalate
@@ -305,12 +305,12 @@ def test_uninhibit_reschedules_and_removes(op: Operator) -> None:
 
 def test_escalate_walks_the_ladder_to_its_top(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    assert "attempt 2" in ops.escalate(op, "web1", "http", comment="urgent", now=NOW)
+    assert "attempt 2" in pairs.escalate(op, "web1", "http", comment="urgent", now=NOW)
     stored = doc(op, "web1", "http", "escalate")
     assert stored is not None and Escalation.from_dict(stored).level == 1
-    assert "attempt 3" in ops.escalate(op, "web1", "http", comment=None, now=NOW)
+    assert "attempt 3" in pairs.escalate(op, "web1", "http", comment=None, now=NOW)
     with pytest.raises(OpError, match="Already at maximum escalation level"):
-        ops.escalate(op, "web1", "http", comment=None, now=NOW)
+        pairs.escalate(op, "web1", "http", comment=None, now=NOW)
     stored = doc(op, "web1", "http", "escalate")
     assert stored is not None and stored["level"] == 2
     assert [r.get("level") for r in commands(op, "web1", "http")] == [1, 2]
@@ -319,23 +319,23 @@ def test_escalate_walks_the_ladder_to_its_top(op: Operator) -> None:
 def test_escalate_needs_a_problem_and_a_plan(op: Operator) -> None:
     set_check(op, "web1", "http", 0)
     with pytest.raises(OpError, match="web1/http is OK; nothing to escalate"):
-        ops.escalate(op, "web1", "http", comment=None, now=NOW)
+        pairs.escalate(op, "web1", "http", comment=None, now=NOW)
     set_check(op, "db1", "ping", 1)
     with pytest.raises(OpError, match="db1/ping has no alert plan"):
-        ops.escalate(op, "db1", "ping", comment=None, now=NOW)
+        pairs.escalate(op, "db1", "ping", comment=None, now=NOW)
 
 
 def test_escalate_says_when_an_ack_keeps_it_quiet(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    ops.ack(op, "web1", "http", comment=None, now=NOW)
-    assert "acknowledged by" in ops.escalate(op, "web1", "http", comment=None, now=NOW)
+    pairs.ack(op, "web1", "http", comment=None, now=NOW)
+    assert "acknowledged by" in pairs.escalate(op, "web1", "http", comment=None, now=NOW)
 
 
 # --------------------------------------------------------------------------- reschedule
 
 
 def test_reschedule_submits_a_request_and_is_recorded(op: Operator) -> None:
-    msg = ops.reschedule(op, "web2", "ping", comment=None, now=NOW)
+    msg = pairs.reschedule(op, "web2", "ping", comment=None, now=NOW)
     assert "the daemon is not running" in msg
     [req] = requests(op)
     assert (req["action"], req["host"], req["check"]) == ("reschedule", "web2", "ping")
@@ -351,8 +351,8 @@ def fixer(op: Operator) -> FixRunner:
 
 def test_a_successful_fix_of_a_failing_check_reschedules_it(op: Operator) -> None:
     set_check(op, "web1", "http", 1)
-    ops.ack(op, "web1", "http", comment=None, now=NOW)  # ignored by a manual fix
-    done = ops.fix(op, "web1", "http", comment="try a restart", runner=fixer(op))
+    pairs.ack(op, "web1", "http", comment=None, now=NOW)  # ignored by a manual fix
+    done = pairs.fix(op, "web1", "http", comment="try a restart", runner=fixer(op))
     assert done.outcome.ok and done.rescheduled
     assert done.message.startswith("fix restart on web1/http: OK: fixed web1")
     assert [r["action"] for r in requests(op)] == ["reschedule"]
@@ -364,19 +364,19 @@ def test_a_successful_fix_of_a_failing_check_reschedules_it(op: Operator) -> Non
         "try a restart",
     )
     [fixrec] = op.history.read("web1", "http", "fix")
-    assert fixrec["by"] == ops.current_user()
+    assert fixrec["by"] == operator.current_user()
 
 
 def test_a_fix_of_an_ok_check_does_not_reschedule(op: Operator) -> None:
     set_check(op, "web1", "http", 0)
-    done = ops.fix(op, "web1", "http", comment=None, runner=fixer(op))
+    done = pairs.fix(op, "web1", "http", comment=None, runner=fixer(op))
     assert done.outcome.ok and not done.rescheduled
     assert requests(op) == []
 
 
 def test_a_failed_fix_does_not_reschedule(op: Operator) -> None:
     set_check(op, "web1", "smtp", 1)
-    done = ops.fix(op, "web1", "smtp", comment=None, runner=fixer(op))
+    done = pairs.fix(op, "web1", "smtp", comment=None, runner=fixer(op))
     assert not done.outcome.ok and not done.rescheduled
     assert "PROBLEM: service would not start" in done.message
     assert requests(op) == []
@@ -384,7 +384,7 @@ def test_a_failed_fix_does_not_reschedule(op: Operator) -> None:
 
 def test_fix_without_a_fix_defined_is_refused(op: Operator) -> None:
     with pytest.raises(OpError, match="check ping has no fix defined"):
-        ops.fix(op, "web1", "ping", comment=None, runner=fixer(op))
+        pairs.fix(op, "web1", "ping", comment=None, runner=fixer(op))
     assert commands(op, "web1", "ping") == []
 
 
@@ -393,11 +393,11 @@ def test_fix_without_a_fix_defined_is_refused(op: Operator) -> None:
 
 def test_substitute_puts_a_stand_in_on_call(op: Operator) -> None:
     until = NOW + timedelta(days=1)
-    msg = ops.substitute(
+    msg = calllists.substitute(
         op, "oncall", "carol", for_person="alice", until=until, comment="holiday", now=NOW
     )
     assert msg.startswith("call list oncall: carol replaces alice until 2026-11-25 11:00 CET")
-    view = ops.show_calllist(op.config, op.state, "oncall", now=NOW)
+    view = calllists.show_calllist(op.config, op.state, "oncall", now=NOW)
     assert view["kind"] == "rotating" and view["on_call"] == "alice"
     assert [r["person"] for r in view["recipients_now"]] == ["carol"]
     assert [(s["person"], s["for"], s["active"]) for s in view["substitutions"]] == [
@@ -406,30 +406,32 @@ def test_substitute_puts_a_stand_in_on_call(op: Operator) -> None:
     [record] = op.history.read_calllist("oncall")
     assert (record["event"], record["user"], record["comment"]) == (
         "substitute",
-        ops.current_user(),
+        operator.current_user(),
         "holiday",
     )
-    later = ops.show_calllist(op.config, op.state, "oncall", now=until)
+    later = calllists.show_calllist(op.config, op.state, "oncall", now=until)
     assert [r["person"] for r in later["recipients_now"]] == ["alice"]
 
 
 def test_a_new_substitution_for_the_same_person_replaces_the_old(op: Operator) -> None:
     until = NOW + timedelta(days=1)
-    ops.substitute(op, "helpdesk", "carol", for_person="alice", until=until, comment=None, now=NOW)
-    msg = ops.substitute(
+    calllists.substitute(
+        op, "helpdesk", "carol", for_person="alice", until=until, comment=None, now=NOW
+    )
+    msg = calllists.substitute(
         op, "helpdesk", "bob", for_person="alice", until=until, comment=None, now=NOW
     )
     assert "(replaces carol)" in msg
-    view = ops.show_calllist(op.config, op.state, "helpdesk", now=NOW)
+    view = calllists.show_calllist(op.config, op.state, "helpdesk", now=NOW)
     assert [s["person"] for s in view["substitutions"]] == ["bob"]
 
 
 def test_an_alias_shares_its_targets_substitutions(op: Operator) -> None:
     until = NOW + timedelta(days=1)
-    ops.substitute(
+    calllists.substitute(
         op, "oncall-page", "dave", for_person="alice", until=until, comment=None, now=NOW
     )
-    view = ops.show_calllist(op.config, op.state, "oncall", now=NOW)
+    view = calllists.show_calllist(op.config, op.state, "oncall", now=NOW)
     assert [s["person"] for s in view["substitutions"]] == ["dave"]
 
 
@@ -447,7 +449,7 @@ def test_substitute_validation(
     op: Operator, name: str, person: str, for_person: str, words: str
 ) -> None:
     with pytest.raises((OpError, SubstitutionError), match=words):
-        ops.substitute(
+        calllists.substitute(
             op,
             name,
             person,
@@ -461,7 +463,7 @@ def test_substitute_validation(
 
 def test_show_of_an_unknown_list_names_the_known_ones(op: Operator) -> None:
     with pytest.raises(OpError, match="call lists: helpdesk, oncall, oncall-page"):
-        ops.show_calllist(op.config, op.state, "nope", now=NOW)
+        calllists.show_calllist(op.config, op.state, "nope", now=NOW)
 
 
 def test_show_counts_rotations_that_passed_without_storing_them(op: Operator) -> None:
@@ -470,14 +472,14 @@ def test_show_counts_rotations_that_passed_without_storing_them(op: Operator) ->
     )
     path = op.state.layout.calllist("oncall")
     op.state.writer.replace(path, encode(stored.to_dict()))
-    view = ops.show_calllist(op.config, op.state, "oncall", now=NOW)  # Monday 09:00 passed
+    view = calllists.show_calllist(op.config, op.state, "oncall", now=NOW)  # Monday 09:00 passed
     assert (view["on_call"], view["rotations_due"]) == ("bob", 1)
     assert view["last_rotation"] == "2026-11-22T10:00:00.000Z"
     assert CallListState.from_dict(json.loads(path.read_text())) == stored
 
 
 def test_show_of_a_simple_list_names_the_next_person(op: Operator) -> None:
-    view = ops.show_calllist(op.config, op.state, "helpdesk", now=NOW)
+    view = calllists.show_calllist(op.config, op.state, "helpdesk", now=NOW)
     assert view["kind"] == "simple"
     assert [r["person"] for r in view["recipients_now"]] == ["alice"]
     assert not op.state.layout.calllist("helpdesk").exists()  # showing changes nothing

@@ -22,8 +22,9 @@ from survivor.model.codes import ReturnCode
 from survivor.model.config import FsyncPolicy
 from survivor.model.documents import CheckState
 from survivor.model.work import PerfDatum
-from survivor.store.fsio import FileWriter, PidFile
+from survivor.store.fsio import FileWriter
 from survivor.store.history import HistoryStore
+from survivor.store.pidfile import PidFile
 from survivor.store.state import StateStore
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

@@ -33,7 +33,7 @@ def show(app: App, name: str, as_json: bool) -> None:
     present moment, and the daemon stores it when it next alerts through the
     list.
     """
-    from survivor.actions import show_calllist
+    from survivor.actions.calllists import show_calllist
 
     config = app.config
     view = show_calllist(config, app.state_store(), name, now=now())
@@ -111,11 +111,11 @@ def substitute(
     new substitution for the same member replaces the earlier one. Recorded
     in the call list's history with your Unix user name.
     """
-    from survivor import actions
+    from survivor.actions.calllists import substitute
 
     when = now()
     end = parse_until_text(app, until, when)
-    message = actions.substitute(
+    message = substitute(
         operator(app), name, person, for_person=for_person, until=end, comment=comment, now=when
     )
     click.echo(message)

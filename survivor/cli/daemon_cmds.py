@@ -85,8 +85,8 @@ def validate(app: App, no_modules: bool) -> None:
 
 
 def _daemon_pid(app: App) -> int:
-    from survivor.store.fsio import read_pid
     from survivor.store.layout import StateLayout
+    from survivor.store.pidfile import read_pid
 
     pidfile = StateLayout(app.config.instance.state_dir).pidfile
     pid = read_pid(pidfile)
@@ -180,8 +180,8 @@ def stop(app: App, wait: bool, timeout: float) -> None:
         return
     clock = SystemClock()
     deadline = clock.monotonic() + timeout
-    from survivor.store.fsio import read_pid
     from survivor.store.layout import StateLayout
+    from survivor.store.pidfile import read_pid
 
     pidfile = StateLayout(app.config.instance.state_dir).pidfile
 

@@ -17,7 +17,7 @@ from survivor.cli.app import App, friendly_errors, parse_target
 from survivor.errors import SurvivorError
 
 if TYPE_CHECKING:
-    from survivor.actions import Operator
+    from survivor.actions.operator import Operator
 
 TARGET_HELP = """
 HOST/CHECK may also be written CHECK@HOST (Survivor's spelling).
@@ -35,7 +35,7 @@ target_argument = click.argument("target", metavar="HOST/CHECK")
 
 def operator(app: App) -> Operator:
     """The acting operator: the real Unix user, never a name from a flag."""
-    from survivor.actions import Operator, current_user
+    from survivor.actions.operator import Operator, current_user
 
     return Operator(app.config, app.state_store(), app.history_store(), current_user())
 
@@ -102,10 +102,10 @@ def ack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     by hand with `survivor unack`. No clear notice is sent for an
     acknowledged problem.
     """
-    from survivor import actions
+    from survivor.actions import pairs
 
     when = now()
-    apply_each(app, targets, lambda op, h, c: actions.ack(op, h, c, comment=comment, now=when))
+    apply_each(app, targets, lambda op, h, c: pairs.ack(op, h, c, comment=comment, now=when))
 
 
 @click.command(epilog=TARGET_HELP)
@@ -119,10 +119,10 @@ def unack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     The check is rescheduled first, so alerting resumes from a fresh result
     instead of the one that was acknowledged.
     """
-    from survivor import actions
+    from survivor.actions import pairs
 
     when = now()
-    apply_each(app, targets, lambda op, h, c: actions.unack(op, h, c, comment=comment, now=when))
+    apply_each(app, targets, lambda op, h, c: pairs.unack(op, h, c, comment=comment, now=when))
 
 
 @click.command(epilog=TARGET_HELP)
@@ -140,14 +140,14 @@ def inhibit(app: App, targets: tuple[str, ...], comment: str | None, until: str 
     replaces the old inhibition (to extend or shorten a maintenance window).
     Checks keep running and recording history meanwhile.
     """
-    from survivor import actions
+    from survivor.actions import pairs
 
     when = now()
     end = None if until is None else parse_until_text(app, until, when)
     apply_each(
         app,
         targets,
-        lambda op, h, c: actions.inhibit(op, h, c, comment=comment, until=end, now=when),
+        lambda op, h, c: pairs.inhibit(op, h, c, comment=comment, until=end, now=when),
     )
 
 
@@ -158,12 +158,10 @@ def inhibit(app: App, targets: tuple[str, ...], comment: str | None, until: str 
 @friendly_errors
 def uninhibit(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     """Remove an inhibition and re-run the check, so alerting resumes on a fresh result."""
-    from survivor import actions
+    from survivor.actions import pairs
 
     when = now()
-    apply_each(
-        app, targets, lambda op, h, c: actions.uninhibit(op, h, c, comment=comment, now=when)
-    )
+    apply_each(app, targets, lambda op, h, c: pairs.uninhibit(op, h, c, comment=comment, now=when))
 
 
 @click.command(epilog=TARGET_HELP)
@@ -179,12 +177,10 @@ def escalate(app: App, target: str, comment: str | None) -> None:
     daemon sends the escalated alert at its next alert tick, without waiting
     for the plan's pacing. Any change of the check's code resets it.
     """
-    from survivor import actions
+    from survivor.actions import pairs
 
     when = now()
-    apply_each(
-        app, [target], lambda op, h, c: actions.escalate(op, h, c, comment=comment, now=when)
-    )
+    apply_each(app, [target], lambda op, h, c: pairs.escalate(op, h, c, comment=comment, now=when))
 
 
 @click.command(epilog=TARGET_HELP)
@@ -200,12 +196,10 @@ def reschedule(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     the schedule continues from it. Use `survivor check` to run a check
     without touching state.
     """
-    from survivor import actions
+    from survivor.actions import pairs
 
     when = now()
-    apply_each(
-        app, targets, lambda op, h, c: actions.reschedule(op, h, c, comment=comment, now=when)
-    )
+    apply_each(app, targets, lambda op, h, c: pairs.reschedule(op, h, c, comment=comment, now=when))
 
 
 @click.command(epilog=TARGET_HELP)
@@ -223,7 +217,7 @@ def fix(app: App, target: str, comment: str | None) -> None:
     result shows whether it worked. Exits 0 when the fix reported OK, 1
     otherwise.
     """
-    from survivor import actions
+    from survivor.actions import pairs
     from survivor.alerts.fixes import FixRunner
     from survivor.clock import SystemClock
     from survivor.proc.modules import runner_for
@@ -232,7 +226,7 @@ def fix(app: App, target: str, comment: str | None) -> None:
     assert check is not None
     op = operator(app)
     runner = FixRunner(runner_for(op.config), op.state, op.history, SystemClock())
-    done = actions.fix(op, host, check, comment=comment, runner=runner)
+    done = pairs.fix(op, host, check, comment=comment, runner=runner)
     if not done.outcome.ok:
         raise click.ClickException(done.message)
     click.echo(done.message)

@@ -27,7 +27,7 @@ from typing import Any
 from survivor.config import convert
 from survivor.config.fields import Context, Fields, describe, resolve_path
 from survivor.config.load import RawConfig
-from survivor.config.yaml import MList, MMap
+from survivor.config.marked import MList, MMap
 from survivor.model.config import (
     Config,
     FsyncPolicy,

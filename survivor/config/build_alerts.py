@@ -13,7 +13,7 @@ from typing import Any
 
 from survivor.config import convert
 from survivor.config.fields import Context, Fields, check_reference, describe
-from survivor.config.yaml import MList, MMap
+from survivor.config.marked import MList, MMap
 from survivor.model.config import (
     AlertMethod,
     AlertPlan,

@@ -4,14 +4,13 @@ A dependency names checks (`all`, less any `except:`) on hosts or groups and the
 check they depend on, `on: check` or `on: check@host`; a `run_first` one (Type II)
 needs the host. Within each type, a check that depends on itself or a cycle of
 checks is reported with the checks on it. Dependencies select hosts the way checks
-do, from what `build_checks` has built (`Hosting`, `select_hosts`), so they live
-above it: `load_config` calls `build_dependencies` right after `build_hosting`,
-which used to call it as its last step.
+do (`build_hosts.select_hosts`); `build_hosting` builds them last, once every check
+exists.
 """
 
 from __future__ import annotations
 
-from survivor.config.build_checks import RESERVED, Hosting, _selection, select_hosts
+from survivor.config.build_hosts import RESERVED, Hosting, select_hosts, selection
 from survivor.config.fields import Context, Fields, check_reference
 from survivor.config.load import Entry
 from survivor.model.config import Dependency, Mark
@@ -49,7 +48,7 @@ def _dependency_hosts(ctx: Context, out: Hosting, f: Fields) -> frozenset[str]:
         hosts.update(select_hosts(ctx, out, f.names("hosts", "host"), f.what, f.file))
     for group, line in f.names("groups", "group"):
         if check_reference(ctx, group, ctx.raw.sections["groups"], "group", f.what, f.file, line):
-            hosts.update(_selection(out, group) or ())
+            hosts.update(selection(out, group) or ())
     return frozenset(hosts)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from survivor.config import convert
 from survivor.config.load import RawConfig, did_you_mean
-from survivor.config.yaml import MList, MMap
+from survivor.config.marked import MList, MMap
 from survivor.errors import ConfigProblem
 from survivor.model.config import Mark
 from survivor.model.names import NAME_PATTERN, is_safe_name

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from survivor.config.yaml import LoadFailure, MList, MMap, read_yaml
+from survivor.config.marked import MList, MMap
+from survivor.config.yaml import LoadFailure, parse_yaml
 from survivor.errors import ConfigProblem
 
 # --------------------------------------------------------------------------- suggestions
@@ -233,3 +234,12 @@ def read_sources(path: Path, base_dir: Path | None = None) -> RawConfig:
             continue
         _take_document(raw, included, include_file, is_instance=False)
     return raw
+
+
+def read_yaml(path: Path, file: str, problems: list[ConfigProblem]) -> Any:
+    """Read and parse one file; LoadFailure names the file when it cannot be used."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LoadFailure(ConfigProblem(file, 0, f"cannot read: {exc.strerror or exc}")) from None
+    return parse_yaml(data, file, problems)

@@ -29,7 +29,6 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -37,6 +36,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import BaseResolver
 
+from survivor.config.marked import MList, MMap
 from survivor.errors import ConfigProblem
 
 # --------------------------------------------------------------------------- budgets
@@ -131,67 +131,6 @@ else:  # pragma: no cover - PyYAML without libyaml
             Parser.__init__(self)
             Composer.__init__(self)
             _CoreResolver.__init__(self)
-
-
-# --------------------------------------------------------------------------- marked values
-
-
-class MMap(dict[str, Any]):
-    """A YAML mapping (string keys) that can say on which line each key and value is."""
-
-    __slots__ = ("_lines", "file", "merged", "node")
-
-    file: str
-    node: Node
-    merged: tuple[MMap, ...]  # mappings pulled in with `<<`, for their keys' lines
-    _lines: dict[str, tuple[int, int]] | None
-
-    @property
-    def line(self) -> int:
-        return int(self.node.start_mark.line) + 1
-
-    def key_line(self, key: str) -> int:
-        """The line of `key` (the mapping's own line when the key is absent)."""
-        found = self._line_pair(key)
-        return self.line if found is None else found[0]
-
-    def value_line(self, key: str) -> int:
-        """The line where the value of `key` starts."""
-        found = self._line_pair(key)
-        return self.line if found is None else found[1]
-
-    def _line_pair(self, key: str) -> tuple[int, int] | None:
-        if self._lines is None:
-            lines: dict[str, tuple[int, int]] = {}
-            for key_node, value_node in self.node.value:
-                if isinstance(key_node.value, str) and key_node.value not in lines:
-                    lines[key_node.value] = (
-                        key_node.start_mark.line + 1,
-                        value_node.start_mark.line + 1,
-                    )
-            self._lines = lines
-        found = self._lines.get(key)
-        if found is None:
-            for source in self.merged:
-                if key in source:
-                    return (source.key_line(key), source.value_line(key))
-        return found
-
-
-class MList(list[Any]):
-    """A YAML sequence that can say on which line each item is."""
-
-    __slots__ = ("file", "node")
-
-    file: str
-    node: Node
-
-    @property
-    def line(self) -> int:
-        return int(self.node.start_mark.line) + 1
-
-    def item_line(self, index: int) -> int:
-        return int(self.node.value[index].start_mark.line) + 1
 
 
 class LoadFailure(Exception):
@@ -467,12 +406,3 @@ def parse_yaml(text: str | bytes, file: str, problems: list[ConfigProblem]) -> A
         if node is None:
             return None
         return _Builder(file, problems).value(node, False, 0)
-
-
-def read_yaml(path: Path, file: str, problems: list[ConfigProblem]) -> Any:
-    """Read and parse one file; LoadFailure names the file when it cannot be used."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LoadFailure(ConfigProblem(file, 0, f"cannot read: {exc.strerror or exc}")) from None
-    return parse_yaml(data, file, problems)

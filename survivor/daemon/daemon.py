@@ -44,7 +44,8 @@ from survivor.daemon.wiring import Parts, RunningConfig, Stores, build_parts
 from survivor.errors import ConfigError
 from survivor.model.config import Config
 from survivor.model.work import Mood
-from survivor.store.fsio import AlreadyRunningError, DiskWriteError
+from survivor.store.fsio import DiskWriteError
+from survivor.store.pidfile import AlreadyRunningError
 from survivor.work.queue import WorkContext
 
 log = logging.getLogger(__name__)

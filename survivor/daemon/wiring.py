@@ -31,9 +31,10 @@ from survivor.model.config import Config, FsyncPolicy
 from survivor.model.work import ItemIds
 from survivor.proc.runner import ModuleRunner
 from survivor.store.books import AlertBook, CheckBook
-from survivor.store.fsio import EntityLocks, FileWriter, PidFile
+from survivor.store.fsio import EntityLocks, FileWriter
 from survivor.store.health import DiskHealth
 from survivor.store.history import HistoryStore
+from survivor.store.pidfile import PidFile
 from survivor.store.state import StateStore
 from survivor.work.loop import LoopPool
 from survivor.work.threads import Pool, WorkerPool, run_concurrently

@@ -18,8 +18,9 @@ from survivor.errors import StateError
 from survivor.model.codes import urgency
 from survivor.model.documents import CheckState, Inhibit
 from survivor.model.names import is_safe_name
-from survivor.store.fsio import read_document, read_pid
+from survivor.store.fsio import read_document
 from survivor.store.layout import StateLayout
+from survivor.store.pidfile import read_pid
 from survivor.views.health import DaemonHealth, daemon_health
 from survivor.views.rows import CheckRow, QueueRow, age_text, count_by_code, queue_rows, sort_rows
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from survivor import actions as ops
+from survivor.actions import operator
 from survivor.cli import main
 from survivor.model.documents import CheckState
 from tests.test_ops import CONFIG
@@ -68,7 +68,7 @@ def test_ack_prints_what_was_done_and_records_the_user(sc: Sc) -> None:
     assert sc.pair_file("web1", "http", "ack").exists()
     [record] = sc.commands("web1", "http")
     assert (record["user"], record["command"], record["comment"]) == (
-        ops.current_user(),
+        operator.current_user(),
         "ack",
         "on it",
     )

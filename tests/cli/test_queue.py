@@ -99,7 +99,7 @@ class FakeDaemon:
 
 @pytest.fixture
 def daemon(tree: Tree) -> Iterator[FakeDaemon]:
-    from survivor.store.fsio import PidFile
+    from survivor.store.pidfile import PidFile
 
     pidfile = PidFile(tree.state / "survivor.pid")
     pidfile.acquire()
