@@ -17,22 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from survivor.model.codes import ReturnCode
+from survivor.model.codes import ReturnCode, severity
 from survivor.model.work import CheckResult
-
-_SEVERITY = {
-    ReturnCode.OK: 0,
-    ReturnCode.NOTICE: 1,
-    ReturnCode.WARNING: 2,
-    ReturnCode.PROBLEM: 3,
-    ReturnCode.MISCONFIG: 4,
-}
-
-
-def severity(rc: int) -> int:
-    """Sort key: higher is worse."""
-    known = _SEVERITY.get(rc)  # type: ignore[call-overload]
-    return known if known is not None else 5 + rc
 
 
 def combine(

@@ -3,7 +3,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from survivor.composite import combine, severity
+from survivor.composite import combine
+from survivor.model.codes import severity
 from survivor.model.work import CheckResult
 
 OK, PROBLEM, WARNING, NOTICE, MISCONFIG, TIMEDOUT = 0, 1, 2, 3, 4, 5

@@ -93,7 +93,7 @@ LAYERS: dict[str, float] = {
     "alertplan": 7.1,
     "calllist": 7.2,
     "protocol": 7.2,
-    # PLANNED "protocol.alerts": 7.2,
+    "protocol.alerts": 7.2,
     "protocol.modules": 7.2,
     "protocol.plugins": 7.2,
     "composite": 7.3,

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from survivor.alertplan import AlertAction
 from survivor.alerts.fixes import FixOutcome, FixRunner
 from survivor.alerts.jobs import SYSTEM_USER, AlertJob, AlertStats, read_silencers
-from survivor.clock import Clock, utc_iso
+from survivor.clock import Clock
 from survivor.errors import ModuleError
 from survivor.model.config import Config
 from survivor.model.documents import Recipient
 from survivor.model.work import WorkItem
 from survivor.proc.runner import ModuleRunner
+from survivor.protocol.alerts import addressed, digest_document, transmit_document
 from survivor.store.books import AlertBook
 from survivor.store.fsio import DiskWriteError
 from survivor.store.history import HistoryStore
@@ -124,7 +125,7 @@ class AlertExecutor:
             by_method[r.via].append(r)
         delivered: list[Recipient] = []
         for via, group in by_method.items():
-            full = {**doc, "recipients": [r.to_dict() for r in group]}
+            full = addressed(doc, group)
             ok, error = self.deliver(config, via, group, full, ctx)
             record: dict[str, Any] = {
                 "via": via,
@@ -167,22 +168,7 @@ class AlertExecutor:
     def _send_digest(self, config: Config, job: AlertJob, ctx: WorkContext | None) -> None:
         [recipient] = job.recipients
         n = len(job.digest)
-        doc = {
-            "version": 1,
-            "kind": "alert",
-            "check": "digest",
-            "host": "",
-            "rc": max((int(e.get("rc") or 0) for e in job.digest), default=0),
-            "code": "DIGEST",
-            "comment": f"{n} problems withheld by the alert throttle",
-            "since": utc_iso(self.clock.now()),
-            "consecutive": 0,
-            "try": None,
-            "escalated": False,
-            "recipients": [recipient.to_dict()],
-            "clear": False,
-            "digest": list(job.digest),
-        }
+        doc = digest_document(recipient, job.digest, self.clock.now())
         ok, error = self.deliver(config, recipient.via, [recipient], doc, ctx)
         self.stats.add(digests=1 if ok else 0, failed=0 if ok else 1)
         for entry in job.digest:
@@ -231,21 +217,10 @@ class AlertExecutor:
                     f"{'timed out' if out.timed_out else f'exited {out.exit_status}'}: "
                     f"{_tail(out.stderr)}"
                 )
-            text = out.stdout.decode(errors="replace")
-            subject, _, body = text.partition("\n")
+            formatted = out.stdout.decode(errors="replace")
             tx = self.runner.resolve("transmit", method.transmit)
-            transmit_doc = {
-                "version": 1,
-                "via": via,
-                "recipients": [{"person": r.person, "address": r.address} for r in recipients],
-                "subject": subject.strip(),
-                "body": body,
-                "alert": doc,
-                "args": dict(method.args),
-            }
-            sent = self.runner.run(
-                [str(tx)], json.dumps(transmit_doc).encode(), DELIVERY_TIMEOUT, on_start=on_start
-            )
+            transmit_doc = transmit_document(via, recipients, formatted, doc, method.args)
+            sent = self.runner.run([str(tx)], transmit_doc, DELIVERY_TIMEOUT, on_start=on_start)
         except ModuleError as err:
             return False, str(err)
         if sent.timed_out:

@@ -8,13 +8,10 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from survivor.alertplan import AlertAction, Decision
-from survivor.clock import utc_iso
 from survivor.errors import StateError
-from survivor.model.codes import code_name
 from survivor.model.documents import Ack, Escalation, Inhibit, Recipient
 from survivor.store.state import StateStore
 
@@ -92,33 +89,3 @@ def read_silencers(state: StateStore, check: str, host: str) -> Silencers:
 
 def job_key(check: str, host: str) -> str:
     return f"alert:{check}@{host}"
-
-
-def alert_document(
-    check: str,
-    host: str,
-    rc: int,
-    comment: str,
-    since: datetime,
-    consecutive: int,
-    decision: Decision,
-    *,
-    clear: bool,
-) -> dict[str, Any]:
-    """The alert document format modules read (DESIGN §4), without recipients."""
-    return {
-        "version": 1,
-        "kind": "alert",
-        "check": check,
-        "host": host,
-        "rc": rc,
-        "code": code_name(rc),
-        "comment": comment,
-        "since": utc_iso(since),
-        "consecutive": consecutive,
-        "try": decision.attempt,
-        "escalated": decision.escalated,
-        "recipients": [],
-        "clear": clear,
-        "digest": [],
-    }

@@ -22,15 +22,15 @@ from survivor.alerts.jobs import (
     SYSTEM_USER,
     AlertJob,
     AlertStats,
-    alert_document,
     job_key,
     read_silencers,
 )
 from survivor.errors import StateError
-from survivor.model.codes import ReturnCode, code_name
+from survivor.model.codes import ReturnCode, code_name, is_failing
 from survivor.model.config import AlertPlan, CheckDef, Config, Host
 from survivor.model.documents import CheckView, Recipient
 from survivor.model.work import ItemIds, WorkItem, WorkKind
+from survivor.protocol.alerts import alert_document
 from survivor.store.books import AlertBook, CheckBook
 from survivor.store.fsio import DiskWriteError
 from survivor.store.history import HistoryStore
@@ -169,7 +169,8 @@ class AlertScheduler:
             st.comment,
             st.since,
             st.consecutive,
-            decision,
+            attempt=decision.attempt,
+            escalated=decision.escalated,
             clear=decision.action is AlertAction.CLEAR,
         )
         return AlertJob(check.name, host.name, decision.action, decision, recipients, tell, doc)
@@ -303,13 +304,9 @@ class AlertScheduler:
             st = self.checks.get(check.name, host.name)
             if plan is None or st is None or st.since is None:
                 continue
-            if _fails(st.rc) and _meets_a_rule(plan, st.rc, st.consecutive):
+            if is_failing(st.rc) and _meets_a_rule(plan, st.rc, st.consecutive):
                 counts[(check.name, plan.name)] += 1
         return counts
-
-
-def _fails(rc: int) -> bool:
-    return rc not in (ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND)
 
 
 def _meets_a_rule(plan: AlertPlan, rc: int, consecutive: int) -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from survivor import schedule
 from survivor.clock import MINUTE_S, floor_minute
-from survivor.model.codes import ReturnCode
+from survivor.model.codes import blocks_dependents, is_failing
 from survivor.model.config import CheckDef, CheckKind, Config, Host
 from survivor.model.documents import CheckState
 from survivor.model.work import ItemIds, WorkItem, WorkKind
@@ -147,7 +147,7 @@ class CheckScheduler:
             return True  # the clock was stepped back: run now rather than wait it out
         if (
             check.retry is not None
-            and state.rc not in (ReturnCode.OK, ReturnCode.NOTYET, ReturnCode.DEPEND)
+            and is_failing(state.rc)
             and minute - floor_minute(state.last_planned) >= check.retry
         ):
             return True
@@ -165,7 +165,7 @@ class CheckScheduler:
             state = self.book.get(dep.on_check, dep_host)
             if state is None or state.last_start is None:
                 continue  # never run: does not block
-            if state.rc not in (ReturnCode.OK, ReturnCode.DEPEND):
+            if blocks_dependents(state.rc):
                 return f"{dep.on_check}@{dep_host} is {state.code}"
         return None
 

@@ -10,7 +10,7 @@ from survivor.cli.app import App
 from survivor.cli.status_cmds import StatusQuery, watch_screen
 from survivor.clock import utc_iso
 from tests.cli.conftest import Cli
-from tests.viewstate import Tree, daemon_doc, hold_pidfile, write_raw
+from tests.viewstate import Tree, daemon_doc, hold_pidfile, state, write_raw
 
 
 def body(output: str) -> list[str]:
@@ -44,6 +44,19 @@ def test_problems_only_and_targets(cli: Cli) -> None:
     assert all(line.startswith("  ") for line in pair[1:])  # the pair's alerting detail
     quiet = cli("status", "web2", "--problems")
     assert quiet.exit_code == 0 and body(quiet.output) == ["no problems"]
+
+
+def test_a_pair_held_back_by_a_dependency_is_not_a_problem(cli: Cli) -> None:
+    """DEPEND needs nobody (its dependency's pair is the problem), and `ack` refuses it:
+    `status --problems` must not list what an operator cannot acknowledge."""
+    now = datetime.now(UTC)
+    cli.tree.store.write_check("web2", "http", state(6, now=now, minutes_ago=1))
+    listed = body(cli("status").output)
+    assert ["web2", "http", "DEPEND"] in [line.split()[:3] for line in listed]
+    problems = body(cli("status", "--problems").output)
+    assert [line.split()[:2] for line in problems] == [["web1", "http"], ["db1", "disk"]]
+    refused = cli("ack", "web2/http")
+    assert refused.exit_code != 0 and "nothing to acknowledge" in refused.output
 
 
 def test_unknown_or_unsafe_target(cli: Cli) -> None:
