@@ -13,6 +13,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,28 +43,17 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- the worker
 
 
+@dataclass(eq=False)
 class AlertExecutor:
-    def __init__(
-        self,
-        runner: ModuleRunner,
-        fixes: FixRunner,
-        alerts: AlertBook,
-        state: StateStore,
-        history: HistoryStore,
-        stats: AlertStats,
-        clock: Clock,
-        current: Callable[[], tuple[Config, int]],
-        on_fix_success: Callable[[str, str], None],
-    ) -> None:
-        self.runner = runner
-        self.fixes = fixes
-        self.alerts = alerts
-        self.state = state
-        self.history = history
-        self.stats = stats
-        self.clock = clock
-        self.current = current
-        self.on_fix_success = on_fix_success
+    runner: ModuleRunner
+    fixes: FixRunner
+    alerts: AlertBook
+    state: StateStore
+    history: HistoryStore
+    stats: AlertStats
+    clock: Clock
+    current: Callable[[], tuple[Config, int]]
+    on_fix_success: Callable[[str, str], None]
 
     def execute(self, item: WorkItem, ctx: WorkContext) -> None:
         job = item.payload["job"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -45,26 +46,16 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- the scheduler
 
 
+@dataclass(eq=False)
 class AlertScheduler:
-    def __init__(
-        self,
-        checks: CheckBook,
-        alerts: AlertBook,
-        state: StateStore,
-        history: HistoryStore,
-        ids: ItemIds,
-        stats: AlertStats,
-        tz: tzinfo,
-        busy: Callable[[str], bool],
-    ) -> None:
-        self.checks = checks
-        self.alerts = alerts
-        self.state = state
-        self.history = history
-        self.ids = ids
-        self.stats = stats
-        self.tz = tz
-        self.busy = busy
+    checks: CheckBook
+    alerts: AlertBook
+    state: StateStore
+    history: HistoryStore
+    ids: ItemIds
+    stats: AlertStats
+    tz: tzinfo
+    busy: Callable[[str], bool]
 
     def tick(self, config: Config, now: datetime) -> list[WorkItem]:
         budget = config.instance.alert_throttle or None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from survivor import composite
@@ -39,6 +39,7 @@ RECORD_SLICE = 50  # results of one batch recorded between two pauses of the che
 # --------------------------------------------------------------------------- executing
 
 
+@dataclass(eq=False)
 class CheckExecutor:
     """Runs check work items and records every result before taking the next item.
 
@@ -47,20 +48,11 @@ class CheckExecutor:
     with other checks while one waits for its fsyncs.
     """
 
-    def __init__(
-        self,
-        runner: CheckRunner,
-        recorder: CheckRecorder,
-        clock: Clock,
-        current: Callable[[], tuple[Config, int]],
-        *,
-        offload_records: bool = False,
-    ) -> None:
-        self.runner = runner
-        self.recorder = recorder
-        self.clock = clock
-        self.current = current
-        self.offload_records = offload_records
+    runner: CheckRunner
+    recorder: CheckRecorder
+    clock: Clock
+    current: Callable[[], tuple[Config, int]]
+    offload_records: bool = False
 
     def execute(self, item: WorkItem, ctx: WorkContext) -> None:
         drive(self.steps(item, ctx))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,24 +56,18 @@ class ResultsLog:
             self._file.close()
 
 
+@dataclass(eq=False)
 class CheckRecorder:
-    def __init__(
-        self,
-        book: CheckBook,
-        state: StateStore,
-        history: HistoryStore,
-        results: ResultsLog,
-        health: DiskHealth,
-        tz: tzinfo,
-    ) -> None:
-        self.book = book
-        self.state = state
-        self.history = history
-        self.results = results
-        self.health = health
-        self.tz = tz
-        # (config, its fingerprints by pair), swapped as one: two check loops record at once.
-        self._fingerprints: tuple[Config | None, dict[tuple[str, str], str]] = (None, {})
+    book: CheckBook
+    state: StateStore
+    history: HistoryStore
+    results: ResultsLog
+    health: DiskHealth
+    tz: tzinfo
+    # (config, its fingerprints by pair), swapped as one: two check loops record at once.
+    _fingerprints: tuple[Config | None, dict[tuple[str, str], str]] = field(
+        default_factory=lambda: (None, {}), init=False, repr=False
+    )
 
     def prepare(self, pairs: Iterable[tuple[str, str]], keep_going: Callable[[], bool]) -> int:
         """Make the state and history directories of (check, host) pairs ahead of their first run.

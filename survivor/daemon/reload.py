@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from survivor.clock import utc_iso
@@ -111,20 +112,13 @@ class ConfigOnDisk:
         self.heartbeat.write_daemon_doc()
 
 
+@dataclass(eq=False)
 class Reloader:
-    def __init__(
-        self,
-        parts: Parts,
-        status: DaemonStatus,
-        heartbeat: Heartbeat,
-        on_disk: ConfigOnDisk,
-        event: Event,
-    ) -> None:
-        self.parts = parts
-        self.status = status
-        self.heartbeat = heartbeat
-        self.on_disk = on_disk
-        self.event = event
+    parts: Parts
+    status: DaemonStatus
+    heartbeat: Heartbeat
+    on_disk: ConfigOnDisk
+    event: Event
 
     def reload(self) -> bool:
         """Apply the config file, or keep the running one and say why; True when applied."""

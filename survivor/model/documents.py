@@ -20,7 +20,8 @@ leniently by the views (survivor.views).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -40,6 +41,17 @@ def check_version(d: Mapping[str, Any], version: int, what: str) -> None:
     """Refuse a document of another version: StateError naming it and what this survivor reads."""
     if d.get("version") != version:
         raise StateError(f"{what} version {d.get('version')!r} (this survivor reads {version})")
+
+
+@contextmanager
+def reading(d: Mapping[str, Any], version: int, what: str) -> Iterator[None]:
+    """Check the version, and turn a missing or mistyped field into a StateError naming
+    `what` (the daemon moves such a file aside; a view reads it leniently instead)."""
+    check_version(d, version, what)
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"{what} is malformed: {exc!r}") from exc
 
 
 EPOCH = datetime.fromtimestamp(0, UTC)  # a lenient reader's stand-in for a time it cannot read
@@ -161,8 +173,7 @@ class CheckState:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "check state")
-        try:
+        with reading(d, cls.VERSION, "check state"):
             return cls(
                 rc=int(d["rc"]),
                 since=_time(d.get("since")),
@@ -178,8 +189,6 @@ class CheckState:
                 generation=int(d.get("generation", 0)),
                 reschedule=bool(d.get("reschedule", False)),
             )
-        except (KeyError, TypeError, ValueError) as err:
-            raise StateError(f"check state: {err!r}") from err
 
     @classmethod
     def from_dict_lenient(cls, doc: Mapping[str, Any]) -> tuple[Self, str | None]:
@@ -250,19 +259,19 @@ class Request:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "request")
         known = {"version", "id", "action", "user", "at", "host", "check", "target", "comment"}
-        return cls(
-            id=str(d["id"]),
-            action=str(d["action"]),
-            user=str(d.get("user", "?")),
-            at=parse_iso(str(d["at"])),
-            host=d.get("host"),
-            check=d.get("check"),
-            target=d.get("target"),
-            comment=str(d.get("comment", "")),
-            extra={k: v for k, v in d.items() if k not in known},
-        )
+        with reading(d, cls.VERSION, "request"):
+            return cls(
+                id=str(d["id"]),
+                action=str(d["action"]),
+                user=str(d.get("user", "?")),
+                at=parse_iso(str(d["at"])),
+                host=d.get("host"),
+                check=d.get("check"),
+                target=d.get("target"),
+                comment=str(d.get("comment", "")),
+                extra={k: v for k, v in d.items() if k not in known},
+            )
 
 
 # --------------------------------------------------------------------------- alert.json
@@ -340,8 +349,7 @@ class AlertState:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "alert state")
-        try:
+        with reading(d, cls.VERSION, "alert state"):
             return cls(
                 about_rc=int(d["about_rc"]),
                 status_since=parse_iso(d["status_since"]),
@@ -356,8 +364,15 @@ class AlertState:
                 pending_fix_confirm=bool(d.get("pending_fix_confirm", False)),
                 ok_streak=int(d.get("ok_streak", 0)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"alert state is malformed: {exc!r}") from exc
+
+
+def _note(version: int, user: str, comment: str, at: datetime) -> dict[str, Any]:
+    """What every operator's document says first: who, why, when."""
+    return {"version": version, "user": user, "comment": comment, "at": utc_iso(at)}
+
+
+def _note_fields(d: Mapping[str, Any]) -> tuple[str, str, datetime]:
+    return str(d["user"]), str(d.get("comment", "")), parse_iso(d["at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,23 +387,15 @@ class Ack:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": self.VERSION,
-            "user": self.user,
-            "comment": self.comment,
-            "at": utc_iso(self.at),
+            **_note(self.VERSION, self.user, self.comment, self.at),
             "about_rc": self.about_rc,
             "about_code": code_name(self.about_rc),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "acknowledgement")
-        try:
-            return cls(
-                str(d["user"]), str(d.get("comment", "")), parse_iso(d["at"]), int(d["about_rc"])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"acknowledgement is malformed: {exc!r}") from exc
+        with reading(d, cls.VERSION, "acknowledgement"):
+            return cls(*_note_fields(d), int(d["about_rc"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,23 +429,12 @@ class Inhibit:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.VERSION,
-            "user": self.user,
-            "comment": self.comment,
-            "at": utc_iso(self.at),
-            "until": _iso(self.until),
-        }
+        return {**_note(self.VERSION, self.user, self.comment, self.at), "until": _iso(self.until)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "inhibition")
-        try:
-            return cls(
-                str(d["user"]), str(d.get("comment", "")), parse_iso(d["at"]), _time(d.get("until"))
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"inhibition is malformed: {exc!r}") from exc
+        with reading(d, cls.VERSION, "inhibition"):
+            return cls(*_note_fields(d), _time(d.get("until")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,23 +448,12 @@ class Escalation:
     level: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.VERSION,
-            "user": self.user,
-            "comment": self.comment,
-            "at": utc_iso(self.at),
-            "level": self.level,
-        }
+        return {**_note(self.VERSION, self.user, self.comment, self.at), "level": self.level}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "escalation")
-        try:
-            return cls(
-                str(d["user"]), str(d.get("comment", "")), parse_iso(d["at"]), int(d["level"])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"escalation is malformed: {exc!r}") from exc
+        with reading(d, cls.VERSION, "escalation"):
+            return cls(*_note_fields(d), int(d["level"]))
 
 
 # --------------------------------------------------------------------------- call lists
@@ -556,8 +541,7 @@ class CallListState:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "call list state")
-        try:
+        with reading(d, cls.VERSION, "call list state"):
             return cls(
                 on_call=d.get("on_call"),
                 last_rotation=(
@@ -567,8 +551,6 @@ class CallListState:
                 substitutions=tuple(Substitution.from_dict(s) for s in d.get("substitutions", [])),
                 members=tuple(str(m) for m in d.get("members", [])),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"call list state is malformed: {exc!r}") from exc
 
     def prune(self, now: datetime) -> CallListState:
         """The same state without substitutions that have expired."""
@@ -616,8 +598,7 @@ class FixLock:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        check_version(d, cls.VERSION, "fix lock")
-        try:
+        with reading(d, cls.VERSION, "fix lock"):
             return cls(
                 name=str(d["name"]),
                 token=str(d["token"]),
@@ -627,5 +608,3 @@ class FixLock:
                 at=parse_iso(str(d["at"])),
                 expires=parse_iso(str(d["expires"])),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"fix lock is malformed: {exc!r}") from exc
