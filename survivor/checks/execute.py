@@ -58,7 +58,7 @@ class CheckExecutor:
         drive(self.steps(item, ctx))
 
     def steps(self, item: WorkItem, ctx: WorkContext) -> Steps[None]:
-        """`execute` as steps, for the check pool's loop (survivor.steps)."""
+        """`execute` as steps, for the check pool's loop (survivor.work.steps)."""
         config, generation = self.current()
         check = config.checks.get(item.check)
         if check is None:
@@ -180,7 +180,7 @@ class CheckRunner:
     def run_steps(
         self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None = None
     ) -> Steps[list[CheckResult]]:
-        """`run` as steps (survivor.steps); a composite's components block, so are offloaded."""
+        """`run` as steps (survivor.work.steps); a composite's components block: offloaded."""
         if check.kind is CheckKind.PLUGIN:
             results: list[CheckResult] = []
             for host in hosts:

@@ -3,12 +3,11 @@
 glibc gives threads their own malloc arenas, up to eight per core, and
 memory freed in one arena is not reused by another: when checks ran on 16
 worker threads, at 20,000 services that cost about 6 MB of resident memory
-(72.5 vs 66.5 MiB peak, measured). The check pool is one thread now, but
-the alert workers and offloaded steps still are threads; two arenas keep
-their allocation from spreading over more, and they hold the GIL one at a
-time anyway. An operator's own
-MALLOC_ARENA_MAX in the environment wins; on other C libraries this does
-nothing.
+(72.5 vs 66.5 MiB peak, measured then). The check pool is two loop threads
+now, but the alert workers and offloaded steps are threads too; two arenas
+keep their allocation from spreading over more, and they hold the GIL one at
+a time anyway. An operator's own MALLOC_ARENA_MAX in the environment wins; on
+other C libraries this does nothing.
 """
 
 from __future__ import annotations

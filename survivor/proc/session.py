@@ -141,7 +141,7 @@ class Child:
 def spawn_child(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_root: bool) -> Child:
     """Start `argv` in a new session with cwd "/", stdin a pipe (or /dev/null), stdout/err pipes.
 
-    posix_spawn (vfork and exec in glibc, called through survivor.spawn so
+    posix_spawn (vfork and exec in glibc, called through survivor.proc.spawn so
     that other threads run meanwhile) costs the daemon about 30 % less CPU
     than `subprocess.Popen` (133 vs 185 µs for /bin/true, with the poll
     loop), but it cannot change directory: it is used when the daemon's cwd

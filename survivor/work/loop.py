@@ -4,7 +4,7 @@ A worker thread per running check cost a thread hand-off per check and, with
 several threads runnable, a GIL hand-off at every system call (measured at
 20,000 services: 46 context switches and 77 futex calls per check, against
 2.6 switches for one thread alone). Here each work item is a generator of
-steps (survivor.steps): the loop starts the item's child, watches its pipes
+steps (survivor.work.steps): the loop starts the item's child, watches its pipes
 and pidfd in one poll set with every other run's, and when the run is over
 sends its outcome back into the generator, which parses and records the
 result before the item counts as done (DESIGN §6). One turn:
@@ -33,7 +33,7 @@ p99 start latency 2.8 s with the tick against 0.46 s without).
 A pool may run several loops, each with its own poll set, on one queue
 (`loops`). The daemon runs two: a spawn is a vfork, and the parent sleeps
 until the child has exec'd (0.35-0.5 ms for /bin/true, half of one loop's
-time near capacity). survivor.spawn releases the GIL meanwhile, so the
+time near capacity). survivor.proc.spawn releases the GIL meanwhile, so the
 other loop parses, records and starts checks instead of waiting its turn.
 
 The bookkeeping (heap, keys, follow-up runs, cancel, stop, queue.json rows)
@@ -169,7 +169,7 @@ class LoopPool(Pool):
 
     Each loop takes at most its share (`size` / `loops`, rounded up) and the
     pool never more than `size`. More than one loop pays off only because a
-    spawn releases the GIL (survivor.spawn): while one loop waits for its
+    spawn releases the GIL (survivor.proc.spawn): while one loop waits for its
     child to exec, the other runs its Python.
     """
 

@@ -5,7 +5,7 @@ yields the `Running` handle; whoever drives it sends back the child's
 `ProcessOutcome` once the run is over, and the generator goes on to parse
 and record. `drive()` is the plain driver, one step after another on the
 calling thread (`survivor check`, tests, alert work). The check pool's loop
-(`survivor.looppool`) drives many generators from one poll set instead, so
+(`survivor.work.loop`) drives many generators from one poll set instead, so
 that one Python thread does the work of many checks without a thread
 hand-off per check.
 
