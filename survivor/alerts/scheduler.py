@@ -60,7 +60,7 @@ class AlertScheduler:
     def tick(self, config: Config, now: datetime) -> list[WorkItem]:
         budget = config.instance.alert_throttle or None
         jobs: list[AlertJob] = []
-        withheld: dict[Recipient, list[dict[str, Any]]] = defaultdict(list)
+        withheld: dict[tuple[str, str], tuple[Recipient, list[dict[str, Any]]]] = {}
         peers = self._failing_peers(config)
         with_state = self.alerts.pairs()
         for check, host in config.pairs():
@@ -88,7 +88,7 @@ class AlertScheduler:
             else:
                 self._withhold(job, withheld, now)
         items = [self._item(job, job_key(job.check, job.host), now) for job in jobs]
-        for recipient, entries in withheld.items():
+        for recipient, entries in withheld.values():
             job = AlertJob(
                 "digest",
                 recipient.person,
@@ -236,7 +236,10 @@ class AlertScheduler:
         return tuple(out)
 
     def _withhold(
-        self, job: AlertJob, withheld: dict[Recipient, list[dict[str, Any]]], now: datetime
+        self,
+        job: AlertJob,
+        withheld: dict[tuple[str, str], tuple[Recipient, list[dict[str, Any]]]],
+        now: datetime,
     ) -> None:
         """Over the throttle: the problem goes into each recipient's digest, and counts as told."""
         self.stats.add(throttled=1)
@@ -250,7 +253,10 @@ class AlertScheduler:
             "clear": job.action is AlertAction.CLEAR,
         }
         for r in (*job.recipients, *job.tell):
-            withheld[r].append(entry)
+            # One digest per person and method (its item key), whichever lists reached them.
+            _, entries = withheld.setdefault((r.person, r.via), (r, []))
+            if not entries or entries[-1] is not entry:
+                entries.append(entry)
         decision = job.decision
         assert decision is not None
         new = decision.state
