@@ -4,8 +4,8 @@
 has alert state, reads the operator's ack/inhibit/escalate files, asks
 `alertplan.decide()` what to do, resolves call lists, and applies the
 throttle: at most `alert_throttle` logical alerts a minute (one alert to
-several lists counts once); the rest are not dropped but sent as one digest
-per recipient listing every withheld problem.
+several lists counts once; fix tries always run); the rest are not dropped
+but sent as one digest per recipient listing every withheld problem.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ class AlertScheduler:
                 continue
             if job is None:
                 continue
-            if budget is None or budget > 0:
+            # A fix is repair work, not a notification: withheld, it would count as tried
+            # without ever having run.
+            if budget is None or budget > 0 or job.action is AlertAction.FIX:
                 jobs.append(job)
                 if budget is not None:
                     budget -= 1
