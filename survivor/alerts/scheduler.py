@@ -4,8 +4,8 @@
 has alert state, reads the operator's ack/inhibit/escalate files, asks
 `alertplan.decide()` what to do, resolves call lists, and applies the
 throttle: at most `alert_throttle` logical alerts a minute (one alert to
-several lists counts once); the rest are not dropped but sent as one digest
-per recipient listing every withheld problem.
+several lists counts once; fix tries always run); the rest are not dropped
+but sent as one digest per recipient listing every withheld problem.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class AlertScheduler:
     def tick(self, config: Config, now: datetime) -> list[WorkItem]:
         budget = config.instance.alert_throttle or None
         jobs: list[AlertJob] = []
-        withheld: dict[Recipient, list[dict[str, Any]]] = defaultdict(list)
+        withheld: dict[tuple[str, str], tuple[Recipient, list[dict[str, Any]]]] = {}
         peers = self._failing_peers(config)
         with_state = self.alerts.pairs()
         for check, host in config.pairs():
@@ -81,14 +81,16 @@ class AlertScheduler:
                 continue
             if job is None:
                 continue
-            if budget is None or budget > 0:
+            # A fix is repair work, not a notification: withheld, it would count as tried
+            # without ever having run.
+            if budget is None or budget > 0 or job.action is AlertAction.FIX:
                 jobs.append(job)
                 if budget is not None:
                     budget -= 1
             else:
                 self._withhold(job, withheld, now)
         items = [self._item(job, job_key(job.check, job.host), now) for job in jobs]
-        for recipient, entries in withheld.items():
+        for recipient, entries in withheld.values():
             job = AlertJob(
                 "digest",
                 recipient.person,
@@ -236,7 +238,10 @@ class AlertScheduler:
         return tuple(out)
 
     def _withhold(
-        self, job: AlertJob, withheld: dict[Recipient, list[dict[str, Any]]], now: datetime
+        self,
+        job: AlertJob,
+        withheld: dict[tuple[str, str], tuple[Recipient, list[dict[str, Any]]]],
+        now: datetime,
     ) -> None:
         """Over the throttle: the problem goes into each recipient's digest, and counts as told."""
         self.stats.add(throttled=1)
@@ -250,7 +255,10 @@ class AlertScheduler:
             "clear": job.action is AlertAction.CLEAR,
         }
         for r in (*job.recipients, *job.tell):
-            withheld[r].append(entry)
+            # One digest per person and method (its item key), whichever lists reached them.
+            _, entries = withheld.setdefault((r.person, r.via), (r, []))
+            if not entries or entries[-1] is not entry:
+                entries.append(entry)
         decision = job.decision
         assert decision is not None
         new = decision.state
