@@ -424,3 +424,73 @@ def socket_in_use() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- hardening
+
+
+def test_a_large_constant_scalar_plots(tmp_path: Path) -> None:
+    """A constant 2e16 once gave the value axis a zero span (2e16 - 1 == 2e16): a 500."""
+    from survivor.views.web.plot import scalar_plot, widen
+
+    low, high = widen(2e16, 2e16)
+    assert low < 2e16 < high
+    records = [{"t": f"2026-11-24T10:{m:02d}:00.000Z", "scalar": 2e16, "fp": "a"} for m in range(5)]
+    root = ET.fromstring(scalar_plot(records))
+    assert len(root.findall("{http://www.w3.org/2000/svg}circle")) == 5
+
+
+def test_the_listen_backlog_holds_a_burst_of_connections(tmp_path: Path) -> None:
+    """With socketserver's backlog of 5, a burst of 200 parallel requests overflowed the
+    listen queue and clients waited for SYN retries (15-54 s). Connections the server has
+    not accepted yet must all be queued by the kernel."""
+    import socket
+
+    source = StatusSource(tmp_path / "state", tmp_path / "history", FakeClock(NOW))
+    server = make_server("127.0.0.1", 0, source)  # bound and listening, not accepting
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(2.0)
+            s.connect(server.server_address)  # times out once the backlog is full
+            clients.append(s)
+        assert len(clients) == 100
+    finally:
+        for s in clients:
+            s.close()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("[::1]:{port}", 200),
+        ("monitor.example.org", 200),  # given with --hostname
+        ("evil.example:{port}", 421),  # a DNS-rebinding page's own name
+        ("localhost.evil.example", 421),
+    ],
+)
+def test_only_known_host_names_are_served(tmp_path: Path, host: str, status: int) -> None:
+    tree = full_tree(tmp_path / "tree")
+    source = StatusSource(tree.state, tree.history, FakeClock(NOW), configured=CONFIGURED)
+    server = make_server("127.0.0.1", 0, source, ["monitor.example.org"])
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.putrequest("GET", "/api/summary", skip_host=True)
+        conn.putheader("Host", host.format(port=server.server_address[1]))
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert resp.status == status, body[:200]
+    if status == 421:
+        assert b"--hostname" in body
