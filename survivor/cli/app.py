@@ -85,6 +85,34 @@ def require_pair(app: App, host: str, check: str) -> None:
         raise click.ClickException(f"check {check!r} does not run on host {host!r}")
 
 
+# C0 controls but tab and newline, DEL, and the C1 controls (0x80-0x9f: CSI is 0x9b)
+_CONTROLS = {c: None for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters shown, not obeyed: `^[` for ESC, `^G` for BEL,
+    `\\x9b` for a C1 control. Comments come from modules and remote servers (a check_ssh
+    banner) and from other operators; raw, an escape sequence in one clears the screen or
+    retitles the window of whoever runs `status`. JSON output keeps the raw text."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code in _CONTROLS:
+            out.append(
+                f"^{chr(code + 64)}" if code < 0x20 else "^?" if code == 0x7F else f"\\x{code:02x}"
+            )
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """One line for a person on a terminal: control characters shown, not obeyed."""
+    click.echo(visible(text), err=err)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 

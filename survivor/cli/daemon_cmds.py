@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors, parse_target, require_pair
+from survivor.cli.app import App, echo_json, friendly_errors, parse_target, require_pair, say
 from survivor.clock import SystemClock
 
 
@@ -239,10 +239,8 @@ def check(app: App, target: str, as_json: bool) -> None:
         echo_json(doc)
         return
     scalar = "" if result.scalar is None else f" [{result.scalar:g}]"
-    click.echo(
-        f"{host_name}/{check_name}: {result.code}{scalar} {result.comment} "
-        f"({result.duration_ms} ms)"
-    )
+    ms = result.duration_ms
+    say(f"{host_name}/{check_name}: {result.code}{scalar} {result.comment} ({ms} ms)")
 
 
 COMMANDS = [run, validate, reload, stop, check]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors, parse_target
+from survivor.cli.app import App, echo_json, friendly_errors, parse_target, say, visible
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
@@ -76,17 +76,17 @@ def status(
         echo_json({"daemon": daemon, "checks": checks})
         return
     for line in snap.daemon.lines(now):
-        click.echo(line)
+        say(line)
     if not rows:
         click.echo("no problems" if problems else "no checks")
         return
     from survivor.views.snapshot import status_lines
 
     for line in status_lines(snap, rows):
-        click.echo(line)
+        say(line)
     if host_filter and check_filter:
         for line in pair_alerting_lines(pair_alerting(app, host_filter, check_filter), now):
-            click.echo(line)
+            say(line)
 
 
 def pair_alerting(app: App, host: str, check: str) -> dict[str, Any]:
@@ -207,7 +207,7 @@ def watch_screen(view: StatusQuery, now: datetime, size: tuple[int, int] | None)
             hidden = len(body) - (room - 1)
             body = [*body[: room - 1], f"... {hidden} more (a taller terminal shows them)"]
         header = [line[:width] if width else line for line in header]
-    return "\n".join(header + body)
+    return "\n".join(visible(line) for line in header + body)
 
 
 CLEAR = "\x1b[H\x1b[2J"
@@ -281,9 +281,7 @@ def history(
     if limit > 0:
         records = records[-limit:]
     for b in bad:
-        click.echo(
-            f"warning: {b.path}:{b.lineno}: unparsable line skipped: {b.text[:80]}", err=True
-        )
+        say(f"warning: {b.path}:{b.lineno}: unparsable line skipped: {b.text[:80]}", err=True)
     if as_json:
         for r in records:
             click.echo(json.dumps(r, ensure_ascii=False))
@@ -296,7 +294,7 @@ def history(
         if r.get("fp") != last_fp and "fp" in r:
             click.echo(f"--- incarnation fp {r.get('fp')} (config generation {r.get('gen')}) ---")
             last_fp = r.get("fp")
-        click.echo(_history_line(r))
+        say(_history_line(r))
 
 
 def _history_line(r: dict[str, Any]) -> str:

@@ -157,3 +157,22 @@ def test_one_pair_shows_who_acknowledged_and_who_was_alerted(example_tree: Path)
     [row] = json.loads(inhibited.output)["checks"]
     assert row["alerting"]["inhibit"]["user"] == "bob"
     assert row["alerting"]["ack"] is None
+
+
+ESCAPES = "banner \x1b]0;pwned\x07\x1b[2J\x00 \x9b31m done"
+
+
+def test_control_characters_are_shown_not_obeyed(cli: Cli) -> None:
+    """A check_ssh banner or an ack comment can carry ESC, BEL, NUL or a C1 CSI: shown on a
+    terminal as ^[, ^G, ^@, \\x9b, and kept raw (escaped by JSON) in --json output."""
+    now = datetime.now(UTC)
+    cli.tree.store.write_check("web2", "http", state(1, now=now, minutes_ago=1, comment=ESCAPES))
+    cli.tree.hist.append(
+        "web2", "http", "check", now, {"rc": 1, "code": "PROBLEM", "comment": ESCAPES}
+    )
+    for args in (("status",), ("status", "web2/http"), ("history", "web2/http")):
+        out = cli(*args).output
+        assert not any(c in out for c in "\x1b\x07\x00\x9b"), args
+        assert "banner ^[]0;pwned^G^[[2J^@ \\x9b31m done" in out, args
+    raw = json.loads(cli("status", "web2/http", "--json").output)
+    assert raw["checks"][0]["comment"] == ESCAPES
