@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -273,28 +274,32 @@ def history(
     since_dt = _parse_since(since)
     store = app.history_store()
     bad: list[BadLine] = []
-    records = [
-        r
-        for r in store.read(host, check, kind, since=since_dt, bad=bad)
-        if fp is None or r.get("fp") == fp
-    ]
-    if limit > 0:
-        records = records[-limit:]
-    for b in bad:
-        say(f"warning: {b.path}:{b.lineno}: unparsable line skipped: {b.text[:80]}", err=True)
-    if as_json:
-        for r in records:
-            click.echo(json.dumps(r, ensure_ascii=False))
-        return
-    if not records:
-        click.echo(f"no {kind} history for {host}/{check}" + (f" since {since}" if since else ""))
-        return
+
+    def wanted(r: dict[str, Any]) -> bool:
+        return fp is None or r.get("fp") == fp
+
+    # --limit reads backwards from the newest month; otherwise records stream, a line at a
+    # time (a year of one pair is half a million records: never all in memory).
+    records: Iterable[dict[str, Any]] = (
+        store.read_latest(host, check, kind, limit, since=since_dt, keep=wanted, bad=bad)
+        if limit > 0
+        else (r for r in store.read(host, check, kind, since=since_dt, bad=bad) if wanted(r))
+    )
+    shown = 0
     last_fp: object = object()
     for r in records:
+        shown += 1
+        if as_json:
+            click.echo(json.dumps(r, ensure_ascii=False))
+            continue
         if r.get("fp") != last_fp and "fp" in r:
             click.echo(f"--- incarnation fp {r.get('fp')} (config generation {r.get('gen')}) ---")
             last_fp = r.get("fp")
         say(_history_line(r))
+    for b in bad:
+        say(f"warning: {b.path}:{b.lineno}: unparsable line skipped: {b.text[:80]}", err=True)
+    if not shown and not as_json:
+        click.echo(f"no {kind} history for {host}/{check}" + (f" since {since}" if since else ""))
 
 
 def _history_line(r: dict[str, Any]) -> str:
