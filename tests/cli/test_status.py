@@ -176,3 +176,21 @@ def test_control_characters_are_shown_not_obeyed(cli: Cli) -> None:
         assert "banner ^[]0;pwned^G^[[2J^@ \\x9b31m done" in out, args
     raw = json.loads(cli("status", "web2/http", "--json").output)
     assert raw["checks"][0]["comment"] == ESCAPES
+
+
+def test_history_limit_takes_the_last_records_across_months(cli: Cli) -> None:
+    h = cli.tree.hist
+    for n, (t, fp) in enumerate(
+        [("2026-10-31T23:58:00", "a"), ("2026-10-31T23:59:00", "a"), ("2026-11-01T00:01:00", "b")]
+    ):
+        when = datetime.fromisoformat(t).replace(tzinfo=UTC)
+        h.append(
+            "db1", "ping", "check", when, {"rc": 0, "code": "OK", "comment": f"n{n}", "fp": fp}
+        )
+    last = [
+        json.loads(line)
+        for line in cli("history", "db1/ping", "--limit", "2", "--json").output.splitlines()
+    ]
+    assert [r["comment"] for r in last] == ["n1", "n2"]
+    older = cli("history", "db1/ping", "--limit", "1", "--fp", "a").output
+    assert "n1" in older and "n0" not in older and "n2" not in older
