@@ -357,6 +357,30 @@ def test_snapshot_is_cached_briefly(tmp_path: Path) -> None:
     assert source.snapshot() is not first
 
 
+def test_a_slow_read_serves_everyone_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that takes longer than the cache (20,000 pairs: about a second) must still
+    serve the requests that waited for it, not leave them to read everything again."""
+    from survivor.views.web import source as source_module
+
+    tree = full_tree(tmp_path)
+    clock = FakeClock(NOW)
+    source = StatusSource(tree.state, tree.history, clock, cache_s=1.0)
+    reads: list[float] = []
+    real_read = source_module.read_snapshot
+
+    def slow_read(*args: Any, **kwargs: Any) -> Any:
+        reads.append(clock.monotonic())
+        clock.advance(1.05)  # the read itself takes longer than the cache lasts
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(source_module, "read_snapshot", slow_read)
+    first = source.snapshot()
+    assert source.snapshot() is first  # the request that waited behind the read
+    assert len(reads) == 1
+
+
 def test_parse_bind() -> None:
     assert parse_bind("127.0.0.1:8080") == ("127.0.0.1", 8080)
     assert parse_bind(":9000") == ("127.0.0.1", 9000)

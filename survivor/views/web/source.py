@@ -59,13 +59,17 @@ class StatusSource:
     # ---------------------------------------------------------------- snapshots
 
     def snapshot(self) -> Snapshot:
-        """Every pair, at most `cache_s` old."""
+        """Every pair, read at most once per `cache_s` however many requests wait.
+
+        One reader at a time, and the copy is stamped when its read ENDS: at 20,000
+        pairs a read takes about a second, and a stamp taken at its start made the
+        copy stale on arrival, so every request waiting behind it read everything
+        again (8 tabs: 9.3 s a refresh)."""
         with self._lock:
-            mono = self.clock.monotonic()
-            if self._cached is not None and mono - self._cached[0] < self.cache_s:
+            if self._cached is not None and self.clock.monotonic() - self._cached[0] < self.cache_s:
                 return self._cached[1]
             snap = read_snapshot(self.state_dir, self.clock.now(), configured=self.configured)
-            self._cached = (mono, snap)
+            self._cached = (self.clock.monotonic(), snap)
             return snap
 
     def host_snapshot(self, host: str) -> Snapshot:
