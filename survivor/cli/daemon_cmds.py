@@ -124,7 +124,7 @@ def reload(app: App, wait: bool, timeout: float) -> None:
     The configuration is validated first: a bad one is reported and the daemon
     is not signalled, so it keeps running the old one.
     """
-    config = app.config  # exits 1 with every problem if the new config is bad
+    config = app.file_config()  # exits 1 with every problem if the new config is bad
     del config
     pid = _daemon_pid(app)
     before = _read_daemon_doc(app)

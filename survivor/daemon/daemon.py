@@ -97,6 +97,7 @@ class Daemon:
             fingerprint=config.fingerprint,
         )
         self.heartbeat.write_daemon_doc()
+        self.heartbeat.write_running_config()
         log.info(
             "scheduler ready: %d checks, %d check@host pairs, generation %d, pid %d",
             len(config.checks),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from survivor.model.documents import ConfigSnapshot
 from tests.conftest import wait_until
 from tests.integration.daemonproc import REPO, DaemonProcess, history_lines, read_json
 
@@ -229,6 +230,10 @@ def test_reload_changes_fingerprint_and_keeps_state(
         )
 
     wait_until(new_fp_record, 20, "a record with the new fingerprint")
+    # the config the daemon runs, for the commands while the files on disk do not load
+    running = ConfigSnapshot.from_dict(read_json(scratch / "state/running-config.json") or {})
+    assert running.generation == 2 and running.path == str(config)
+    assert dict(running.files)[str(config)] == config.read_bytes()
     after = read_json(scratch / "state/host/web1/alive/check.json")
     assert after is not None and after["fingerprint"] != before["fingerprint"]
     assert after["since"] == before["since"]  # status kept across the change

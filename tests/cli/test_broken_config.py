@@ -1,0 +1,63 @@
+"""One typo in the config on disk must not disable the command line (issue 19 item 1).
+
+While the daemon runs the last good config, read commands and operator actions work from
+the config it runs (state/running-config.json) with one line on stderr; validate and
+reload still need the file itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from survivor.cli import main
+from survivor.config import load_config
+from survivor.model.documents import ConfigSnapshot
+from tests.cli.conftest import Cli
+from tests.viewstate import NOW
+
+
+def run_with_snapshot(cli: Cli) -> None:
+    """What the daemon writes at start and after each reload."""
+    config = load_config(cli.tree.config)
+    cli.tree.store.write_running_config(
+        ConfigSnapshot(str(config.path), 3, NOW, tuple((str(p), d) for p, d in config.sources))
+    )
+
+
+def break_config(cli: Cli) -> None:
+    text = cli.tree.config.read_text().replace("  ping: {module: ok", "  ping: {modul: ok")
+    cli.tree.config.write_text(text)
+
+
+def test_status_history_and_ack_work_from_the_running_config(cli: Cli) -> None:
+    good_status = cli("status", "--json")
+    good_history = cli("history", "web1/http")
+    run_with_snapshot(cli)
+    break_config(cli)
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        r = runner.invoke(main, ["--config", str(cli.tree.config), *args])
+        return r.exit_code, r.stdout, r.stderr
+
+    code, out, err = run("status", "--json")
+    assert code == good_status.exit_code
+    assert json.loads(out)["checks"] == json.loads(good_status.output)["checks"]
+    assert err.count("\n") == 1 and "does not load" in err and "generation 3" in err
+    assert "survivor.yaml" in err and "modul" in err  # where the file is broken
+    code, out, _ = run("history", "web1/http")
+    assert (code, out) == (good_history.exit_code, good_history.output)
+    code, out, _ = run("unack", "web1/http", "-m", "looked")
+    assert code == 0, out
+    # the commands that need the file itself still refuse it
+    assert run("validate", "--no-modules")[0] == 1
+    code, _, err = run("reload")
+    assert code == 1 and "modul" in err
+
+
+def test_without_a_running_config_the_errors_are_shown(cli: Cli) -> None:
+    break_config(cli)
+    result = cli("status")
+    assert result.exit_code == 1 and "configuration problem" in result.output
