@@ -72,6 +72,12 @@ def validate(app: App, no_modules: bool) -> None:
         f"{app.config_path}: OK ({len(config.checks)} checks, {len(config.hosts)} hosts, "
         f"{pairs} check@host pairs)"
     )
+    unclassed = [host for host in config.hosts.values() if not host.hostclass]
+    for host in unclassed:
+        click.echo(
+            f"{host.mark}: warning: host {host.name!r} is in no class, so no check runs on it"
+            " (a host is monitored only when it is in exactly one class)"
+        )
     if no_modules:
         return
     from survivor.proc.modules import validate_modules

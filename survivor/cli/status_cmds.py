@@ -65,7 +65,8 @@ def status(
         daemon = {
             **(snap.daemon_doc or {}),
             "running": snap.daemon.running,
-            "pid_alive": snap.daemon.pid,
+            "pid_alive": snap.daemon.pid is not None,
+            "live_pid": snap.daemon.pid,
             "summary": snap.daemon.to_dict(now),
         }
         if snap.daemon.error:

@@ -61,3 +61,17 @@ def test_without_a_running_config_the_errors_are_shown(cli: Cli) -> None:
     break_config(cli)
     result = cli("status")
     assert result.exit_code == 1 and "configuration problem" in result.output
+
+
+def test_validate_warns_of_hosts_in_no_class(cli: Cli) -> None:
+    """A host that is in no class is monitored by nothing: validate says so (and still
+    exits 0: Survivor's rule, not a mistake)."""
+    text = cli.tree.config.read_text().replace(
+        "  db1: {address: 127.0.0.3}\n",
+        "  db1: {address: 127.0.0.3}\n  spare: {address: 10.0.0.9}\n",
+    )
+    cli.tree.config.write_text(text)
+    result = cli("validate", "--no-modules")
+    assert result.exit_code == 0, result.output
+    [warning] = [line for line in result.output.splitlines() if "warning" in line]
+    assert "survivor.yaml:" in warning and "'spare' is in no class" in warning

@@ -72,6 +72,7 @@ def test_json_output(cli: Cli) -> None:
     result = cli("status", "--json")
     data = json.loads(result.output)
     assert data["daemon"]["running"] is False and data["daemon"]["instance"] == "viewtest"
+    assert data["daemon"]["pid_alive"] is False and data["daemon"]["live_pid"] is None
     assert data["daemon"]["summary"]["level"] == "problem"
     checks = data["checks"]
     assert [(c["host"], c["check"], c["code"]) for c in checks][:2] == [
