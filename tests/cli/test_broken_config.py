@@ -26,6 +26,12 @@ def run_with_snapshot(cli: Cli) -> None:
     )
 
 
+def stable(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The rows without the texts that move with the clock (`5m ago`, `in 1m`)."""
+    moving = ("since_age", "last_age", "next_due_in")
+    return [{k: v for k, v in row.items() if k not in moving} for row in rows]
+
+
 def break_config(cli: Cli) -> None:
     text = cli.tree.config.read_text().replace("  ping: {module: ok", "  ping: {modul: ok")
     cli.tree.config.write_text(text)
@@ -44,7 +50,7 @@ def test_status_history_and_ack_work_from_the_running_config(cli: Cli) -> None:
 
     code, out, err = run("status", "--json")
     assert code == good_status.exit_code
-    assert json.loads(out)["checks"] == json.loads(good_status.output)["checks"]
+    assert stable(json.loads(out)["checks"]) == stable(json.loads(good_status.output)["checks"])
     assert err.count("\n") == 1 and "does not load" in err and "generation 3" in err
     assert "survivor.yaml" in err and "modul" in err  # where the file is broken
     code, out, _ = run("history", "web1/http")

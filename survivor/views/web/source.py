@@ -214,5 +214,21 @@ def _record(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _short(value: object) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    text = _words(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _words(value: object) -> str:
+    """A record's value for people: recipients as `alice (mail)`, lists joined, no reprs."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    if isinstance(value, Mapping):
+        if "person" in value:
+            via = value.get("via")
+            return f"{value['person']} ({via})" if via else str(value["person"])
+        return ", ".join(f"{k}: {_words(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_words(v) for v in value) or "-"
+    return str(value)
