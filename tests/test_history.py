@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import gzip
+import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from survivor.model.config import FsyncPolicy
+from survivor.store import history as history_module
 from survivor.store.fsio import FileWriter
-from survivor.store.history import BadLine, HistoryStore, read_records
+from survivor.store.history import BadLine, HistoryStore, read_records, read_records_backwards
 
 T1 = datetime(2026, 10, 31, 23, 59, 59, 900000, tzinfo=UTC)
 T2 = datetime(2026, 11, 1, 0, 0, 1, tzinfo=UTC)
@@ -72,3 +77,66 @@ def test_events_and_calllists(tmp_path: Path) -> None:
 
 def test_read_records_of_missing_file_is_empty(tmp_path: Path) -> None:
     assert list(read_records(tmp_path / "nope.jsonl")) == []
+
+
+# --------------------------------------------------------------------------- reading a lot
+
+
+@pytest.mark.parametrize("block", [7, 64, 65536])
+@pytest.mark.parametrize(
+    "tail",
+    [b"", b'{"v": 1, "t": "2026-11-01T00:0', b"x" * 300],  # complete, torn record, torn long
+)
+def test_reading_backwards_gives_the_records_in_reverse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int, tail: bytes
+) -> None:
+    monkeypatch.setattr(history_module, "BACKWARD_BLOCK", block)
+    path = tmp_path / "check-2026-11.jsonl"
+    lines = [json.dumps({"n": n, "pad": "p" * (n * 37 % 200)}).encode() for n in range(50)]
+    lines.insert(20, b"not json")
+    path.write_bytes(b"\n".join(lines) + b"\n" + tail)
+    forward_bad: list[BadLine] = []
+    backward_bad: list[BadLine] = []
+    forward = list(read_records(path, forward_bad))
+    backward = list(read_records_backwards(path, backward_bad))
+    assert (
+        [r["n"] for r in backward] == [r["n"] for r in reversed(forward)] == list(range(49, -1, -1))
+    )
+    assert [b.text for b in backward_bad] == [b.text for b in forward_bad] == ["not json"]
+
+
+class CountingFile(io.BufferedReader):
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        CountingFile.read_bytes += len(data)
+        return data
+
+
+def test_the_last_few_records_of_a_long_history_read_only_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`history --limit 10` read a whole year (535k records, 570 MB of memory) to show 10."""
+    h = store(tmp_path)
+    d = h.pair_dir("web1", "ping")
+    d.mkdir(parents=True)
+    for month, fp in (("2026-10", "a"), ("2026-11", "b")):
+        with (d / f"check-{month}.jsonl").open("wb") as fh:
+            for n in range(20_000):
+                t = f"{month}-15T10:{n // 1000 % 60:02d}:{n % 60:02d}.000Z"
+                fh.write(json.dumps({"v": 1, "t": t, "n": n, "fp": fp}).encode() + b"\n")
+    size = sum(p.stat().st_size for p in d.iterdir())
+    monkeypatch.setattr(
+        history_module,
+        "open",
+        lambda path, mode: CountingFile(io.FileIO(path, mode)),
+        raising=False,
+    )
+    CountingFile.read_bytes = 0
+    last = h.read_latest("web1", "ping", "check", 3)
+    assert [(r["fp"], r["n"]) for r in last] == [("b", 19_997), ("b", 19_998), ("b", 19_999)]
+    assert CountingFile.read_bytes < size / 20
+    # a filter that only the older month meets: read back across the month boundary
+    older = h.read_latest("web1", "ping", "check", 2, keep=lambda r: r["fp"] == "a")
+    assert [(r["fp"], r["n"]) for r in older] == [("a", 19_998), ("a", 19_999)]

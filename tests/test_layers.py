@@ -26,6 +26,7 @@ LAYERS: dict[str, float] = {
     "cli.daemon_cmds": 1,
     "cli.ops_cmds": 1,
     "cli.queue_cmds": 1,
+    "cli.report_cmds": 1,
     "cli.status_cmds": 1,
     "cli.web_cmds": 1,
     # 2. the process: start-up, signals, the main loop, reload, shutdown
@@ -48,6 +49,7 @@ LAYERS: dict[str, float] = {
     "actions.operator": 3,
     "actions.pairs": 3,
     "views": 3,
+    "views.availability": 3,
     "views.health": 3,
     "views.metrics": 3,
     "views.rows": 3,

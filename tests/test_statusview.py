@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -299,3 +299,27 @@ def test_any_file_content_gives_a_view_not_a_traceback(
         status_lines(snap, snap.rows)
         snap.daemon.lines(NOW)
         assert len(snap.rows) == 1
+
+
+def test_next_due_reads_as_a_time_to_come_or_overdue() -> None:
+    """`next due` said `0s ago` for a run due this minute (its slot still ahead)."""
+    from survivor.views.rows import due_text
+
+    now = datetime(2026, 11, 24, 10, 0, 30, tzinfo=UTC)
+    assert due_text(now + timedelta(minutes=3), now) == "in 3m"
+    assert due_text(now - timedelta(seconds=20), now) == "now"
+    assert due_text(now - timedelta(minutes=5), now) == "overdue 5m"
+
+
+def test_alert_records_on_the_web_name_people_not_python_reprs() -> None:
+    from survivor.views.web.source import _record
+
+    line = _record(
+        {
+            "t": "2026-11-24T10:00:00.000Z",
+            "via": "mail",
+            "ok": True,
+            "recipients": [{"person": "alice", "address": "a@x", "via": "mail", "calllist": "h"}],
+        }
+    )["summary"]
+    assert "recipients=alice (mail)" in line and "ok=yes" in line and "{" not in line

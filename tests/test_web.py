@@ -357,6 +357,30 @@ def test_snapshot_is_cached_briefly(tmp_path: Path) -> None:
     assert source.snapshot() is not first
 
 
+def test_a_slow_read_serves_everyone_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that takes longer than the cache (20,000 pairs: about a second) must still
+    serve the requests that waited for it, not leave them to read everything again."""
+    from survivor.views.web import source as source_module
+
+    tree = full_tree(tmp_path)
+    clock = FakeClock(NOW)
+    source = StatusSource(tree.state, tree.history, clock, cache_s=1.0)
+    reads: list[float] = []
+    real_read = source_module.read_snapshot
+
+    def slow_read(*args: Any, **kwargs: Any) -> Any:
+        reads.append(clock.monotonic())
+        clock.advance(1.05)  # the read itself takes longer than the cache lasts
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(source_module, "read_snapshot", slow_read)
+    first = source.snapshot()
+    assert source.snapshot() is first  # the request that waited behind the read
+    assert len(reads) == 1
+
+
 def test_parse_bind() -> None:
     assert parse_bind("127.0.0.1:8080") == ("127.0.0.1", 8080)
     assert parse_bind(":9000") == ("127.0.0.1", 9000)
@@ -424,3 +448,73 @@ def socket_in_use() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- hardening
+
+
+def test_a_large_constant_scalar_plots(tmp_path: Path) -> None:
+    """A constant 2e16 once gave the value axis a zero span (2e16 - 1 == 2e16): a 500."""
+    from survivor.views.web.plot import scalar_plot, widen
+
+    low, high = widen(2e16, 2e16)
+    assert low < 2e16 < high
+    records = [{"t": f"2026-11-24T10:{m:02d}:00.000Z", "scalar": 2e16, "fp": "a"} for m in range(5)]
+    root = ET.fromstring(scalar_plot(records))
+    assert len(root.findall("{http://www.w3.org/2000/svg}circle")) == 5
+
+
+def test_the_listen_backlog_holds_a_burst_of_connections(tmp_path: Path) -> None:
+    """With socketserver's backlog of 5, a burst of 200 parallel requests overflowed the
+    listen queue and clients waited for SYN retries (15-54 s). Connections the server has
+    not accepted yet must all be queued by the kernel."""
+    import socket
+
+    source = StatusSource(tmp_path / "state", tmp_path / "history", FakeClock(NOW))
+    server = make_server("127.0.0.1", 0, source)  # bound and listening, not accepting
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(2.0)
+            s.connect(server.server_address)  # times out once the backlog is full
+            clients.append(s)
+        assert len(clients) == 100
+    finally:
+        for s in clients:
+            s.close()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("[::1]:{port}", 200),
+        ("monitor.example.org", 200),  # given with --hostname
+        ("evil.example:{port}", 421),  # a DNS-rebinding page's own name
+        ("localhost.evil.example", 421),
+    ],
+)
+def test_only_known_host_names_are_served(tmp_path: Path, host: str, status: int) -> None:
+    tree = full_tree(tmp_path / "tree")
+    source = StatusSource(tree.state, tree.history, FakeClock(NOW), configured=CONFIGURED)
+    server = make_server("127.0.0.1", 0, source, ["monitor.example.org"])
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.putrequest("GET", "/api/summary", skip_host=True)
+        conn.putheader("Host", host.format(port=server.server_address[1]))
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert resp.status == status, body[:200]
+    if status == 421:
+        assert b"--hostname" in body

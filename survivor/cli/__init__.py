@@ -62,6 +62,7 @@ COMMAND_MODULES = {
     "fix": "ops_cmds",
     "calllist": "calllist_cmds",
     "web": "web_cmds",
+    "report": "report_cmds",
 }
 
 

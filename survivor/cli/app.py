@@ -25,20 +25,40 @@ class App:
 
     @property
     def config(self) -> Config:
-        """The configuration, loaded once; errors become a clean message and exit 1."""
+        """The configuration, loaded once. When the files on disk do not load, the one the
+        daemon runs (state/running-config.json) is used, with one line on stderr saying
+        so: a typo must not disable status, history, queue or ack. Without a running
+        config, the errors become a clean message and exit 1."""
         if self._config is None:
             from survivor.config import load_config
 
             try:
                 self._config = load_config(self.config_path)
             except ConfigError as err:
-                for problem in err.problems:
-                    click.echo(str(problem), err=True)
-                raise click.ClickException(
-                    f"{len(err.problems)} configuration problem(s) in {self.config_path}; "
-                    "fix them (see `survivor validate`)"
-                ) from None
+                running = running_config(self.config_path, err)
+                if running is None:
+                    for problem in err.problems:
+                        click.echo(str(problem), err=True)
+                    raise click.ClickException(
+                        f"{len(err.problems)} configuration problem(s) in {self.config_path}; "
+                        "fix them (see `survivor validate`)"
+                    ) from None
+                self._config = running
         return self._config
+
+    def file_config(self) -> Config:
+        """The configuration in the files, or exit 1 with every problem (validate, reload)."""
+        from survivor.config import load_config
+
+        try:
+            return load_config(self.config_path)
+        except ConfigError as err:
+            for problem in err.problems:
+                click.echo(str(problem), err=True)
+            raise click.ClickException(
+                f"{len(err.problems)} configuration problem(s) in {self.config_path}; "
+                "fix them (see `survivor validate`)"
+            ) from None
 
     def state_store(self) -> Any:
         from survivor.store.fsio import FileWriter
@@ -53,6 +73,46 @@ class App:
 
         inst = self.config.instance
         return HistoryStore(inst.history_dir, FileWriter(inst.fsync))
+
+
+def running_config(path: Path, err: ConfigError) -> Config | None:
+    """The config a daemon runs for the instance file `path`, when its files do not load.
+
+    Its state directory is found from the instance section if that part still builds,
+    else the daemon could not be found and None is returned.
+    """
+    from survivor.config import load_config
+    from survivor.config.build import build_instance
+    from survivor.config.fields import Context
+    from survivor.config.load import read_sources
+    from survivor.store.fsio import FileWriter
+    from survivor.store.state import StateStore
+
+    instance = build_instance(Context(read_sources(path)))
+    if instance is None:
+        return None
+    try:
+        snapshot = StateStore(instance.state_dir, FileWriter()).read_running_config()
+    except (SurvivorError, OSError):
+        return None
+    if snapshot is None or snapshot.path != str(path.absolute()):
+        return None
+    try:
+        config = load_config(
+            Path(snapshot.path),
+            base_dir=path.absolute().parent,
+            snapshot=[(Path(p), data) for p, data in snapshot.files],
+        )
+    except ConfigError:
+        return None
+    first = err.problems[0] if err.problems else "?"
+    click.echo(
+        f"survivor: {path} does not load ({len(err.problems)} problem(s), first: {first}); "
+        f"using the config the daemon runs (generation {snapshot.generation}); "
+        "`survivor validate` lists every problem",
+        err=True,
+    )
+    return config
 
 
 def parse_target(text: str, *, need_check: bool = True) -> tuple[str, str | None]:
@@ -83,6 +143,34 @@ def require_pair(app: App, host: str, check: str) -> None:
         raise click.ClickException(f"no host named {host!r} in {app.config_path}")
     if host not in config.checks[check].hosts:
         raise click.ClickException(f"check {check!r} does not run on host {host!r}")
+
+
+# C0 controls but tab and newline, DEL, and the C1 controls (0x80-0x9f: CSI is 0x9b)
+_CONTROLS = {c: None for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters shown, not obeyed: `^[` for ESC, `^G` for BEL,
+    `\\x9b` for a C1 control. Comments come from modules and remote servers (a check_ssh
+    banner) and from other operators; raw, an escape sequence in one clears the screen or
+    retitles the window of whoever runs `status`. JSON output keeps the raw text."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code in _CONTROLS:
+            out.append(
+                f"^{chr(code + 64)}" if code < 0x20 else "^?" if code == 0x7F else f"\\x{code:02x}"
+            )
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """One line for a person on a terminal: control characters shown, not obeyed."""
+    click.echo(visible(text), err=err)
 
 
 def echo_json(data: Any) -> None:

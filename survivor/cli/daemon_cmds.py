@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors, parse_target, require_pair
+from survivor.cli.app import App, echo_json, friendly_errors, parse_target, require_pair, say
 from survivor.clock import SystemClock
 
 
@@ -72,6 +72,12 @@ def validate(app: App, no_modules: bool) -> None:
         f"{app.config_path}: OK ({len(config.checks)} checks, {len(config.hosts)} hosts, "
         f"{pairs} check@host pairs)"
     )
+    unclassed = [host for host in config.hosts.values() if not host.hostclass]
+    for host in unclassed:
+        click.echo(
+            f"{host.mark}: warning: host {host.name!r} is in no class, so no check runs on it"
+            " (a host is monitored only when it is in exactly one class)"
+        )
     if no_modules:
         return
     from survivor.proc.modules import validate_modules
@@ -124,7 +130,7 @@ def reload(app: App, wait: bool, timeout: float) -> None:
     The configuration is validated first: a bad one is reported and the daemon
     is not signalled, so it keeps running the old one.
     """
-    config = app.config  # exits 1 with every problem if the new config is bad
+    config = app.file_config()  # exits 1 with every problem if the new config is bad
     del config
     pid = _daemon_pid(app)
     before = _read_daemon_doc(app)
@@ -239,10 +245,8 @@ def check(app: App, target: str, as_json: bool) -> None:
         echo_json(doc)
         return
     scalar = "" if result.scalar is None else f" [{result.scalar:g}]"
-    click.echo(
-        f"{host_name}/{check_name}: {result.code}{scalar} {result.comment} "
-        f"({result.duration_ms} ms)"
-    )
+    ms = result.duration_ms
+    say(f"{host_name}/{check_name}: {result.code}{scalar} {result.comment} ({ms} ms)")
 
 
 COMMANDS = [run, validate, reload, stop, check]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors
+from survivor.cli.app import App, echo_json, friendly_errors, say
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
@@ -91,12 +91,12 @@ def queue(ctx: click.Context, host: str | None, as_json: bool) -> None:
         )
         return
     for line in queue_header(snap):
-        click.echo(line)
+        say(line)
     if not report:
         click.echo("no hosts")
     for entry in report:
         for line in host_lines(entry, every_check=host is not None):
-            click.echo(line)
+            say(line)
 
 
 def host_report(snap: Snapshot, host: str) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors, parse_target
+from survivor.cli.app import App, echo_json, friendly_errors, parse_target, say, visible
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
@@ -64,7 +65,8 @@ def status(
         daemon = {
             **(snap.daemon_doc or {}),
             "running": snap.daemon.running,
-            "pid_alive": snap.daemon.pid,
+            "pid_alive": snap.daemon.pid is not None,
+            "live_pid": snap.daemon.pid,
             "summary": snap.daemon.to_dict(now),
         }
         if snap.daemon.error:
@@ -76,17 +78,17 @@ def status(
         echo_json({"daemon": daemon, "checks": checks})
         return
     for line in snap.daemon.lines(now):
-        click.echo(line)
+        say(line)
     if not rows:
         click.echo("no problems" if problems else "no checks")
         return
     from survivor.views.snapshot import status_lines
 
     for line in status_lines(snap, rows):
-        click.echo(line)
+        say(line)
     if host_filter and check_filter:
         for line in pair_alerting_lines(pair_alerting(app, host_filter, check_filter), now):
-            click.echo(line)
+            say(line)
 
 
 def pair_alerting(app: App, host: str, check: str) -> dict[str, Any]:
@@ -207,7 +209,7 @@ def watch_screen(view: StatusQuery, now: datetime, size: tuple[int, int] | None)
             hidden = len(body) - (room - 1)
             body = [*body[: room - 1], f"... {hidden} more (a taller terminal shows them)"]
         header = [line[:width] if width else line for line in header]
-    return "\n".join(header + body)
+    return "\n".join(visible(line) for line in header + body)
 
 
 CLEAR = "\x1b[H\x1b[2J"
@@ -273,30 +275,32 @@ def history(
     since_dt = _parse_since(since)
     store = app.history_store()
     bad: list[BadLine] = []
-    records = [
-        r
-        for r in store.read(host, check, kind, since=since_dt, bad=bad)
-        if fp is None or r.get("fp") == fp
-    ]
-    if limit > 0:
-        records = records[-limit:]
-    for b in bad:
-        click.echo(
-            f"warning: {b.path}:{b.lineno}: unparsable line skipped: {b.text[:80]}", err=True
-        )
-    if as_json:
-        for r in records:
-            click.echo(json.dumps(r, ensure_ascii=False))
-        return
-    if not records:
-        click.echo(f"no {kind} history for {host}/{check}" + (f" since {since}" if since else ""))
-        return
+
+    def wanted(r: dict[str, Any]) -> bool:
+        return fp is None or r.get("fp") == fp
+
+    # --limit reads backwards from the newest month; otherwise records stream, a line at a
+    # time (a year of one pair is half a million records: never all in memory).
+    records: Iterable[dict[str, Any]] = (
+        store.read_latest(host, check, kind, limit, since=since_dt, keep=wanted, bad=bad)
+        if limit > 0
+        else (r for r in store.read(host, check, kind, since=since_dt, bad=bad) if wanted(r))
+    )
+    shown = 0
     last_fp: object = object()
     for r in records:
+        shown += 1
+        if as_json:
+            click.echo(json.dumps(r, ensure_ascii=False))
+            continue
         if r.get("fp") != last_fp and "fp" in r:
             click.echo(f"--- incarnation fp {r.get('fp')} (config generation {r.get('gen')}) ---")
             last_fp = r.get("fp")
-        click.echo(_history_line(r))
+        say(_history_line(r))
+    for b in bad:
+        say(f"warning: {b.path}:{b.lineno}: unparsable line skipped: {b.text[:80]}", err=True)
+    if not shown and not as_json:
+        click.echo(f"no {kind} history for {host}/{check}" + (f" since {since}" if since else ""))
 
 
 def _history_line(r: dict[str, Any]) -> str:

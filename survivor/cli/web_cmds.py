@@ -16,9 +16,18 @@ from survivor.cli.app import App, friendly_errors
     help="Where to listen. Loopback by default: the page has no login, so put a "
     "reverse proxy with authentication in front before binding anything else.",
 )
+@click.option(
+    "--hostname",
+    "hostnames",
+    multiple=True,
+    metavar="NAME",
+    help="A name clients use to reach the page (repeatable). Requests whose Host header "
+    "names anything else (a DNS-rebinding page, for one) get 421; IP addresses, "
+    "localhost and the --bind host are always served.",
+)
 @click.pass_obj
 @friendly_errors
-def web(app: App, bind: str) -> None:
+def web(app: App, bind: str, hostnames: tuple[str, ...]) -> None:
     """Serve a read-only status page: overview, hosts, checks with plots, the queue.
 
     It reads the state and history files like `survivor status` and refreshes
@@ -45,7 +54,7 @@ def web(app: App, bind: str) -> None:
     )
     logging.basicConfig(level=logging.WARNING, format="survivor web: %(levelname)s %(message)s")
     try:
-        server = make_server(host, port, source)
+        server = make_server(host, port, source, hostnames)
     except OSError as err:
         raise click.ClickException(f"cannot listen on {bind}: {err.strerror or err}") from None
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])

@@ -10,6 +10,7 @@ per reload.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from survivor.config import build, build_alerts, build_checks, fields
@@ -22,20 +23,28 @@ from survivor.model.config import Config
 __all__ = ["ConfigDiff", "ConfigError", "diff_configs", "load_config"]
 
 
-def load_config(path: Path, *, base_dir: Path | None = None) -> Config:
+def load_config(
+    path: Path,
+    *,
+    base_dir: Path | None = None,
+    snapshot: Sequence[tuple[Path, bytes]] | None = None,
+) -> Config:
     """Load, check and freeze the instance file at `path` and everything it includes.
 
     Relative paths in the config (state_dir, history_dir, module_dir, ...) are
     taken from `base_dir`, by default the instance file's directory; `include:`
     patterns are always relative to the instance file. Raises ConfigError with
-    every problem found.
+    every problem found. `snapshot`: the files' bytes as a running daemon read them
+    (`Config.sources`), instead of what is on disk now.
     """
     with collector_paused():
-        return _load(Path(path), base_dir)
+        return _load(Path(path), base_dir, snapshot)
 
 
-def _load(path: Path, base_dir: Path | None) -> Config:
-    raw = read_sources(path, base_dir)
+def _load(
+    path: Path, base_dir: Path | None, snapshot: Sequence[tuple[Path, bytes]] | None
+) -> Config:
+    raw = read_sources(path, base_dir, snapshot)
     ctx = fields.Context(raw)
     instance = build.build_instance(ctx)
     schedules = build.build_schedules(ctx)

@@ -273,6 +273,7 @@ def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, An
     return Config(
         path=Path(os.path.abspath(raw.path)),
         files=tuple(Path(os.path.abspath(p)) for p in raw.files),
+        sources=tuple((Path(os.path.abspath(p)), data) for p, data in raw.texts),
         instance=instance,
         hosts=MappingProxyType(sections["hosts"]),
         classes=MappingProxyType(sections["classes"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -91,6 +91,7 @@ class RawConfig:
     sections: dict[str, dict[str, Entry]] = field(default_factory=dict)
     dependencies: list[Entry] = field(default_factory=list)
     problems: list[ConfigProblem] = field(default_factory=list)
+    texts: list[tuple[Path, bytes]] = field(default_factory=list)  # each file as it was read
 
 
 def _include_files(
@@ -203,20 +204,31 @@ def _take_section(raw: RawConfig, section: str, value: Any, file: str, line: int
         merged[name] = entry
 
 
-def read_sources(path: Path, base_dir: Path | None = None) -> RawConfig:
-    """Read the instance file and its includes; merge sections; collect every problem."""
+def read_sources(
+    path: Path,
+    base_dir: Path | None = None,
+    snapshot: Sequence[tuple[Path, bytes]] | None = None,
+) -> RawConfig:
+    """Read the instance file and its includes; merge sections; collect every problem.
+
+    With `snapshot` (the files as a daemon read them: the instance file first, then its
+    includes) nothing is read from disk and `include:` is not globbed again.
+    """
+    texts = None if snapshot is None else dict(snapshot)
     base = base_dir if base_dir is not None else path.parent
     raw = RawConfig(path=path, base_dir=Path(os.path.abspath(base)))
     raw.sections = {section: {} for section in NAMED_SECTIONS}
     instance_file = str(path)
     raw.files.append(path)
     try:
-        doc = read_yaml(path, instance_file, raw.problems)
+        doc = read_yaml(path, instance_file, raw, texts)
     except LoadFailure as failure:
         raw.problems.append(failure.problem)
         return raw
     top = doc if isinstance(doc, MMap) else None
     includes = _include_files(raw, top.get("include") if top else None, top, instance_file)
+    if snapshot is not None:
+        includes = [(p, str(p)) for p, _ in snapshot[1:]]
     _take_document(raw, doc, instance_file, is_instance=True)
     if raw.instance is None and top is not None:
         raw.problems.append(
@@ -224,11 +236,11 @@ def read_sources(path: Path, base_dir: Path | None = None) -> RawConfig:
         )
     for include_path, include_file in includes:
         raw.files.append(include_path)
-        if not include_path.is_file():
+        if texts is None and not include_path.is_file():
             raw.problems.append(ConfigProblem(include_file, 0, "not a regular file"))
             continue
         try:
-            included = read_yaml(include_path, include_file, raw.problems)
+            included = read_yaml(include_path, include_file, raw, texts)
         except LoadFailure as failure:
             raw.problems.append(failure.problem)
             continue
@@ -236,10 +248,14 @@ def read_sources(path: Path, base_dir: Path | None = None) -> RawConfig:
     return raw
 
 
-def read_yaml(path: Path, file: str, problems: list[ConfigProblem]) -> Any:
-    """Read and parse one file; LoadFailure names the file when it cannot be used."""
+def read_yaml(
+    path: Path, file: str, raw: RawConfig, texts: Mapping[Path, bytes] | None = None
+) -> Any:
+    """Read and parse one file (from `texts` when given); LoadFailure names the file when
+    it cannot be used. The bytes read are kept in `raw.texts`."""
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if texts is None else texts[path]
     except OSError as exc:
         raise LoadFailure(ConfigProblem(file, 0, f"cannot read: {exc.strerror or exc}")) from None
-    return parse_yaml(data, file, problems)
+    raw.texts.append((path, data))
+    return parse_yaml(data, file, raw.problems)

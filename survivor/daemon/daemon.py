@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -97,6 +98,7 @@ class Daemon:
             fingerprint=config.fingerprint,
         )
         self.heartbeat.write_daemon_doc()
+        self.heartbeat.write_running_config()
         log.info(
             "scheduler ready: %d checks, %d check@host pairs, generation %d, pid %d",
             len(config.checks),
@@ -249,7 +251,8 @@ def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
     try:
         config = load_config(config_path)
     except ConfigError as err:
-        logging.basicConfig(level=logging.INFO)
+        # No log target yet (it is in the config): the terminal or the journal, plainly.
+        logging.basicConfig(level=logging.INFO, format="survivor: %(levelname)s %(message)s")
         for problem in err.problems:
             log.error("%s", problem)
         log.error("not starting: %d configuration problems", len(err.problems))
@@ -261,6 +264,8 @@ def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
         daemon.prepare(config)
     except AlreadyRunningError as err:
         log.error("not starting: %s", err)
+        if config.instance.log.target != "stderr":  # whoever started it must see why
+            print(f"survivor: not starting: {err}", file=sys.stderr)
         return 1
     # As a detached daemon does: hold no mount point busy, and let the runner start
     # modules in "/" with posix_spawn, which cannot change directory itself.

@@ -19,6 +19,7 @@ from survivor import __version__
 from survivor.clock import utc_iso
 from survivor.daemon import notify
 from survivor.daemon.wiring import Parts
+from survivor.model.documents import ConfigSnapshot
 from survivor.model.work import Mood
 from survivor.store.fsio import DiskWriteError
 from survivor.views.metrics import export
@@ -83,6 +84,21 @@ class Heartbeat:
     def write_daemon_doc(self) -> None:
         try:
             self.parts.stores.state.write_daemon(self.daemon_doc())
+        except DiskWriteError as err:
+            self.parts.health.failed(err)
+
+    def write_running_config(self) -> None:
+        """running-config.json: the files of the config this generation runs, so that the
+        commands work from it while the files on disk do not load."""
+        config, generation = self.parts.running.get()
+        snapshot = ConfigSnapshot(
+            path=str(config.path),
+            generation=generation,
+            loaded_at=self.parts.running.loaded_at,
+            files=tuple((str(p), data) for p, data in config.sources),
+        )
+        try:
+            self.parts.stores.state.write_running_config(snapshot)
         except DiskWriteError as err:
             self.parts.health.failed(err)
 

@@ -170,6 +170,7 @@ class Reloader:
         generation = parts.running.swap(new, now)
         parts.reconcile(new)
         self.on_disk.reset()
+        self.heartbeat.write_running_config()
         inst = new.instance
         if inst.check_workers != parts.check_pool.size:
             parts.check_pool.resize(inst.check_workers)

@@ -402,6 +402,8 @@ class Config:
     alertplans: Mapping[str, AlertPlan] = field(default_factory=dict, hash=False)
     fixes: Mapping[str, FixDef] = field(default_factory=dict, hash=False)
     dependencies: tuple[Dependency, ...] = ()
+    # Each file's bytes as they were read (for state/running-config.json): not compared.
+    sources: tuple[tuple[Path, bytes], ...] = field(default=(), compare=False, repr=False)
     _memo: dict[str, str] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )

@@ -5,6 +5,7 @@
     host/<h>/<c>/ack.json       Ack              (operator commands)
     host/<h>/<c>/inhibit.json   Inhibit          (operator commands)
     host/<h>/<c>/escalate.json  Escalation       (operator commands)
+    running-config.json         ConfigSnapshot   (the daemon: the config it runs)
     calllist/<name>.json        CallListState    (the daemon, `calllist substitute`)
     fixlocks/<name>.json        FixLock          (whoever runs a fix)
     requests/<id>.json          Request          (operator commands, for the daemon)
@@ -19,6 +20,7 @@ leniently by the views (survivor.views).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -607,4 +609,45 @@ class FixLock:
                 fix=str(d.get("fix", "?")),
                 at=parse_iso(str(d["at"])),
                 expires=parse_iso(str(d["expires"])),
+            )
+
+
+# --------------------------------------------------------------------------- running config
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSnapshot:
+    """running-config.json: the config files as the daemon read them for the generation it
+    runs, so that read commands and operator actions work from the running config while
+    the files on disk do not load (one typo must not disable the command line)."""
+
+    VERSION: ClassVar[int] = 1
+    path: str  # the instance file
+    generation: int
+    loaded_at: datetime
+    files: tuple[tuple[str, bytes], ...]  # the instance file first, then its includes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.VERSION,
+            "path": self.path,
+            "generation": self.generation,
+            "loaded_at": utc_iso(self.loaded_at),
+            "files": [
+                {"path": p, "base64": base64.b64encode(data).decode("ascii")}
+                for p, data in self.files
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        with reading(d, cls.VERSION, "running config"):
+            return cls(
+                path=str(d["path"]),
+                generation=int(d["generation"]),
+                loaded_at=parse_iso(d["loaded_at"]),
+                files=tuple(
+                    (str(f["path"]), base64.b64decode(f["base64"], validate=True))
+                    for f in d["files"]
+                ),
             )

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from survivor.store.layout import HistoryLayout
 log = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
+BACKWARD_BLOCK = 65536  # bytes read at a time from the end of a month file
 KINDS = ("check", "alert", "fix", "command")
 _MONTH_FILE = re.compile(
     r"\A(?P<stem>[A-Za-z0-9._-]+)-(?P<month>\d{4}-\d{2})\.jsonl(?P<gz>\.gz)?\Z"
@@ -116,6 +117,35 @@ class HistoryStore:
         """Records of check@host of one kind, oldest first."""
         return self._read_stream(self.pair_dir(host, check), kind, since, bad)
 
+    def read_latest(
+        self,
+        host: str,
+        check: str,
+        kind: str,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        keep: Callable[[dict[str, Any]], bool] = lambda r: True,
+        bad: list[BadLine] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The last `limit` records of check@host of one kind that `keep` wants, oldest
+        first, read from the newest month backwards: as cheap for a year as for a day."""
+        found: list[dict[str, Any]] = []
+        since_month = None if since is None else month_of(since)
+        for path in reversed(self.files(self.pair_dir(host, check), kind)):
+            m = _MONTH_FILE.match(path.name)
+            assert m is not None
+            if since_month is not None and m["month"] < since_month:
+                break
+            for record in read_records_backwards(path, bad):
+                if since is not None and not _at_or_after(record, since):
+                    return found[::-1]  # the records are in time order: none older is wanted
+                if keep(record):
+                    found.append(record)
+                    if len(found) >= limit:
+                        return found[::-1]
+        return found[::-1]
+
     def read_events(
         self, *, since: datetime | None = None, bad: list[BadLine] | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -136,14 +166,8 @@ class HistoryStore:
             if since_month is not None and m["month"] < since_month:
                 continue
             for record in read_records(path, bad):
-                if since is not None:
-                    t = record.get("t")
-                    try:
-                        if not isinstance(t, str) or parse_iso(t) < since:
-                            continue
-                    except ValueError:
-                        continue
-                yield record
+                if since is None or _at_or_after(record, since):
+                    yield record
 
     # ---------------------------------------------------------------- archive / prune
 
@@ -186,31 +210,88 @@ class HistoryStore:
 
 
 def read_records(path: Path, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
-    """Records of one month file; a torn last line is skipped silently, other bad lines reported."""
+    """Records of one month file, oldest first, read a line at a time (a year of one pair
+    is half a million records); a torn last line is skipped silently, other bad lines
+    reported."""
     try:
-        if path.name.endswith(".gz"):
-            data = gzip.decompress(path.read_bytes())
-        else:
-            data = path.read_bytes()
+        fh = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
         return
-    except (OSError, EOFError) as err:
-        log.error("cannot read history file %s: %s", path, err)
-        if bad is not None:
-            bad.append(BadLine(path, 0, f"unreadable: {err}"))
+    except OSError as err:
+        _unreadable(path, err, bad)
         return
-    lines = data.split(b"\n")
-    torn = lines.pop()  # after the last newline: b"" for a complete file, else a torn record
-    del torn
-    for lineno, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
+    with fh:
         try:
-            record = json.loads(raw)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            if bad is not None:
-                bad.append(BadLine(path, lineno, raw[:200].decode(errors="replace")))
-            continue
-        yield record
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    break  # the torn last line of an interrupted write
+                record = _record(raw, path, lineno, bad)
+                if record is not None:
+                    yield record
+        except (OSError, EOFError) as err:
+            _unreadable(path, err, bad)
+
+
+def read_records_backwards(
+    path: Path, bad: list[BadLine] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Records of one month file, newest first, reading blocks from the end: `--limit 10`
+    reads a few kilobytes, not the month. (An archived month is read whole: gzip cannot
+    be read backwards, and archives are old months.) Bad lines are reported with line 0."""
+    if path.name.endswith(".gz"):
+        yield from reversed(list(read_records(path, bad)))
+        return
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        _unreadable(path, err, bad)
+        return
+    with fh:
+        pos = fh.seek(0, os.SEEK_END)
+        carry = b""  # the end of a line whose start is in the block before
+        torn_skipped = False
+        while pos > 0:
+            step = min(BACKWARD_BLOCK, pos)
+            pos -= step
+            fh.seek(pos)
+            lines = (fh.read(step) + carry).split(b"\n")
+            carry = lines.pop(0) if pos > 0 else b""
+            if not torn_skipped and lines:
+                lines.pop()  # after the file's last newline: nothing, or a torn record
+                torn_skipped = True
+            for raw in reversed(lines):
+                record = _record(raw, path, 0, bad)
+                if record is not None:
+                    yield record
+
+
+def _record(
+    raw: bytes, path: Path, lineno: int, bad: list[BadLine] | None
+) -> dict[str, Any] | None:
+    if not raw.strip():
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        if bad is not None:
+            bad.append(BadLine(path, lineno, raw.rstrip(b"\n")[:200].decode(errors="replace")))
+        return None
+    return record
+
+
+def _unreadable(path: Path, err: BaseException, bad: list[BadLine] | None) -> None:
+    log.error("cannot read history file %s: %s", path, err)
+    if bad is not None:
+        bad.append(BadLine(path, 0, f"unreadable: {err}"))
+
+
+def _at_or_after(record: Mapping[str, Any], since: datetime) -> bool:
+    t = record.get("t")
+    try:
+        return isinstance(t, str) and parse_iso(t) >= since
+    except ValueError:
+        return False

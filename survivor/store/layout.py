@@ -1,6 +1,6 @@
 """Where every file lives under `state_dir` and `history_dir` (DESIGN §5), spelled once.
 
-    state/daemon.json  queue.json  survivor.pid
+    state/daemon.json  queue.json  survivor.pid  running-config.json
     state/host/<host>/<check>/check.json  alert.json  ack.json  inhibit.json  escalate.json
     state/calllist/<name>.json            state/fixlocks/<name>.json
     state/requests/<id>.json
@@ -57,6 +57,7 @@ class StateLayout:
         self.root = root
         self.daemon = root / "daemon.json"
         self.queue = root / "queue.json"
+        self.running_config = root / "running-config.json"
         self.pidfile = root / "survivor.pid"
         self.requests = root / "requests"
         self.hosts = root / "host"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from survivor.errors import StateError
-from survivor.model.documents import CallListState, CheckState, Request, encode
+from survivor.model.documents import CallListState, CheckState, ConfigSnapshot, Request, encode
 from survivor.model.names import is_safe_name
 from survivor.store.fsio import EntityLocks, FileWriter, read_document
 from survivor.store.layout import StateLayout
@@ -174,6 +174,14 @@ class StateStore:
 
     def write_daemon(self, doc: Mapping[str, Any]) -> None:
         self.writer.replace(self.layout.daemon, encode(doc))
+
+    def write_running_config(self, snapshot: ConfigSnapshot) -> None:
+        self.writer.replace(self.layout.running_config, encode(snapshot.to_dict()))
+
+    def read_running_config(self) -> ConfigSnapshot | None:
+        """The config the daemon runs; None when absent (StateError when unreadable)."""
+        doc = read_document(self.layout.running_config)
+        return None if doc is None else ConfigSnapshot.from_dict(doc)
 
     def write_queue(self, doc: Mapping[str, Any]) -> None:
         self.writer.replace(self.layout.queue, encode(doc))

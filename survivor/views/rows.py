@@ -41,6 +41,17 @@ def age_text(t: datetime | None, now: datetime) -> str:
     return span_text(secs) + " ago"
 
 
+def due_text(t: datetime, now: datetime) -> str:
+    """When a run is due, for people: `in 2m`, `now` (due within the last minute: its
+    slot in the minute is coming), or `overdue 5m` (late; `0s ago` said nothing)."""
+    secs = (t - now).total_seconds()
+    if secs > 0:
+        return "in " + span_text(secs)
+    if secs > -60:
+        return "now"
+    return "overdue " + span_text(-secs)
+
+
 def iso(t: datetime | None) -> str | None:
     return None if t is None else utc_iso(t)
 
@@ -87,7 +98,7 @@ class CheckRow:
             present=self.present,
             since_age=age_text(st.since, now) if st.since else "",
             last_age=age_text(st.last_start, now),
-            next_due_in=age_text(st.next_due, now) if st.next_due else "",
+            next_due_in=due_text(st.next_due, now) if st.next_due else "",
             scalar_text="" if st.scalar is None else f"{st.scalar:g}",
             flags=" ".join(
                 word for word, on in (("ACK", self.acked), ("INHIBITED", self.inhibited)) if on

@@ -72,6 +72,7 @@ def test_json_output(cli: Cli) -> None:
     result = cli("status", "--json")
     data = json.loads(result.output)
     assert data["daemon"]["running"] is False and data["daemon"]["instance"] == "viewtest"
+    assert data["daemon"]["pid_alive"] is False and data["daemon"]["live_pid"] is None
     assert data["daemon"]["summary"]["level"] == "problem"
     checks = data["checks"]
     assert [(c["host"], c["check"], c["code"]) for c in checks][:2] == [
@@ -157,3 +158,40 @@ def test_one_pair_shows_who_acknowledged_and_who_was_alerted(example_tree: Path)
     [row] = json.loads(inhibited.output)["checks"]
     assert row["alerting"]["inhibit"]["user"] == "bob"
     assert row["alerting"]["ack"] is None
+
+
+ESCAPES = "banner \x1b]0;pwned\x07\x1b[2J\x00 \x9b31m done"
+
+
+def test_control_characters_are_shown_not_obeyed(cli: Cli) -> None:
+    """A check_ssh banner or an ack comment can carry ESC, BEL, NUL or a C1 CSI: shown on a
+    terminal as ^[, ^G, ^@, \\x9b, and kept raw (escaped by JSON) in --json output."""
+    now = datetime.now(UTC)
+    cli.tree.store.write_check("web2", "http", state(1, now=now, minutes_ago=1, comment=ESCAPES))
+    cli.tree.hist.append(
+        "web2", "http", "check", now, {"rc": 1, "code": "PROBLEM", "comment": ESCAPES}
+    )
+    for args in (("status",), ("status", "web2/http"), ("history", "web2/http")):
+        out = cli(*args).output
+        assert not any(c in out for c in "\x1b\x07\x00\x9b"), args
+        assert "banner ^[]0;pwned^G^[[2J^@ \\x9b31m done" in out, args
+    raw = json.loads(cli("status", "web2/http", "--json").output)
+    assert raw["checks"][0]["comment"] == ESCAPES
+
+
+def test_history_limit_takes_the_last_records_across_months(cli: Cli) -> None:
+    h = cli.tree.hist
+    for n, (t, fp) in enumerate(
+        [("2026-10-31T23:58:00", "a"), ("2026-10-31T23:59:00", "a"), ("2026-11-01T00:01:00", "b")]
+    ):
+        when = datetime.fromisoformat(t).replace(tzinfo=UTC)
+        h.append(
+            "db1", "ping", "check", when, {"rc": 0, "code": "OK", "comment": f"n{n}", "fp": fp}
+        )
+    last = [
+        json.loads(line)
+        for line in cli("history", "db1/ping", "--limit", "2", "--json").output.splitlines()
+    ]
+    assert [r["comment"] for r in last] == ["n1", "n2"]
+    older = cli("history", "db1/ping", "--limit", "1", "--fp", "a").output
+    assert "n1" in older and "n0" not in older and "n2" not in older

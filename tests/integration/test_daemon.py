@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from survivor.model.documents import ConfigSnapshot
 from tests.conftest import wait_until
 from tests.integration.daemonproc import REPO, DaemonProcess, history_lines, read_json
 
@@ -153,6 +154,28 @@ def test_second_daemon_on_same_state_dir_is_refused(
     assert read_json(scratch / "state" / "daemon.json")["pid"] == first.pid  # type: ignore[index]
 
 
+def test_a_refused_second_daemon_says_why_on_stderr_when_it_logs_to_a_file(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    """With `log: {target: FILE}` a refused start wrote only to the file: the operator who
+    ran it saw exit 1 and nothing else."""
+    config = write_config(scratch)
+    start(daemons, scratch)
+    logged = config.with_name("second.yaml")
+    logged.write_text(
+        config.read_text().replace("target: stderr", f"target: {scratch / 'daemon.log'}")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "survivor", "--config", str(logged), "run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1
+    assert "not starting" in proc.stderr and "already uses this state directory" in proc.stderr
+
+
 def test_bad_config_at_start_exits_78_with_every_error(scratch: Path) -> None:
     write_config(
         scratch,
@@ -169,6 +192,7 @@ def test_bad_config_at_start_exits_78_with_every_error(scratch: Path) -> None:
     assert proc.returncode == 78
     assert "survivor.yaml:" in proc.stderr and "timout" in proc.stderr
     assert "nosuchgroup" in proc.stderr
+    assert "survivor: ERROR" in proc.stderr and "ERROR:survivor" not in proc.stderr
 
 
 def test_broken_config_on_hup_keeps_old_config_running(
@@ -229,6 +253,10 @@ def test_reload_changes_fingerprint_and_keeps_state(
         )
 
     wait_until(new_fp_record, 20, "a record with the new fingerprint")
+    # the config the daemon runs, for the commands while the files on disk do not load
+    running = ConfigSnapshot.from_dict(read_json(scratch / "state/running-config.json") or {})
+    assert running.generation == 2 and running.path == str(config)
+    assert dict(running.files)[str(config)] == config.read_bytes()
     after = read_json(scratch / "state/host/web1/alive/check.json")
     assert after is not None and after["fingerprint"] != before["fingerprint"]
     assert after["since"] == before["since"]  # status kept across the change

@@ -75,6 +75,18 @@ def _label(value: float) -> str:
     return f"{value:.4g}"
 
 
+def widen(low: float, high: float) -> tuple[float, float]:
+    """The value axis for values from `low` to `high`: 8 % of the span added each side, and
+    a flat line given a span of its own. The span must be one that floats can tell apart
+    at that magnitude: around 2e16 adding 1 changes nothing, and a zero span divides by
+    zero (the check page answered 500 for a large constant scalar)."""
+    magnitude = max(abs(low), abs(high), 1.0)
+    if high - low < magnitude * 1e-9:
+        low, high = low - magnitude * 0.05, high + magnitude * 0.05
+    pad = (high - low) * 0.08
+    return low - pad, high + pad
+
+
 def scalar_plot(records: Sequence[Mapping[str, Any]], *, title: str = "scalar") -> str:
     """The SVG document (a string to put inline in HTML, or serve as image/svg+xml)."""
     points = points_of(records)
@@ -85,11 +97,7 @@ def scalar_plot(records: Sequence[Mapping[str, Any]], *, title: str = "scalar") 
     if t1 - t0 < 60:
         t0, t1 = t0 - 30, t1 + 30
     values = [p.value for p in valued if p.value is not None]
-    v0, v1 = min(values), max(values)
-    if v1 - v0 < 1e-9:
-        v0, v1 = v0 - 1, v1 + 1
-    pad = (v1 - v0) * 0.08
-    v0, v1 = v0 - pad, v1 + pad
+    v0, v1 = widen(min(values), max(values))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(t: datetime) -> float:

@@ -59,13 +59,17 @@ class StatusSource:
     # ---------------------------------------------------------------- snapshots
 
     def snapshot(self) -> Snapshot:
-        """Every pair, at most `cache_s` old."""
+        """Every pair, read at most once per `cache_s` however many requests wait.
+
+        One reader at a time, and the copy is stamped when its read ENDS: at 20,000
+        pairs a read takes about a second, and a stamp taken at its start made the
+        copy stale on arrival, so every request waiting behind it read everything
+        again (8 tabs: 9.3 s a refresh)."""
         with self._lock:
-            mono = self.clock.monotonic()
-            if self._cached is not None and mono - self._cached[0] < self.cache_s:
+            if self._cached is not None and self.clock.monotonic() - self._cached[0] < self.cache_s:
                 return self._cached[1]
             snap = read_snapshot(self.state_dir, self.clock.now(), configured=self.configured)
-            self._cached = (mono, snap)
+            self._cached = (self.clock.monotonic(), snap)
             return snap
 
     def host_snapshot(self, host: str) -> Snapshot:
@@ -210,5 +214,21 @@ def _record(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _short(value: object) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    text = _words(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _words(value: object) -> str:
+    """A record's value for people: recipients as `alice (mail)`, lists joined, no reprs."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    if isinstance(value, Mapping):
+        if "person" in value:
+            via = value.get("via")
+            return f"{value['person']} ({via})" if via else str(value["person"])
+        return ", ".join(f"{k}: {_words(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_words(v) for v in value) or "-"
+    return str(value)

@@ -1,0 +1,171 @@
+"""`survivor report`: availability of checks over a period, from history alone."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+
+from survivor.cli.app import App, echo_json, friendly_errors, say
+
+TARGET_HELP = "HOST/CHECK, HOST (all its checks) or '*/CHECK' (that check on every host)"
+CSV_FIELDS = (
+    "host",
+    "check",
+    "ok_share",
+    "warning_share",
+    "problem_share",
+    "other_share",
+    "unknown_share",
+    "downtime_seconds",
+    "outages",
+    "longest_outage_seconds",
+    "mean_time_to_recover_seconds",
+)
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option(
+    "--since",
+    help="Start of the period (ISO 8601, or YYYY-MM-DD; default: 30 days before --until).",
+)
+@click.option("--until", "until_text", help="End of the period (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="The full report as JSON, outages listed.")
+@click.option("--csv", "as_csv", is_flag=True, help="One CSV row per check@host.")
+@click.pass_obj
+@friendly_errors
+def report(
+    app: App,
+    targets: tuple[str, ...],
+    since: str | None,
+    until_text: str | None,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Availability of each check@host over a period, from its history alone.
+
+    TARGET is HOST/CHECK, HOST (all its checks) or '*/CHECK'. Per pair: the share
+    of time in OK, WARNING, PROBLEM and other codes; time no result covers (the
+    daemon was down, the check not yet configured) is shown as unknown, never as
+    OK: a result counts for at most twice its check's interval. Then the number
+    of outages, the longest, and the mean time to recover.
+    """
+    from survivor.clock import SystemClock
+    from survivor.views.availability import availability, max_cover
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv do not go together")
+    until = _when(until_text, "--until") if until_text else SystemClock().now()
+    start = _when(since, "--since") if since else until - timedelta(days=30)
+    if start >= until:
+        raise click.BadParameter("must be before --until", param_hint="--since")
+    config = app.config
+    store = app.history_store()
+    rows: list[dict[str, Any]] = []
+    for host, check in _pairs(app, targets):
+        checkdef, hostdef = config.checks[check], config.hosts[host]
+        cover = max_cover(config.schedule_for(checkdef, hostdef), checkdef.retry)
+        r = availability(store.read(host, check, since=start - cover), start, until, cover)
+        rows.append({"host": host, "check": check, **r.to_dict()})
+    if as_json:
+        echo_json(rows)
+    elif as_csv:
+        click.echo(_csv(rows), nl=False)
+    else:
+        for line in _table(rows):
+            say(line)
+
+
+def _when(text: str, hint: str) -> datetime:
+    from survivor.clock import parse_iso
+
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time; use ISO 8601 (2026-11-01T00:00:00Z) or a date (2026-11-01)",
+            param_hint=hint,
+        ) from None
+
+
+def _pairs(app: App, targets: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(host, check) pairs of the config that the targets name, in config order."""
+    config = app.config
+    wanted: list[tuple[str, str]] = []
+    for target in targets:
+        host, _, check = target.partition("/")
+        found = [
+            (h.name, c.name)
+            for c, h in config.pairs()
+            if (host in ("*", h.name)) and (not check or check in ("*", c.name))
+        ]
+        if not found:
+            raise click.ClickException(f"nothing configured matches {target!r} ({TARGET_HELP})")
+        wanted.extend(p for p in found if p not in wanted)
+    return wanted
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for r in rows:
+        share = r["share"]
+        writer.writerow(
+            [
+                r["host"],
+                r["check"],
+                share["OK"],
+                share["WARNING"],
+                share["PROBLEM"],
+                share["other"],
+                share["unknown"],
+                r["downtime_seconds"],
+                r["outages"],
+                r["longest_outage_seconds"],
+                r["mean_time_to_recover_seconds"],
+            ]
+        )
+    return out.getvalue()
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["no checks"]
+    width = max(len(f"{r['host']}/{r['check']}") for r in rows)
+    head = (
+        f"{'host/check':<{width}}  {'OK':>7} {'WARN':>7} {'PROB':>7} {'other':>7} "
+        f"{'unknown':>7}  {'down':>6} {'outages':>7} {'longest':>8} {'MTTR':>8}"
+    )
+    lines = [head]
+    for r in rows:
+        s = r["share"]
+        lines.append(
+            f"{r['host'] + '/' + r['check']:<{width}}  "
+            + " ".join(
+                f"{100 * s[g]:6.2f}%" for g in ("OK", "WARNING", "PROBLEM", "other", "unknown")
+            )
+            + f"  {_span(r['downtime_seconds']):>6} {r['outages']:>7} "
+            f"{_span(r['longest_outage_seconds']):>8} {_span(r['mean_time_to_recover_seconds']):>8}"
+        )
+    return lines
+
+
+COMMANDS = [report]

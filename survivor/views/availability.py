@@ -1,0 +1,229 @@
+"""Availability from history alone: how long a check@host spent in each code, and its outages.
+
+Pure: `availability()` takes a pair's check records (oldest first, as the
+history store reads them), the period, the longest a record may count for,
+and any downtime windows, and returns the report; nothing here reads a file.
+
+How time is counted (issue 22, "availability reports"):
+
+* a record covers the time from its `t` until the next record, but at most
+  `max_cover` (twice the check's interval): a daemon that was stopped, a
+  disk that was full, a check that was not configured yet leave time that no
+  record covers, and that time is **unknown**, never OK;
+* codes are grouped as OK, WARNING, PROBLEM and other (TIMEDOUT, MISCONFIG,
+  DEPEND, NOTICE, custom codes: each also counted by name);
+* time inside a downtime window is counted apart (`downtime`), whatever the
+  code, and is not part of the shares;
+* an outage is a run of failing results (`model.codes.is_failing`) from its
+  first result to the first result that is not failing (the recovery); an
+  outage still open at the end of the period is listed but has no recovery,
+  and the mean time to recover counts only outages that recovered;
+* records of other incarnations (fingerprints) count the same: the report is
+  about the service, and it lists the fingerprints seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from survivor.clock import parse_time, utc_iso
+from survivor.model.codes import ReturnCode, code_name, is_failing
+from survivor.model.config import Schedule
+
+GROUPS = ("OK", "WARNING", "PROBLEM", "other", "unknown")
+DAY = timedelta(days=1)
+
+
+def max_cover(schedule: Schedule | None, retry: timedelta | None = None) -> timedelta:
+    """How long one result may stand for: twice the longest interval the schedule asks
+    for (`every`), a day for `at`-only or `never` schedules; at least two minutes."""
+    longest = (
+        max((line.every for line in schedule.lines if line.every), default=None)
+        if schedule
+        else None
+    )
+    if longest is None:
+        longest = DAY
+    if retry is not None:
+        longest = max(longest, retry)
+    return max(2 * longest, 2 * timedelta(minutes=1))
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    start: datetime
+    end: datetime | None  # the recovery; None while still failing at the end of the period
+    worst: str  # the code name of its worst result (PROBLEM before WARNING before others)
+
+    def duration(self, until: datetime) -> timedelta:
+        return (self.end or until) - self.start
+
+    def to_dict(self, until: datetime) -> dict[str, Any]:
+        return {
+            "start": utc_iso(self.start),
+            "end": None if self.end is None else utc_iso(self.end),
+            "seconds": round(self.duration(until).total_seconds(), 3),
+            "worst": self.worst,
+            "recovered": self.end is not None,
+        }
+
+
+@dataclass(slots=True)
+class Availability:
+    """One pair's report over [since, until)."""
+
+    since: datetime
+    until: datetime
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GROUPS, 0.0))
+    by_code: dict[str, float] = field(default_factory=dict)  # every code by name
+    downtime: float = 0.0
+    outages: list[Outage] = field(default_factory=list)
+    fingerprints: list[str] = field(default_factory=list)
+    records: int = 0
+
+    def share(self, group: str) -> float:
+        """The share of the period outside downtime spent in `group` (0..1)."""
+        total = sum(self.seconds.values())
+        return self.seconds[group] / total if total else 0.0
+
+    def mean_time_to_recover(self) -> float | None:
+        done = [o.duration(self.until).total_seconds() for o in self.outages if o.end]
+        return sum(done) / len(done) if done else None
+
+    def longest_outage(self) -> float | None:
+        if not self.outages:
+            return None
+        return max(o.duration(self.until).total_seconds() for o in self.outages)
+
+    def to_dict(self) -> dict[str, Any]:
+        mttr = self.mean_time_to_recover()
+        return {
+            "since": utc_iso(self.since),
+            "until": utc_iso(self.until),
+            "seconds": {g: round(s, 3) for g, s in self.seconds.items()},
+            "share": {g: round(self.share(g), 6) for g in GROUPS},
+            "by_code": {c: round(s, 3) for c, s in sorted(self.by_code.items())},
+            "downtime_seconds": round(self.downtime, 3),
+            "outages": len(self.outages),
+            "longest_outage_seconds": self.longest_outage(),
+            "mean_time_to_recover_seconds": None if mttr is None else round(mttr, 3),
+            "outage_list": [o.to_dict(self.until) for o in self.outages],
+            "fingerprints": self.fingerprints,
+            "records": self.records,
+        }
+
+
+def group_of(rc: int) -> str:
+    if rc == ReturnCode.OK:
+        return "OK"
+    if rc == ReturnCode.WARNING:
+        return "WARNING"
+    if rc == ReturnCode.PROBLEM:
+        return "PROBLEM"
+    return "other"
+
+
+_WORST_FIRST = ("PROBLEM", "WARNING")
+
+
+def availability(
+    records: Iterable[Mapping[str, Any]],
+    since: datetime,
+    until: datetime,
+    max_cover: timedelta,
+    downtimes: Sequence[tuple[datetime, datetime]] = (),
+) -> Availability:
+    """The report of one pair over [since, until) from its check records, oldest first.
+
+    Records before `since` matter: the last one says what the period began with
+    (within `max_cover`). Records with no parsable `t` or `rc` are skipped.
+    """
+    report = Availability(since, until)
+    points = _points(records, since, until, report)
+    if not points or points[0][0] > since:
+        first = points[0][0] if points else until
+        _count(report, since, first, "", "unknown", downtimes)
+    for i, (t, rc) in enumerate(points):
+        nxt = points[i + 1][0] if i + 1 < len(points) else until
+        covered_to = min(t + max_cover, nxt, until)
+        _count(report, max(t, since), covered_to, code_name(rc), group_of(rc), downtimes)
+        _count(report, max(covered_to, since), nxt, "", "unknown", downtimes)
+    report.outages = _outages(points, since, until)
+    return report
+
+
+def _points(
+    records: Iterable[Mapping[str, Any]], since: datetime, until: datetime, report: Availability
+) -> list[tuple[datetime, int]]:
+    """(t, rc) in time order: the last record before `since` (it may cover the period's
+    start), then every record inside the period."""
+    before: tuple[datetime, int] | None = None
+    inside: list[tuple[datetime, int]] = []
+    for record in records:
+        t, rc = parse_time(record.get("t")), record.get("rc")
+        if t is None or not isinstance(rc, int) or isinstance(rc, bool) or t >= until:
+            continue
+        if t < since:
+            if before is None or t >= before[0]:
+                before = (t, rc)
+            continue
+        inside.append((t, rc))
+        report.records += 1
+        fp = record.get("fp")
+        if isinstance(fp, str) and fp not in report.fingerprints:
+            report.fingerprints.append(fp)
+    inside.sort(key=lambda p: p[0])
+    return [before, *inside] if before is not None else inside
+
+
+def _count(
+    report: Availability,
+    start: datetime,
+    end: datetime,
+    code: str,
+    group: str,
+    downtimes: Sequence[tuple[datetime, datetime]],
+) -> None:
+    """Add [start, end) to `group` (and `code`), less the parts inside downtime."""
+    if end <= start:
+        return
+    inside = 0.0
+    for d_start, d_end in downtimes:
+        lo, hi = max(start, d_start), min(end, d_end)
+        if hi > lo:
+            inside += (hi - lo).total_seconds()
+    outside = (end - start).total_seconds() - inside
+    report.downtime += inside
+    report.seconds[group] += outside
+    if code:
+        report.by_code[code] = report.by_code.get(code, 0.0) + outside
+
+
+def _outages(
+    points: Sequence[tuple[datetime, int]], since: datetime, until: datetime
+) -> list[Outage]:
+    outages: list[Outage] = []
+    start: datetime | None = None
+    worst = ""
+    for t, rc in points:
+        if is_failing(rc):
+            name = group_of(rc) if group_of(rc) in _WORST_FIRST else code_name(rc)
+            if start is None:
+                start, worst = max(t, since), name
+            elif _worse(name, worst):
+                worst = name
+        elif start is not None:
+            if t > since:
+                outages.append(Outage(start, t, worst))
+            start = None
+    if start is not None:
+        outages.append(Outage(start, None, worst))
+    return [o for o in outages if o.start < until]
+
+
+def _worse(a: str, b: str) -> bool:
+    rank = {name: i for i, name in enumerate(_WORST_FIRST)}
+    return rank.get(a, len(rank)) < rank.get(b, len(rank))
