@@ -154,6 +154,20 @@ def test_queue_page(site: Site) -> None:
     assert a.text.index("c1f2a") < a.text.index("c1f2b")  # running first
 
 
+def test_queue_page_counts_what_waits_and_what_is_planned_later(tmp_path: Path) -> None:
+    """The queue page said "0 queued" while the pool line said 3: the pool counts items
+    planned for later in the minute, which queue.json counts but does not list."""
+    tree = full_tree(tmp_path / "tree")
+    doc = json.loads((tree.state / "queue.json").read_text())
+    doc["scheduled"] = {"check": 3, "alert": 0}
+    (tree.state / "queue.json").write_text(json.dumps(doc))
+    for site in serve(tree):
+        totals = site.get("/api/queue").json()["totals"]
+        assert totals["scheduled"] == 3
+        assert "waiting for a worker" in site.get("/queue").text
+        assert 'data-k="totals.scheduled">3<' in site.get("/queue").text
+
+
 def test_plot_svg_route_is_well_formed(site: Site) -> None:
     a = site.get("/svg/check/web1/http")
     assert a.status == 200 and a.headers["Content-Type"].startswith("image/svg+xml")
@@ -208,7 +222,7 @@ def test_api_host_check_and_queue(site: Site) -> None:
     assert c["alerts"][0]["summary"].startswith("code=PROBLEM try=1")
     q = site.get("/api/queue").json()
     assert [i["id"] for i in q["items"]] == ["c1f2a", "c1f2b"]
-    assert q["totals"] == {"running": 1, "queued": 1}
+    assert q["totals"] == {"running": 1, "queued": 1, "scheduled": 0}
 
 
 def resolve(data: Any, path: str) -> Any:

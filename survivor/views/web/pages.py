@@ -270,7 +270,9 @@ def check_page(d: Mapping[str, Any], svg: str) -> str:
 def queue_page(q: Mapping[str, Any]) -> str:
     content = (
         f"<h1>Queue: {bound('totals.running', (q.get('totals') or {}).get('running'))} running, "
-        f"{bound('totals.queued', (q.get('totals') or {}).get('queued'))} queued</h1>"
+        f"{bound('totals.queued', (q.get('totals') or {}).get('queued'))} waiting for a worker</h1>"
+        f"<p>and {bound('totals.scheduled', (q.get('totals') or {}).get('scheduled'))} more "
+        "planned for later this minute (the pools' <em>queued</em> counts both)</p>"
         f"{daemon_panel(q.get('daemon') or {})}"
         f"<p>queue.json updated {bound('updated_age', q.get('updated_age'))}</p>"
         f"{table(q.get('items') or [], QUEUE_COLUMNS, 'items', 'nothing queued or running')}"

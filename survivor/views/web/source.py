@@ -95,7 +95,7 @@ class StatusSource:
         return {
             "now": utc_iso(now),
             "daemon": snap.daemon.to_dict(now),
-            "totals": queue_totals(snap.queue),
+            "totals": {**queue_totals(snap.queue), "scheduled": scheduled_later(snap.queue_doc)},
             "updated_age": queue_updated(snap.queue_doc, now),
             "items": [q.to_dict(now) for q in snap.queue],
         }
@@ -232,3 +232,11 @@ def _words(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_words(v) for v in value) or "-"
     return str(value)
+
+
+def scheduled_later(doc: Mapping[str, Any] | None) -> int:
+    """Items accepted for later in the current minute (queue.json counts, not lists, them)."""
+    counts = (doc or {}).get("scheduled")
+    if not isinstance(counts, Mapping):
+        return 0
+    return sum(n for n in counts.values() if isinstance(n, int) and not isinstance(n, bool))
