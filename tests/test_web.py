@@ -532,3 +532,16 @@ def test_only_known_host_names_are_served(tmp_path: Path, host: str, status: int
     assert resp.status == status, body[:200]
     if status == 421:
         assert b"--hostname" in body
+
+
+def test_results_are_marked_stale_while_the_daemon_is_down(tmp_path: Path) -> None:
+    """The rows looked current after the daemon had stopped: now the page says so."""
+    tree = full_tree(tmp_path / "tree")
+    for site in serve(tree):  # no process holds the pidfile: not running
+        for path in ("/", "/host/web1", "/check/web1/http", "/queue"):
+            assert '<main class="stale">' in site.get(path).text, path
+    with hold_pidfile(tree.state):
+        for site in serve(tree):
+            assert "<main>" in site.get("/").text
+            assert "main.stale" in site.get("/static/survivor.css").text
+            assert 'classList.toggle("stale"' in site.get("/static/survivor.js").text

@@ -138,6 +138,10 @@ SCRIPT = """\
     each("[data-rows]", function (el) { rebuildRows(el, data); });
     each("[data-list]", function (el) { rebuildList(el, data); });
     each("[data-counts]", function (el) { rebuildCounts(el, data); });
+    var running = get(data, "daemon.running");
+    if (running !== undefined) {
+      document.querySelector("main").classList.toggle("stale", running === false);
+    }
     each("[data-plot]", function (el) { refreshPlot(el, data); });
     body.setAttribute("data-refreshed", data.now || "");
     if (stamp) {
@@ -163,6 +167,12 @@ STYLE = """\
   --custom: #795548; --ink: #1d2329; --muted: #5f6b76; --line: #dde2e7; --bg: #f6f8fa;
 }
 * { box-sizing: border-box; }
+.stale-note { display: none; }
+main.stale .stale-note {
+  display: block; margin: 0 0 1em; padding: .5em .8em; border-left: 4px solid var(--warning);
+  background: #fff3e0;
+}
+main.stale tbody td, main.stale .card { opacity: .55; }
 body {
   margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
   color: var(--ink); background: var(--bg);

@@ -29,7 +29,8 @@ PAGE = Template(
 <header><a class="brand" href="/">survivor</a>
 <nav><a href="/">overview</a><a href="/queue">queue</a><a href="/metrics">metrics</a></nav>
 <span id="refreshed">$stamp</span></header>
-<main>
+<main$stale>
+<p class="stale-note">The daemon is not running: these are the last results it wrote.</p>
 $content
 </main>
 <script src="/static/survivor.js"></script>
@@ -177,9 +178,25 @@ def daemon_panel(daemon: Mapping[str, Any]) -> str:
     )
 
 
-def page(title: str, content: str, *, api: str | None = None, stamp: str = "") -> str:
+def page(
+    title: str,
+    content: str,
+    *,
+    api: str | None = None,
+    stamp: str = "",
+    daemon: Mapping[str, Any] | None = None,
+) -> str:
+    """A whole page. With `daemon` (the API's daemon part) the results are marked stale
+    while the daemon is not running, and the script keeps that mark current."""
     api_attr = f' data-api="{attr(api)}"' if api else ""
-    return PAGE.substitute(title=h(title), api=api_attr, stamp=h(stamp), content=content)
+    stale = daemon is not None and daemon.get("running") is False
+    return PAGE.substitute(
+        title=h(title),
+        api=api_attr,
+        stamp=h(stamp),
+        content=content,
+        stale=' class="stale"' if stale else "",
+    )
 
 
 # --------------------------------------------------------------------------- the pages
@@ -200,7 +217,9 @@ def overview_page(s: Mapping[str, Any]) -> str:
         f"<h2>Hosts</h2>{table(s.get('hosts') or [], HOST_COLUMNS, 'hosts', 'no hosts')}"
         f"{items(s.get('errors') or [], 'errors', 'errors')}"
     )
-    return page("overview", content, api="/api/summary", stamp=str(s.get("now", "")))
+    return page(
+        "overview", content, api="/api/summary", stamp=str(s.get("now", "")), daemon=s.get("daemon")
+    )
 
 
 def host_page(d: Mapping[str, Any]) -> str:
@@ -216,7 +235,9 @@ def host_page(d: Mapping[str, Any]) -> str:
         f"<h2>What ran, latest first</h2>"
         f"{table(d.get('ran') or [], RAN_COLUMNS, 'ran', 'nothing has run yet')}"
     )
-    return page(f"host {host}", content, api=f"/api/host/{quote(host, safe='')}")
+    return page(
+        f"host {host}", content, api=f"/api/host/{quote(host, safe='')}", daemon=d.get("daemon")
+    )
 
 
 def check_page(d: Mapping[str, Any], svg: str) -> str:
@@ -264,7 +285,7 @@ def check_page(d: Mapping[str, Any], svg: str) -> str:
         f"{table(d.get('commands') or [], RECORD_COLUMNS, 'commands', 'no commands recorded')}"
     )
     api = f"/api/check/{quote(host, safe='')}/{quote(check, safe='')}"
-    return page(f"{check}@{host}", content, api=api)
+    return page(f"{check}@{host}", content, api=api, daemon=d.get("daemon"))
 
 
 def queue_page(q: Mapping[str, Any]) -> str:
@@ -277,7 +298,7 @@ def queue_page(q: Mapping[str, Any]) -> str:
         f"<p>queue.json updated {bound('updated_age', q.get('updated_age'))}</p>"
         f"{table(q.get('items') or [], QUEUE_COLUMNS, 'items', 'nothing queued or running')}"
     )
-    return page("queue", content, api="/api/queue")
+    return page("queue", content, api="/api/queue", daemon=q.get("daemon"))
 
 
 def error_page(status: int, reason: str, message: str) -> str:
