@@ -94,6 +94,15 @@ RESULT_COLUMNS: Columns = (
     ("comment", "comment"),
 )
 RECORD_COLUMNS: Columns = (("t", "time (UTC)"), ("summary", "what"))
+PERFDATA_COLUMNS: Columns = (
+    ("label", "label"),
+    ("value", "value"),
+    ("uom", "unit"),
+    ("warn", "warn"),
+    ("crit", "crit"),
+    ("min", "min"),
+    ("max", "max"),
+)
 
 
 def h(value: object) -> str:
@@ -272,6 +281,8 @@ def check_page(d: Mapping[str, Any], svg: str) -> str:
         f"{daemon_panel(d.get('daemon') or {})}"
         f'<h2>State</h2><section class="panel level-{attr(d.get("level", "ok"))}">'
         f'<dl class="facts">{dl}</dl></section>{notes}'
+        f"<h2>Performance data</h2>"
+        f"{table(st.get('perfdata') or [], PERFDATA_COLUMNS, 'state.perfdata', 'no perfdata')}"
         f"<h2>Scalar over time (incarnations marked by fingerprint)</h2>"
         f'<div class="plot" data-plot="{attr(plot_url)}" data-plot-key="state.last_start" '
         f'data-plot-seen="{attr(st.get("last_start"))}">{svg}</div>'
