@@ -143,7 +143,7 @@ def test_check_page_with_plot_ack_alerts_and_commands(site: Site) -> None:
     assert "command=ack" in page and "recipients=" in page
     assert "c1f2a" in page  # the running item of this pair
     # the perfdata of the last result (web1/http: rtt=5012ms), in a table the script rebuilds
-    assert 'data-rows="state.perfdata"' in page and "<td>rtt</td><td>5012.0</td><td>ms</td>" in page
+    assert 'data-rows="perfdata"' in page and "<td>rtt</td><td>5012.0</td><td>ms</td>" in page
     inhibited = site.get("/check/db1/disk").text
     assert "Alerts inhibited until 2026-11-24T18:00:00.000Z, by bob" in inhibited
     never = site.get("/check/db1/ping")

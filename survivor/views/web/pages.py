@@ -282,7 +282,7 @@ def check_page(d: Mapping[str, Any], svg: str) -> str:
         f'<h2>State</h2><section class="panel level-{attr(d.get("level", "ok"))}">'
         f'<dl class="facts">{dl}</dl></section>{notes}'
         f"<h2>Performance data</h2>"
-        f"{table(st.get('perfdata') or [], PERFDATA_COLUMNS, 'state.perfdata', 'no perfdata')}"
+        f"{table(d.get('perfdata') or [], PERFDATA_COLUMNS, 'perfdata', 'no perfdata')}"
         f"<h2>Scalar over time (incarnations marked by fingerprint)</h2>"
         f'<div class="plot" data-plot="{attr(plot_url)}" data-plot-key="state.last_start" '
         f'data-plot-seen="{attr(st.get("last_start"))}">{svg}</div>'

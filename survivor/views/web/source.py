@@ -34,6 +34,7 @@ from survivor.views.snapshot import (
 )
 
 PLOT_DAYS = 7
+PERFDATA_KEYS = ("label", "value", "uom", "warn", "crit", "min", "max")
 PLOT_POINTS = 720
 RECENT = 10
 
@@ -116,6 +117,9 @@ class StatusSource:
             "check": check,
             "level": "problem" if row.problem else ("ok" if row.present else "warning"),
             "state": state,
+            "perfdata": [
+                {key: item.get(key) for key in PERFDATA_KEYS} for item in state.get("perfdata", [])
+            ],
             **{name: docs.get(name) for name in PAIR_DOCS},
             "ack_text": _ack_text(docs.get("ack"), now),
             "inhibit_text": _inhibit_text(docs.get("inhibit"), now),
