@@ -254,6 +254,7 @@ class CheckRunner:
             timeout=check.timeout,
             duration_ms=outcome.duration_ms,
             host=host.name,
+            stderr=outcome.stderr,
         )
 
     def _run_composite(

@@ -147,6 +147,8 @@ class CheckRecorder:
         }
         if result.perfdata:
             record["perfdata"] = [p.to_dict() for p in result.perfdata]
+        if result.long_output:
+            record["long_output"] = result.long_output
         self._write(lambda: self.state.write_check(host.name, check.name, new))
         self._write(lambda: self.history.append(host.name, check.name, "check", start, record))
         self._write(
