@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300
 
 SOURCE = ("pyproject.toml", "MANIFEST.in", "README.md", "survivor", "etc", "sbin", "docs")
 PLUGINS = ("check_load", "check_ping", "check_disk", "check_ssh")  # etc/conf.d/plugins.yaml
+PIP_ENV = ("HOME", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 PLUGIN_DIRS = (
     "/usr/lib/nagios/plugins",
     "/usr/lib/monitoring-plugins",
@@ -33,9 +34,8 @@ PLUGIN_DIRS = (
 
 def run(argv: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    for pip_setting in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
-        if pip_setting in os.environ:  # the index the dev extra came from
-            env[pip_setting] = os.environ[pip_setting]
+    # Whatever tells pip where packages come from (the index the dev extra came from).
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") or k in PIP_ENV})
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{argv} exited {done.returncode}:\n{done.stdout}{done.stderr}"
     return done
