@@ -90,8 +90,6 @@ class ModuleFinder:
                 if self._vet(kind, candidate, confine_to=None):
                     return candidate
                 looked.append(str(candidate))
-        if not looked:
-            raise ModuleError(f"{kind} module {name!r} not found: no module dirs are configured")
         raise ModuleError(
             f"{kind} module {name!r} not found; looked for {', '.join(looked)};"
             " install an executable file (mode 755) at one of these paths"
