@@ -451,3 +451,45 @@ def test_results_log_follows_rotation_within_a_second(tmp_path: Path) -> None:
     results.write({"n": 4})  # a write after close opens the file again
     results.close()
     assert path.read_text() == '{"n":3}\n{"n":4}\n'
+
+
+def test_plugin_long_output_and_stderr_reach_state_and_history(
+    tmp_path: Path, scratch: Path
+) -> None:
+    talker = scratch / "mod" / "check" / "long-talker"
+    talker.write_text(
+        "#!/bin/sh\n"
+        "echo 'WARNING: 2 of 5 disks degraded | degraded=2'\n"
+        "echo 'sda: ok'\necho 'sdb: degraded (smart 5)'\necho 'sdc: degraded | more=1'\n"
+        "echo 'sdd: after the bar is perfdata'\n"
+        "exit 1\n"
+    )
+    mute = scratch / "mod" / "check" / "stderr-only"
+    mute.write_text(
+        "#!/bin/sh\necho >&2\necho 'cannot open /dev/sdz: no such device' >&2\nexit 3\n"
+    )
+    for plugin in (talker, mute):
+        plugin.chmod(0o755)
+    config = make_config(
+        tmp_path,
+        scratch,
+        "  raid: {plugin: long-talker, hosts: [gw1]}\n  smart: {plugin: stderr-only, hosts: [gw1]}",
+    )
+    executor, book, history = _executor(tmp_path, config)
+    for item in CheckScheduler(CheckBook(), ItemIds("t"), UTC).tick(config, T0).items:
+        if item.check in ("raid", "smart"):
+            executor.execute(item, WorkContext(item))
+    long_output = "sda: ok\nsdb: degraded (smart 5)\nsdc: degraded "
+    raid = book.get("raid", "gw1")
+    assert raid is not None and raid.comment == "WARNING: 2 of 5 disks degraded"
+    assert raid.long_output == long_output.rstrip()
+    assert [p.label for p in raid.perfdata] == ["degraded", "more"]
+    on_disk = json.loads((tmp_path / "state/host/gw1/raid/check.json").read_text())
+    assert on_disk["long_output"] == raid.long_output
+    [record] = list(history.read("gw1", "raid"))
+    assert record["long_output"] == raid.long_output
+    smart = book.get("smart", "gw1")
+    assert smart is not None and smart.comment == "cannot open /dev/sdz: no such device"
+    assert smart.code == "MISCONFIG" and smart.long_output == ""
+    [record] = list(history.read("gw1", "smart"))
+    assert record["comment"] == smart.comment and "long_output" not in record

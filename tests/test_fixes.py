@@ -47,6 +47,7 @@ fixes:
   restart: {{module: ok, timeout: 10s}}
   broken: {{module: fails}}
   missing: {{module: no-such-fix}}
+  grumbles: {{module: grumbles}}
   gate: {{module: gate, args: {{dir: "{gate}"}}, timeout: 10s}}
   gate-host: {{module: gate, args: {{dir: "{gate}"}}, lock: host, timeout: 10s}}
   slow: {{module: gate, args: {{dir: "{gate}"}}, timeout: 1s}}
@@ -54,6 +55,7 @@ checks:
   http: {{module: ok, hosts: [web1, web2], fix: restart}}
   smtp: {{module: ok, hosts: [web1], fix: broken}}
   imap: {{module: ok, hosts: [web1], fix: missing}}
+  pop3: {{module: ok, hosts: [web1], fix: grumbles}}
   ping: {{module: ok, hosts: [web1, web2]}}
   gated: {{module: ok, hosts: [web1, web2], fix: gate}}
   svc-a: {{module: ok, hosts: [web1, web2], fix: gate-host}}
@@ -136,6 +138,19 @@ def test_a_failing_fix_reports_its_code_and_comment(tree: Tree) -> None:
     assert (outcome.code, outcome.comment) == ("PROBLEM", "service would not start")
     assert not outcome.ok
     assert tree.fix_history("web1", "smtp")[0]["code"] == "PROBLEM"
+
+
+def test_a_fix_without_a_result_shows_its_exit_status_and_stderr(tree: Tree, scratch: Path) -> None:
+    module = scratch / "mod" / "fix" / "grumbles"
+    module.write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
+    module.chmod(0o755)
+    outcome = tree.fixer().run(tree.config, "pop3", "web1", initiated_by="alice")
+    expected = (
+        'no result from fix module (it exited with status 1); stderr: "sudo: a password is'
+        ' required"'
+    )
+    assert (outcome.code, outcome.comment) == ("MISCONFIG", expected)
+    assert tree.fix_history("web1", "pop3")[0]["comment"] == expected
 
 
 def test_no_fix_defined_runs_nothing_and_records_nothing(tree: Tree) -> None:

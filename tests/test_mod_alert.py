@@ -132,6 +132,13 @@ def test_plain_shows_a_fix_result() -> None:
     assert "Fix:         OK - restarted httpd" in body
 
 
+def test_plain_shows_a_plugins_long_output() -> None:
+    _, body = formatted("plain", {**PROBLEM, "long_output": "sda: ok\nsdb: degraded"})
+    assert "Details:\n  sda: ok\n  sdb: degraded\n" in body
+    _, body = formatted("plain", {**PROBLEM, "long_output": ""})
+    assert "Details:" not in body
+
+
 @pytest.mark.parametrize("doc", [PROBLEM, CLEAR, DIGEST], ids=["problem", "clear", "digest"])
 def test_short_fits_a_pager(doc: dict[str, Any]) -> None:
     done = run("format", "short", doc)

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
 from survivor.clock import SystemClock
 from survivor.model.work import WorkItem
-from survivor.work.queue import WorkContext
+from survivor.work.queue import WorkContext, WorkQueue
 from survivor.work.threads import WorkerPool
 from tests.conftest import wait_until
 from tests.fakes import work_item
@@ -145,3 +146,26 @@ def test_one_follow_up_run_is_held_for_a_running_key() -> None:
     release.set()
     wait_until(lambda: done == ["i1", "i2"])
     pool.stop(1.0, lambda ctx: None)
+
+
+def test_a_run_asked_for_now_goes_ahead_of_the_queued_run_which_keeps_its_time() -> None:
+    queue = WorkQueue()
+    t0 = 1_000_000.0
+    regular = replace(work_item(1, key="k"), planned=t0 + 20)
+    assert queue.submit([regular]) == []
+    now = replace(work_item(2, key="k"), planned=t0)
+    # Without `first` the operator's run waits for the queued one (refused)...
+    assert queue.submit([now]) == [now]
+    # ...with it, it runs at once and the queued run follows at its own time.
+    assert queue.submit([now], first=True) == []
+
+    def take(at: float) -> list[str]:
+        taken, _ = queue.take(at, "w", lambda running: 4)
+        return [ctx.item.id for ctx in taken]
+
+    assert take(t0) == ["i2"]
+    queue.finished(now, ok=True)
+    assert take(t0 + 1) == []
+    assert take(t0 + 20) == ["i1"]
+    queue.finished(regular, ok=True)
+    assert take(t0 + 60) == []

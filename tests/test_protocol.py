@@ -21,6 +21,8 @@ from survivor.protocol.modules import (
 )
 from survivor.protocol.plugins import (
     COMMENT_MAX,
+    LONG_OUTPUT_MAX,
+    NO_PLUGIN_OUTPUT,
     argv_placeholders,
     expand_argv,
     parse_perfdata,
@@ -365,6 +367,7 @@ def plugin(stdout: bytes, status: int | None = 0, **kw: object) -> CheckResult:
         timeout=30.0,
         duration_ms=41,
         host="web1",
+        stderr=bytes(kw.get("stderr", b"")),  # type: ignore[arg-type]
     )
 
 
@@ -419,6 +422,7 @@ def test_plugin_long_output_form() -> None:
     )
     result = plugin(out)
     assert result.comment == "DISK OK - free space: / 3326 MB (56%);"
+    assert result.long_output == "/ 15272 MB (77%);\n/boot 68 MB (69%);\n/var/log 819 MB (84%);"
     assert [(p.label, p.value, p.uom) for p in result.perfdata] == [
         ("/", 2643.0, "MB"),
         ("/boot", 68.0, "MB"),
@@ -432,6 +436,37 @@ def test_plugin_long_output_form() -> None:
 def test_plugin_long_text_is_the_comment_only_when_the_first_line_is_empty() -> None:
     assert plugin(b"| a=1\nline one\n\nline two | b=2\n").comment == "line one; line two"
     assert plugin(b"summary\nline one\n").comment == "summary"
+
+
+def test_plugin_long_output_is_capped_at_8_kib_never_inside_a_character() -> None:
+    result = plugin(b"summary\n" + "\u00e9".encode() * 5000 + b"\n", 0)
+    assert result.comment == "summary" and len(result.long_output.encode()) == LONG_OUTPUT_MAX
+    assert result.long_output == "\u00e9" * (LONG_OUTPUT_MAX // 2)
+    assert plugin(b"summary\n\n", 0).long_output == ""
+
+
+def test_plugin_with_only_stderr_shows_its_first_line_as_nagios_does() -> None:
+    mute = plugin(b"", 3, stderr=b"\n  cannot open /dev/sdz  \nusage: ...\n")
+    assert (mute.rc, mute.comment) == (ReturnCode.MISCONFIG, "cannot open /dev/sdz")
+    assert plugin(b"OK fine\n", 0, stderr=b"warning: deprecated\n").comment == "OK fine"
+    odd = plugin(b"", 127, stderr=b"exec: not found\n")
+    assert odd.comment == "plugin exited with status 127: exec: not found"
+    assert plugin(b"", 0, stderr=b"\n").comment == NO_PLUGIN_OUTPUT
+
+
+def test_fix_without_result_shows_its_exit_status_and_stderr() -> None:
+    rc, comment = parse_fix_output(
+        b"", killed=False, exit_status=2, stderr=b"\nsystemctl: unit httpd not found\n"
+    )
+    assert rc == ReturnCode.MISCONFIG
+    assert comment == (
+        "no result from fix module (it exited with status 2);"
+        ' stderr: "systemctl: unit httpd not found"'
+    )
+    assert parse_fix_output(b"", killed=False, exit_status=0) == (
+        ReturnCode.MISCONFIG,
+        "no result from fix module",
+    )
 
 
 def test_plugin_unknown_first_value_gives_no_scalar() -> None:

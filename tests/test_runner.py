@@ -648,3 +648,24 @@ def test_real_check_dummy() -> None:
     assert comment == "CRITICAL: disk on web1 is on fire"
     rc, _, _ = run_plugin(runner, "check_dummy", ["0"], HOSTS[0])
     assert rc == ReturnCode.OK
+
+
+def test_bundled_modules_are_found_without_a_module_dir_and_after_the_configured_ones(
+    tmp_path: Path,
+) -> None:
+    bundled = resolve_module.BUNDLED_MODULE_DIR
+    finder = resolve_module.ModuleFinder([], [])
+    for kind, name in (("format", "plain"), ("transmit", "file"), ("check", "disk")):
+        assert finder.resolve(kind, name) == bundled / kind / name
+    # A site's module of the same name wins over the bundled one.
+    own = tmp_path / "mod" / "format" / "plain"
+    own.parent.mkdir(parents=True)
+    own.write_text("#!/bin/sh\n")
+    own.chmod(0o755)
+    finder = resolve_module.ModuleFinder([tmp_path / "mod"], [])
+    assert finder.module_dirs == (tmp_path / "mod", bundled)
+    assert finder.resolve("format", "plain") == own
+    assert finder.resolve("format", "json") == bundled / "format" / "json"
+    # The checkout's mod/ is the bundled directory: searched once, not twice.
+    checkout_mod = Path(__file__).resolve().parents[1] / "mod"
+    assert resolve_module.ModuleFinder([checkout_mod], []).module_dirs == (checkout_mod,)

@@ -48,11 +48,25 @@ def test_check_state_round_trips_through_the_file(tmp_path: Path) -> None:
         perfdata=(PerfDatum("used", 81.5, "%", "80", "90", 0.0, 100.0),),
         fingerprint="3f9a1c0e7b2d",
         generation=14,
+        long_output="/ 81%\n/var 40%",
     )
     st.write_check("web1", "disk", state)
     doc = json.loads((tmp_path / "state/host/web1/disk/check.json").read_text())
     assert doc["version"] == 1 and doc["code"] == "WARNING" and doc["since"].endswith("Z")
+    assert doc["long_output"] == "/ 81%\n/var 40%"
     assert st.read_check("web1", "disk") == state
+
+
+def test_check_json_without_long_output_still_reads(tmp_path: Path) -> None:
+    """Files written before `long_output` existed (and states without any) lack the field."""
+    st = store(tmp_path)
+    st.write_check("web1", "disk", CheckState(rc=0, comment="fine"))
+    path = tmp_path / "state/host/web1/disk/check.json"
+    doc = json.loads(path.read_text())
+    assert "long_output" not in doc
+    read = st.read_check("web1", "disk")
+    assert read is not None and read.long_output == "" and read.comment == "fine"
+    assert CheckState.from_dict_lenient({**doc, "long_output": "a\nb"})[0].long_output == "a\nb"
 
 
 @pytest.mark.parametrize(

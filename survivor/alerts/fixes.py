@@ -275,7 +275,20 @@ class FixRunner:
             result = self.runner.run([str(path)], request, fixdef.timeout, on_start=on_start)
         except ModuleError as err:
             return _outcome(ReturnCode.MISCONFIG, str(err), started, fix=fixdef.name)
-        rc, comment = parse_fix_output(result.stdout, killed=result.timed_out)
+        rc, comment = parse_fix_output(
+            result.stdout,
+            killed=result.timed_out,
+            exit_status=result.exit_status,
+            stderr=result.stderr,
+        )
+        if result.stderr:
+            log.warning(
+                "fix %s for %s@%s: module stderr: %s",
+                fixdef.name,
+                check,
+                host,
+                result.stderr[:500].decode(errors="replace").strip(),
+            )
         if result.timed_out and rc == ReturnCode.TIMEDOUT:
             comment = f"fix module killed after its {fixdef.timeout:g} s timeout"
         elif result.signal_name is not None and rc != ReturnCode.OK:

@@ -165,6 +165,7 @@ class AlertScheduler:
             attempt=decision.attempt,
             escalated=decision.escalated,
             clear=decision.action is AlertAction.CLEAR,
+            long_output=st.long_output,
         )
         return AlertJob(check.name, host.name, decision.action, decision, recipients, tell, doc)
 

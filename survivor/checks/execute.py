@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 
 RECORD_SLICE = 50  # results of one batch recorded between two pauses of the check loop
+# The reason of an operator's extra run (`reschedule`): recorded like any run, but the
+# pair's schedule goes on from its last planned run, as if the extra one had not happened.
+RUN_NOW = "reschedule"
 
 
 # --------------------------------------------------------------------------- executing
@@ -92,7 +95,14 @@ class CheckExecutor:
         def record(result: CheckResult) -> None:
             host = config.hosts[result.host]
             self.recorder.record(
-                config, generation, check, host, result, start=start, planned=planned
+                config,
+                generation,
+                check,
+                host,
+                result,
+                start=start,
+                planned=planned,
+                keep_cadence=item.reason == RUN_NOW,
             )
 
         if self.offload_records:
@@ -244,6 +254,7 @@ class CheckRunner:
             timeout=check.timeout,
             duration_ms=outcome.duration_ms,
             host=host.name,
+            stderr=outcome.stderr,
         )
 
     def _run_composite(

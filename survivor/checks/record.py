@@ -101,18 +101,24 @@ class CheckRecorder:
         *,
         start: datetime,
         planned: datetime,
+        keep_cadence: bool = False,
     ) -> CheckState:
+        """`keep_cadence` (an operator's extra run): the schedule counts on from the
+        pair's last planned run, not from this one."""
         fp = self.fingerprint(config, check, host)
 
         def advance(old: CheckState | None) -> CheckState:
+            counted = planned
+            if keep_cadence and old is not None and old.last_planned is not None:
+                counted = old.last_planned
             new = (old or CheckState()).advance(
-                result, start=start, planned=planned, fingerprint=fp, generation=generation
+                result, start=start, planned=counted, fingerprint=fp, generation=generation
             )
             sched = config.schedule_for(check, host)
             if sched is not None:
-                due = schedule.next_due(sched, planned, planned + timedelta(minutes=1), self.tz)
+                due = schedule.next_due(sched, counted, counted + timedelta(minutes=1), self.tz)
                 if check.retry is not None and result.rc != ReturnCode.OK:
-                    retry_at = floor_minute(planned) + check.retry
+                    retry_at = floor_minute(counted) + check.retry
                     due = retry_at if due is None else min(due, retry_at)
                 new = _with_next_due(new, due)
             return new
@@ -141,6 +147,8 @@ class CheckRecorder:
         }
         if result.perfdata:
             record["perfdata"] = [p.to_dict() for p in result.perfdata]
+        if result.long_output:
+            record["long_output"] = result.long_output
         self._write(lambda: self.state.write_check(host.name, check.name, new))
         self._write(lambda: self.history.append(host.name, check.name, "check", start, record))
         self._write(

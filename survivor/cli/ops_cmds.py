@@ -191,10 +191,10 @@ def escalate(app: App, target: str, comment: str | None) -> None:
 def reschedule(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     """Run a check at once instead of waiting for its schedule.
 
-    The running daemon picks the request up within seconds (or when it next
-    starts); the result updates state and history like any scheduled run, and
-    the schedule continues from it. Use `survivor check` to run a check
-    without touching state.
+    The running daemon starts the check within seconds of the command (or
+    when it next starts); the result updates state and history like any
+    scheduled run. It is an extra run: the regular schedule goes on as
+    before. Use `survivor check` to run a check without touching state.
     """
     from survivor.actions import pairs
 

@@ -87,6 +87,11 @@ def status(
     for line in status_lines(snap, rows):
         say(line)
     if host_filter and check_filter:
+        for pair_row in rows:  # one pair: its long output in full, as the plugin wrote it
+            if pair_row.state.long_output:
+                click.echo("  long output:")
+                for text in pair_row.state.long_output.splitlines():
+                    click.echo(f"    {text}")
         for line in pair_alerting_lines(pair_alerting(app, host_filter, check_filter), now):
             say(line)
 

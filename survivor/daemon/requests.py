@@ -33,9 +33,15 @@ def apply_request(parts: Parts, request: Request) -> None:
                 "request %s: %s@%s is not configured", request.id, request.check, request.host
             )
             return
-        state = parts.book.reschedule(request.check, request.host)
-        parts.stores.state.write_check(request.host, request.check, state)
-        log.info("check %s@%s: rescheduled by %s", request.check, request.host, request.user)
+        if parts.run_now(check, request.host):
+            how = "runs now"
+        else:  # a run and its follow-up already wait: the flag makes the next tick run it
+            state = parts.book.reschedule(request.check, request.host)
+            parts.stores.state.write_check(request.host, request.check, state)
+            how = "runs at the next tick: a run is already waiting"
+        log.info(
+            "check %s@%s: rescheduled by %s (%s)", request.check, request.host, request.user, how
+        )
     elif request.action == "cancel" and request.target:
         found = parts.check_pool.cancel(request.target) or parts.alert_pool.cancel(request.target)
         if isinstance(found, WorkContext) and found.pid:

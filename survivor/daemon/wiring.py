@@ -23,11 +23,11 @@ from survivor.alerts.deliver import AlertExecutor
 from survivor.alerts.fixes import FixRunner
 from survivor.alerts.jobs import AlertStats
 from survivor.alerts.scheduler import AlertScheduler
-from survivor.checks.execute import CheckExecutor, CheckRunner
+from survivor.checks.execute import RUN_NOW, CheckExecutor, CheckRunner
 from survivor.checks.record import CheckRecorder, ResultsLog
 from survivor.checks.scheduler import CheckScheduler, check_item, pairs_of
 from survivor.clock import Clock, local_zone
-from survivor.model.config import Config, FsyncPolicy
+from survivor.model.config import CheckDef, Config, FsyncPolicy
 from survivor.model.work import ItemIds
 from survivor.proc.runner import ModuleRunner
 from survivor.store.books import AlertBook, CheckBook
@@ -131,6 +131,16 @@ class Parts:
         if checkdef is not None:  # refused while it runs: the reschedule flag covers it
             item = check_item(self.ids, checkdef, (host,), self.clock.time(), "fix-confirm")
             self.check_pool.submit([item])
+
+    def run_now(self, checkdef: CheckDef, host: str) -> bool:
+        """An operator's reschedule: run check@host at once, ahead of its queued run if any.
+
+        The run keeps the pair's cadence (RUN_NOW, checks.execute). False when
+        it could not be queued (a run and its follow-up are already waiting):
+        the reschedule flag, set first, then runs it at the next tick.
+        """
+        item = check_item(self.ids, checkdef, (host,), self.clock.time(), RUN_NOW)
+        return not self.check_pool.submit([item], first=True)
 
     def reconcile(self, config: Config) -> None:
         """Forget the state of pairs `config` no longer has (never their history)."""

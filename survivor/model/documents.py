@@ -122,6 +122,7 @@ class CheckState:
     fingerprint: str = ""
     generation: int = 0
     reschedule: bool = False  # an operator asked for a run at the next tick
+    long_output: str = ""  # a plugin's long output (its lines after the first); "" if none
 
     @property
     def code(self) -> str:
@@ -152,10 +153,11 @@ class CheckState:
             fingerprint=fingerprint,
             generation=generation,
             reschedule=False,
+            long_output=result.long_output,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "version": self.VERSION,
             "rc": self.rc,
             "code": self.code,
@@ -172,6 +174,9 @@ class CheckState:
             "generation": self.generation,
             "reschedule": self.reschedule,
         }
+        if self.long_output:  # optional: most checks have none, and older files lack it
+            doc["long_output"] = self.long_output
+        return doc
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
@@ -190,6 +195,7 @@ class CheckState:
                 fingerprint=str(d.get("fingerprint", "")),
                 generation=int(d.get("generation", 0)),
                 reschedule=bool(d.get("reschedule", False)),
+                long_output=str(d.get("long_output") or ""),
             )
 
     @classmethod
@@ -222,6 +228,7 @@ class CheckState:
             next_due=parse_time(doc.get("next_due")),
             fingerprint=str(doc.get("fingerprint") or ""),
             generation=as_int(doc.get("generation")) or 0,
+            long_output=str(doc.get("long_output") or ""),
         )
         return state, why
 

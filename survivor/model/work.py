@@ -71,6 +71,7 @@ class CheckResult:
     scalar: float | None = None
     duration_ms: int = 0
     perfdata: tuple[PerfDatum, ...] = ()
+    long_output: str = ""  # a plugin's lines after the first (protocol.plugins)
 
     @property
     def code(self) -> str:

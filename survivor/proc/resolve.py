@@ -21,23 +21,38 @@ from survivor.model.names import NAME_PATTERN, is_safe_name
 
 KINDS = ("check", "fix", "format", "transmit")
 RESOLVE_TTL = 1.0  # seconds a module lookup is reused
+# The modules shipped inside the package (plain, file, disk, ...): searched after the
+# configured module dirs, so an installed survivor runs its own example without a
+# module_dir, and a site's module of the same name wins.
+BUNDLED_MODULE_DIR = Path(__file__).resolve().parents[1] / "mod"
+
+
+def with_bundled(module_dirs: Sequence[Path]) -> tuple[Path, ...]:
+    """`module_dirs` (absolute), then the bundled modules unless one of them is that very
+    directory (the checkout's mod/ links to it)."""
+    dirs = tuple(Path(d).absolute() for d in module_dirs)
+    bundled = os.path.realpath(BUNDLED_MODULE_DIR)
+    if any(os.path.realpath(d) == bundled for d in dirs):
+        return dirs
+    return (*dirs, BUNDLED_MODULE_DIR)
 
 
 class ModuleFinder:
-    """module_dir/<kind>/<name> in each module dir, then (checks) each plugin dir."""
+    """module_dir/<kind>/<name> in each module dir, then the bundled modules, then (checks)
+    each plugin dir."""
 
     def __init__(self, module_dirs: Sequence[Path], plugin_dirs: Sequence[Path]) -> None:
         # Absolute (modules run with cwd "/") but not resolved: a symlinked module dir may be
         # switched to a new release while the daemon runs.
-        self.module_dirs = tuple(Path(d).absolute() for d in module_dirs)
+        self.module_dirs = with_bundled(module_dirs)
         self.plugin_dirs = tuple(Path(d).absolute() for d in plugin_dirs)
         self._resolved: dict[tuple[str, ...], tuple[float, Path]] = {}  # key -> (until, path)
 
     def resolve(self, kind: str, name: str) -> Path:
         """The executable for `name` of `kind`, looked up at most once a second.
 
-        module_dir/<kind>/<name> in each module dir in order, then (for
-        checks) <plugin_dir>/<name>. The first file found is the one: if it
+        module_dir/<kind>/<name> in each module dir in order (the bundled
+        modules last), then (for checks) <plugin_dir>/<name>. The first file found is the one: if it
         is unsafe to run, ModuleError says why rather than falling through.
         A found path is reused for RESOLVE_TTL seconds (a lookup is five
         stat-type calls, each a GIL hand-off between busy workers): a file
@@ -75,8 +90,6 @@ class ModuleFinder:
                 if self._vet(kind, candidate, confine_to=None):
                     return candidate
                 looked.append(str(candidate))
-        if not looked:
-            raise ModuleError(f"{kind} module {name!r} not found: no module dirs are configured")
         raise ModuleError(
             f"{kind} module {name!r} not found; looked for {', '.join(looked)};"
             " install an executable file (mode 755) at one of these paths"

@@ -31,8 +31,10 @@ def alert_document(
     attempt: int | None,
     escalated: bool,
     clear: bool,
+    long_output: str = "",
 ) -> dict[str, Any]:
-    """The alert document of one problem, without recipients (one list per method)."""
+    """The alert document of one problem, without recipients (one list per method).
+    `long_output` is a plugin's lines after the first ("" if none)."""
     return {
         "version": ALERT_VERSION,
         "kind": "alert",
@@ -41,6 +43,7 @@ def alert_document(
         "rc": rc,
         "code": code_name(rc),
         "comment": comment,
+        "long_output": long_output,
         "since": utc_iso(since),
         "consecutive": consecutive,
         "try": attempt,

@@ -134,8 +134,14 @@ def parse_check_output(
     return {host: found[host] for host in hosts}
 
 
-def parse_fix_output(stdout: bytes, *, killed: bool) -> tuple[int, str]:
-    """`(rc, comment)` from the first valid `{"rc", "comment"}` line a fix module printed."""
+def parse_fix_output(
+    stdout: bytes, *, killed: bool, exit_status: int | None = None, stderr: bytes = b""
+) -> tuple[int, str]:
+    """`(rc, comment)` from the first valid `{"rc", "comment"}` line a fix module printed.
+
+    Without one, the comment says so with what the operator needs to see why:
+    a non-zero exit status, the first line printed and the first stderr line.
+    """
     first_bad: str | None = None
     for line in _lines(stdout):
         obj = _json_object(line)
@@ -145,7 +151,14 @@ def parse_fix_output(stdout: bytes, *, killed: bool) -> tuple[int, str]:
             first_bad = line
     if killed:
         return int(ReturnCode.TIMEDOUT), "timed out after fix module was killed"
-    return int(ReturnCode.MISCONFIG), _no_result("no result from fix module", first_bad)
+    what = "no result from fix module"
+    if exit_status:
+        what += f" (it exited with status {exit_status})"
+    comment = _no_result(what, first_bad)
+    err = next(_lines(stderr), None)
+    if err is not None:
+        comment += f'; stderr: "{_quote(err)}"'
+    return int(ReturnCode.MISCONFIG), _comment(comment)
 
 
 def _lines(stdout: bytes) -> Iterator[str]:

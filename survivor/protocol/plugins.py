@@ -24,9 +24,11 @@ from survivor.model.config import Host
 from survivor.model.work import CheckResult, PerfDatum
 
 COMMENT_MAX = 1000  # characters of a comment kept in state and history
+LONG_OUTPUT_MAX = 8192  # bytes (UTF-8) of a plugin's long output kept in state and history
 
 __all__ = [
     "COMMENT_MAX",
+    "LONG_OUTPUT_MAX",
     "NO_PLUGIN_OUTPUT",
     "argv_placeholders",
     "expand_argv",
@@ -84,16 +86,19 @@ def parse_plugin_output(
     timeout: float,
     duration_ms: int,
     host: str,
+    stderr: bytes = b"",
 ) -> CheckResult:
     """A CheckResult from one plugin run, following the Nagios plugin API.
 
-    The comment is the first line up to `|`. Long output (the later lines) is
-    not part of the comment: state and history keep one short line per
-    result. The one exception is a plugin whose first line is empty: then the
-    long text (lines joined with "; ", cut to COMMENT_MAX) is the comment,
-    because it is all the operator would have. Perfdata comes from the first
-    line after `|` and from the long output after its first `|`, through to
-    the end; the first perfdatum's value is the scalar.
+    The comment is the first line up to `|`. Long output (the later lines, up
+    to the first `|` among them) is `long_output`, cut to LONG_OUTPUT_MAX
+    bytes; the comment stays one short line. A plugin whose first line is
+    empty gets the long text (lines joined with "; ", cut to COMMENT_MAX) as
+    its comment too, because it is all the operator would have. A plugin
+    that wrote nothing on stdout gets the first line of its stderr as the
+    comment, as Nagios shows it. Perfdata comes from the first line after
+    `|` and from the long output after its first `|`, through to the end;
+    the first perfdatum's value is the scalar.
     """
     if killed:
         return CheckResult(
@@ -102,7 +107,9 @@ def parse_plugin_output(
             comment=f"plugin timed out after {_seconds_text(timeout)} s",
             duration_ms=duration_ms,
         )
-    summary, perf_text = _split_plugin_output(stdout.decode("utf-8", errors="replace"))
+    summary, long_output, perf_text = _split_plugin_output(stdout.decode("utf-8", errors="replace"))
+    if not summary and not long_output:
+        summary = _first_line(stderr.decode("utf-8", errors="replace"))
     perfdata = parse_perfdata(perf_text) if perf_text else ()
     scalar = perfdata[0].value if perfdata else None
     if signal_name is not None:
@@ -121,11 +128,27 @@ def parse_plugin_output(
         scalar=scalar,
         duration_ms=duration_ms,
         perfdata=perfdata,
+        long_output=long_output,
     )
 
 
-def _split_plugin_output(text: str) -> tuple[str, str]:
-    """`(comment, perfdata text)` of plugin output; see parse_plugin_output."""
+def _first_line(text: str) -> str:
+    """The first line of `text` with something on it, cut to COMMENT_MAX."""
+    return next((line.strip() for line in text.split("\n") if line.strip()), "")[:COMMENT_MAX]
+
+
+def cap_long_output(text: str) -> str:
+    """`text` without trailing blanks, cut to LONG_OUTPUT_MAX bytes of UTF-8 (never inside a
+    character)."""
+    text = text.rstrip()
+    data = text.encode()
+    if len(data) <= LONG_OUTPUT_MAX:
+        return text
+    return data[:LONG_OUTPUT_MAX].decode(errors="ignore")
+
+
+def _split_plugin_output(text: str) -> tuple[str, str, str]:
+    """`(comment, long output, perfdata text)` of plugin output; see parse_plugin_output."""
     lines = text.split("\n")
     head, bar, perf = lines[0].partition("|")
     summary = head.strip()
@@ -141,7 +164,8 @@ def _split_plugin_output(text: str) -> tuple[str, str]:
         long_lines.append(before)
     if not summary:
         summary = "; ".join(s for s in (line.strip() for line in long_lines) if s)
-    return summary[:COMMENT_MAX], " ".join(perf_parts)
+    long_output = cap_long_output("\n".join(long_lines).strip("\n"))
+    return summary[:COMMENT_MAX], long_output, " ".join(perf_parts)
 
 
 def _seconds_text(timeout: float) -> str:

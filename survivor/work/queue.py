@@ -80,8 +80,14 @@ class WorkQueue:
 
     # ---------------------------------------------------------------- handing over
 
-    def submit(self, items: Iterable[WorkItem]) -> list[WorkItem]:
-        """Queue items; returns those refused because their key is queued or running."""
+    def submit(self, items: Iterable[WorkItem], *, first: bool = False) -> list[WorkItem]:
+        """Queue items; returns those refused because their key is queued or running.
+
+        With `first` (an operator's "run it now"), an item whose key is queued
+        but not yet running goes first: it takes the queue's place and the
+        queued run becomes its follow-up, still at its own planned time, so
+        the extra run keeps the regular cadence.
+        """
         refused: list[WorkItem] = []
         with self.cond:
             if self.stopping:
@@ -94,6 +100,12 @@ class WorkQueue:
                         # Running late (planned near the end of its minute): start the next
                         # run as soon as this one ends, instead of skipping a whole minute.
                         self._follow[item.key] = item
+                        continue
+                    if first and holder in self._queued and item.key not in self._follow:
+                        waiting = self._queued.pop(holder)  # its heap entry is skipped
+                        self._due.pop(holder, None)
+                        self._follow[item.key] = waiting
+                        self._enqueue(item)
                         continue
                     refused.append(item)
                     continue

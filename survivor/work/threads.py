@@ -46,9 +46,10 @@ class Pool:
         """Replace threads that died; returns how many."""
         raise NotImplementedError
 
-    def submit(self, items: Iterable[WorkItem]) -> list[WorkItem]:
-        """Queue items; returns those refused because their key is queued or running."""
-        return self.queue.submit(items)
+    def submit(self, items: Iterable[WorkItem], *, first: bool = False) -> list[WorkItem]:
+        """Queue items; returns those refused because their key is queued or running
+        (`first`: see WorkQueue.submit)."""
+        return self.queue.submit(items, first=first)
 
     def is_busy_with(self, key: str) -> bool:
         return self.queue.is_busy_with(key)

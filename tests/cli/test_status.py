@@ -195,3 +195,22 @@ def test_history_limit_takes_the_last_records_across_months(cli: Cli) -> None:
     assert [r["comment"] for r in last] == ["n1", "n2"]
     older = cli("history", "db1/ping", "--limit", "1", "--fp", "a").output
     assert "n1" in older and "n0" not in older and "n2" not in older
+
+
+def test_one_pair_shows_the_plugins_long_output(example_tree: Path) -> None:
+    from click.testing import CliRunner
+
+    from survivor.cli import main
+
+    path = example_tree / "state" / "host" / "db1" / "disk" / "check.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "long_output": "/ 91%\n/var 40%"}))
+    config = str(example_tree / "etc" / "survivor.yaml")
+    out = CliRunner().invoke(main, ["--config", config, "status", "db1/disk"])
+    assert out.exit_code == 0, out.output
+    assert "  long output:\n    / 91%\n    /var 40%\n" in out.output
+    every = CliRunner().invoke(main, ["--config", config, "status"])
+    assert "/var 40%" not in every.output  # the list stays one line a pair
+    as_json = CliRunner().invoke(main, ["--config", config, "status", "db1/disk", "--json"])
+    [row] = json.loads(as_json.output)["checks"]
+    assert row["long_output"] == "/ 91%\n/var 40%"

@@ -82,7 +82,7 @@ def test_unit_file_says_what_the_daemon_needs() -> None:
     one = {k: v[-1] for k, v in s.items()}
     assert one["Type"] == "notify"
     start = one["ExecStart"].split()
-    assert start == ["/usr/local/bin/survivor", "--config", "/etc/survivor/survivor.yaml", "run"]
+    assert start == ["/opt/survivor/bin/survivor", "--config", "/etc/survivor/survivor.yaml", "run"]
     reload = one["ExecReload"].split()
     assert reload[:3] == start[:3] and reload[3:5] == ["reload", "--wait"]
     assert one["KillMode"] == "mixed"
@@ -117,7 +117,7 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     launcher.write_text("#!/bin/sh\nexit 0\n")
     launcher.chmod(0o755)
     unit = tmp_path / "survivor.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/survivor", str(launcher)))
+    unit.write_text(UNIT.read_text().replace("/opt/survivor/bin/survivor", str(launcher)))
     done = subprocess.run(
         [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
     )
