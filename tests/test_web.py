@@ -547,3 +547,13 @@ def test_results_are_marked_stale_while_the_daemon_is_down(tmp_path: Path) -> No
             assert "<main>" in site.get("/").text
             assert "main.stale" in site.get("/static/survivor.css").text
             assert 'classList.toggle("stale"' in site.get("/static/survivor.js").text
+
+
+def test_the_check_page_shows_a_plugins_long_output(tmp_path: Path) -> None:
+    tree = full_tree(tmp_path / "tree")
+    path = tree.state / "host" / "db1" / "disk" / "check.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "long_output": "/ 91%\n<b>x</b>"}))
+    for site in serve(tree):
+        page = site.get("/check/db1/disk").text
+        assert 'data-k="state.long_output" data-blank>/ 91%\n&lt;b&gt;x&lt;/b&gt;</pre>' in page
+        assert site.get("/api/check/db1/disk").json()["state"]["long_output"] == "/ 91%\n<b>x</b>"

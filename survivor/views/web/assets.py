@@ -168,6 +168,8 @@ STYLE = """\
 }
 * { box-sizing: border-box; }
 .stale-note { display: none; }
+pre.long { margin: .6em 0 0; white-space: pre-wrap; font-size: .92em; }
+pre.long:empty { display: none; }
 main.stale .stale-note {
   display: block; margin: 0 0 1em; padding: .5em .8em; border-left: 4px solid var(--warning);
   background: #fff3e0;

@@ -280,7 +280,9 @@ def check_page(d: Mapping[str, Any], svg: str) -> str:
         f'<h1>Check {h(check)} on <a href="{attr(host_href(host))}">{h(host)}</a></h1>'
         f"{daemon_panel(d.get('daemon') or {})}"
         f'<h2>State</h2><section class="panel level-{attr(d.get("level", "ok"))}">'
-        f'<dl class="facts">{dl}</dl></section>{notes}'
+        f'<dl class="facts">{dl}</dl>'
+        f'<pre class="long" data-k="state.long_output" data-blank>'
+        f"{escape(str(st.get('long_output') or ''))}</pre></section>{notes}"
         f"<h2>Performance data</h2>"
         f"{table(d.get('perfdata') or [], PERFDATA_COLUMNS, 'perfdata', 'no perfdata')}"
         f"<h2>Scalar over time (incarnations marked by fingerprint)</h2>"

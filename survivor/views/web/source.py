@@ -110,6 +110,7 @@ class StatusSource:
         errors: list[str] = []
         docs = read_pair_docs(StateLayout(self.state_dir).pair_dir(host, check), PAIR_DOCS, errors)
         state = row.to_dict(now)
+        state.setdefault("long_output", "")  # a key for the page's live element
         return {
             "now": utc_iso(now),
             "daemon": snap.daemon.to_dict(now),
