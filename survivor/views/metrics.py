@@ -290,14 +290,20 @@ def export(
     daemon_doc: Mapping[str, Any],
     queue_items: Sequence[Mapping[str, Any]],
     states: Iterable[tuple[tuple[str, str], CheckState]],
+    *,
+    running: bool = True,
 ) -> None:
     """The daemon's once-a-minute call: render from memory and replace the .prom file.
+
+    At shutdown the daemon calls it once more with `running=False`, so the
+    textfile node_exporter keeps serving says `survivor_daemon_up 0`.
 
     `states` is `CheckBook.items()`: ((check, host), CheckState) pairs.
     Raises DiskWriteError like every other write.
     """
     samples = [CheckSample.from_state(host, check, st) for (check, host), st in states]
-    write_textfile(path, render_metrics(daemon_doc, queue_items, samples), writer)
+    text = render_metrics(daemon_doc, queue_items, samples, running=running)
+    write_textfile(path, text, writer)
 
 
 def collect(state_dir: Path, now: datetime) -> str:
