@@ -82,14 +82,16 @@ class AlertExecutor:
             if ok:
                 self.on_fix_success(job.check, job.host)
         delivered = self._deliver_all(config, job, dict(job.doc), job.recipients, None, ctx)
+        told: list[Recipient] = []
         if fix is not None and job.tell:
             fix_doc = {**job.doc, "fix": {"rc": fix.rc, "code": fix.code, "comment": fix.comment}}
-            self._deliver_all(config, job, fix_doc, job.tell, fix, ctx)
+            told = self._deliver_all(config, job, fix_doc, job.tell, fix, ctx)
         if job.action is AlertAction.CLEAR:
             self.alerts.store(job.check, job.host, new)  # clear notices are never retried
         elif delivered or (fix is not None and not job.recipients):
+            # Everyone told about the problem gets the clear: alerted or told of the fix.
             self.alerts.store(
-                job.check, job.host, None if new is None else new.with_recipients(tuple(delivered))
+                job.check, job.host, None if new is None else new.with_told([*delivered, *told])
             )
         else:
             self.alerts.store(job.check, job.host, decision.idle_state)
