@@ -24,6 +24,7 @@ LAYERS: dict[str, float] = {
     "cli.app": 1,
     "cli.calllist_cmds": 1,
     "cli.daemon_cmds": 1,
+    "cli.history_cmds": 1,
     "cli.ops_cmds": 1,
     "cli.queue_cmds": 1,
     "cli.status_cmds": 1,

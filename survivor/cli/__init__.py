@@ -51,7 +51,7 @@ COMMAND_MODULES = {
     "stop": "daemon_cmds",
     "check": "daemon_cmds",
     "status": "status_cmds",
-    "history": "status_cmds",
+    "history": "history_cmds",
     "queue": "queue_cmds",
     "ack": "ops_cmds",
     "unack": "ops_cmds",

@@ -323,4 +323,4 @@ def _parse_since(text: str | None) -> datetime | None:
         ) from None
 
 
-COMMANDS = [status, history]
+COMMANDS = [status]  # `history` is routed by survivor.cli.history_cmds

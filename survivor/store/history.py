@@ -97,12 +97,13 @@ class HistoryStore:
             names = os.listdir(directory)
         except FileNotFoundError:
             return []
-        found: list[tuple[str, Path]] = []
+        found: list[tuple[str, bool, Path]] = []
         for name in names:
             m = _MONTH_FILE.match(name)
             if m and m["stem"] == stem:
-                found.append((m["month"], directory / name))
-        return [p for _, p in sorted(found)]
+                found.append((m["month"], not m["gz"], directory / name))
+        # An archived month before its plain file, when both exist (see `archive`).
+        return [p for _, _, p in sorted(found)]
 
     def read(
         self,
@@ -153,35 +154,61 @@ class HistoryStore:
                 if _MONTH_FILE.match(name):
                     yield Path(dirpath) / name
 
+    def months_before(self, before: str, *, events: bool = True) -> list[Path]:
+        """Month files (plain and archived) of months strictly before `before` (YYYY-MM).
+
+        `events=False` leaves out the daemon events history, which prune never deletes:
+        it is where each prune is recorded.
+        """
+        found = []
+        for path in self.month_files():
+            m = _MONTH_FILE.match(path.name)
+            assert m is not None
+            if m["month"] < before and (events or not path.is_relative_to(self.layout.daemon)):
+                found.append(path)
+        return sorted(found)
+
     def archive(self, before: str) -> list[Path]:
         """Compress month files older than `before` (YYYY-MM) in place, as `.jsonl.gz`.
 
         The gzip file is complete and synced before the plain file goes, so a
-        crash leaves one or both, never neither; readers prefer neither.
+        crash leaves one or both, never neither. Where both exist (that crash,
+        or a record of the old month appended after it was archived) the plain
+        file is folded into the archive: kept whole when it already holds the
+        archive's records, appended to them otherwise. Readers read both.
         """
         done: list[Path] = []
-        for path in sorted(self.month_files()):
-            m = _MONTH_FILE.match(path.name)
-            assert m is not None
-            if m["gz"] or m["month"] >= before:
+        for path in self.months_before(before):
+            if path.name.endswith(".gz"):
                 continue
             target = path.with_name(path.name + ".gz")
             data = path.read_bytes()
+            if target.exists():
+                old = gzip.decompress(target.read_bytes())
+                if not data.startswith(old):
+                    data = old + data
             self.writer.replace(target, gzip.compress(data))
-            if target.exists() and gzip.decompress(target.read_bytes()) == data:
+            if gzip.decompress(target.read_bytes()) == data:
                 path.unlink()
                 done.append(target)
         return done
 
-    def prune(self, before: str) -> list[Path]:
-        """Delete month files older than `before`: ONLY for the explicit operator command."""
+    def prune(self, before: str, *, user: str, t: datetime) -> list[Path]:
+        """Delete month files older than `before`: ONLY for the explicit operator command.
+
+        The daemon events history is kept, and gets one record of what was
+        deleted, by whom: also when a deletion fails half-way (then it lists
+        what was deleted before the error, which is raised).
+        """
         removed: list[Path] = []
-        for path in sorted(self.month_files()):
-            m = _MONTH_FILE.match(path.name)
-            assert m is not None
-            if m["month"] < before and not path.is_relative_to(self.layout.daemon):
+        try:
+            for path in self.months_before(before, events=False):
                 path.unlink()
                 removed.append(path)
+        finally:
+            if removed:
+                files = [str(p.relative_to(self.root)) for p in removed]
+                self.append_event(t, "prune", user=user, before=before, files=files)
         return removed
 
 
