@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("target", required=False, metavar="[HOST[/CHECK]]")
-@click.option("--problems", is_flag=True, help="Only check@host pairs that are not OK.")
+@click.option(
+    "--problems",
+    is_flag=True,
+    help="Only check@host pairs that need attention; exit 0 when nothing does, 1 when a "
+    "check is failing or the daemon is not healthy (not running, heartbeat stale, disk failing).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
     "--watch",
@@ -43,6 +48,9 @@ def status(
     its config on disk is newer than the one it runs. With --watch the view
     stays on screen (cleared and redrawn on a terminal, repeated otherwise)
     until Ctrl-C.
+
+    Exit status: 0; with --problems (for scripts and cron), 0 when nothing
+    needs attention and 1 when a check is failing or the daemon is not healthy.
     """
     from survivor.clock import SystemClock
 
@@ -74,7 +82,21 @@ def status(
             for row in checks:
                 row["alerting"] = pair_alerting(app, host_filter, check_filter)
         echo_json({"daemon": daemon, "checks": checks})
-        return
+    else:
+        print_status(app, snap, rows, problems, host_filter, check_filter, now)
+    if problems and (rows or snap.daemon.level == "problem"):
+        raise SystemExit(1)  # something needs attention: for scripts, after the output
+
+
+def print_status(
+    app: App,
+    snap: Snapshot,
+    rows: list[CheckRow],
+    problems: bool,
+    host: str | None,
+    check: str | None,
+    now: datetime,
+) -> None:
     for line in snap.daemon.lines(now):
         click.echo(line)
     if not rows:
@@ -84,8 +106,8 @@ def status(
 
     for line in status_lines(snap, rows):
         click.echo(line)
-    if host_filter and check_filter:
-        for line in pair_alerting_lines(pair_alerting(app, host_filter, check_filter), now):
+    if host and check:
+        for line in pair_alerting_lines(pair_alerting(app, host, check), now):
             click.echo(line)
 
 
