@@ -323,12 +323,35 @@ def history(
 
 def _history_line(r: dict[str, Any]) -> str:
     t = r.get("t", "?")
+    if "via" in r and "recipients" in r:
+        return _alert_line(r)
     if "rc" in r and "command" not in r:
         scalar = "" if r.get("scalar") is None else f" [{r['scalar']:g}]"
         dur = f" ({r['duration_ms']} ms)" if r.get("duration_ms") is not None else ""
         return f"{t}  {r.get('code', r['rc']):<9}{scalar} {r.get('comment', '')}{dur}"
     rest = {k: v for k, v in r.items() if k not in ("v", "t")}
     return f"{t}  " + " ".join(f"{k}={v}" for k, v in rest.items())
+
+
+def _alert_line(r: dict[str, Any]) -> str:
+    """One delivery: what was sent, at which try, by which method, to whom, and whether it went."""
+    people = ", ".join(
+        f"{p.get('person', '?')} <{p.get('address', '?')}>"
+        for p in r.get("recipients") or []
+        if isinstance(p, dict)
+    )
+    what = "clear notice" if r.get("clear") else f"try {r.get('try', '?')}"
+    if r.get("digest"):
+        what = "in a digest"
+    parts = [f"{r.get('t', '?')}  {r.get('code', r.get('rc', '?')):<9}", what]
+    if r.get("escalated"):
+        parts.append("escalated")
+    parts.append(f"via {r.get('via')} to {people or 'nobody'}:")
+    parts.append("ok" if r.get("ok") else f"FAILED ({r.get('error') or 'no reason recorded'})")
+    fix = r.get("fix")
+    if isinstance(fix, dict):
+        parts.append(f"[fix {fix.get('code', '?')}: {fix.get('comment', '')}]")
+    return " ".join(parts)
 
 
 def _parse_since(text: str | None) -> datetime | None:

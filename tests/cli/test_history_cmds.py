@@ -123,3 +123,33 @@ def test_a_bad_month_is_a_usage_error_naming_it(cli: Cli) -> None:
 def test_help_lists_both_forms(cli: Cli) -> None:
     text = cli("history", "--help").stdout
     assert "history HOST/CHECK" in text and "archive" in text and "prune" in text
+
+
+def test_alert_history_text_shows_recipients_via_try_and_outcome(cli: Cli, tree: Tree) -> None:
+    # issue 19: the text showed only the time and the code.
+    t = datetime.now(UTC)
+    alice = {"person": "alice", "address": "alice@example.org", "via": "mail", "calllist": "a"}
+    carol = {"person": "carol", "address": "+15550103", "via": "page", "calllist": "b"}
+    for record in (
+        {"via": "mail", "ok": True, "recipients": [alice], "rc": 1, "code": "PROBLEM", "try": 1},
+        {
+            "via": "page",
+            "ok": False,
+            "recipients": [carol],
+            "rc": 1,
+            "code": "PROBLEM",
+            "try": 2,
+            "escalated": True,
+            "error": "transmit exit 1",
+            "fix": {"rc": 0, "code": "OK", "comment": "restarted"},
+        },
+        {"via": "mail", "ok": True, "recipients": [alice], "rc": 0, "code": "OK", "clear": True},
+    ):
+        tree.hist.append("db1", "disk", "alert", t, record)
+    lines = cli("history", "--kind", "alert", "db1/disk").stdout.splitlines()
+    assert lines[0].endswith("PROBLEM   try 1 via mail to alice <alice@example.org>: ok")
+    assert lines[1].endswith(
+        "PROBLEM   try 2 escalated via page to carol <+15550103>: FAILED (transmit exit 1)"
+        " [fix OK: restarted]"
+    )
+    assert lines[2].endswith("OK        clear notice via mail to alice <alice@example.org>: ok")
