@@ -118,6 +118,7 @@ LAYERS: dict[str, float] = {
     "model.config": 8,
     "model.documents": 8,
     "model.names": 8,
+    "model.words": 8,
     "model.work": 8,
     # 9. leaves
     "__init__": 9,

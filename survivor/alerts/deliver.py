@@ -24,6 +24,7 @@ from survivor.clock import Clock
 from survivor.errors import ModuleError
 from survivor.model.config import Config
 from survivor.model.documents import Recipient
+from survivor.model.words import counted
 from survivor.model.work import WorkItem
 from survivor.proc.runner import ModuleRunner
 from survivor.protocol.alerts import addressed, digest_document, transmit_document
@@ -178,8 +179,8 @@ class AlertExecutor:
             self._history(str(entry["host"]), str(entry["check"]), record)
         log.log(
             logging.INFO if ok else logging.ERROR,
-            "alert digest of %d problems to %s via %s: %s",
-            n,
+            "alert digest of %s to %s via %s: %s",
+            counted(n, "problem"),
             recipient.person,
             recipient.via,
             "sent" if ok else f"FAILED: {error}",

@@ -19,6 +19,7 @@ import click
 
 from survivor.cli.app import App, echo_json, friendly_errors
 from survivor.cli.status_cmds import history as show_history
+from survivor.model.words import counted
 
 _MONTH = re.compile(r"\A\d{4}-(0[1-9]|1[0-2])\Z")
 
@@ -110,7 +111,7 @@ def archive(app: App, before: str, as_json: bool) -> None:
         return
     for name in done:
         click.echo(f"archived {name}")
-    click.echo(f"{len(done)} {'file' if len(done) == 1 else 'files'} archived before {month}")
+    click.echo(f"{counted(len(done), 'file')} archived before {month}")
 
 
 @history.command()
@@ -142,7 +143,7 @@ def prune(app: App, before: str, yes: bool, as_json: bool) -> None:
         else:
             for name in would:
                 click.echo(f"would delete {name}")
-            click.echo(f"{len(would)} {'file' if len(would) == 1 else 'files'} before {month}")
+            click.echo(f"{counted(len(would), 'file')} before {month}")
         if would:
             raise click.ClickException("nothing deleted: add --yes to delete these files")
         return
@@ -152,8 +153,7 @@ def prune(app: App, before: str, yes: bool, as_json: bool) -> None:
         return
     for name in deleted:
         click.echo(f"deleted {name}")
-    n = len(deleted)
-    click.echo(f"{n} {'file' if n == 1 else 'files'} deleted before {month}")
+    click.echo(f"{counted(len(deleted), 'file')} deleted before {month}")
 
 
 COMMANDS = [history]

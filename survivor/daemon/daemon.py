@@ -44,6 +44,7 @@ from survivor.daemon.watch import ChangeInbox, FileWatcher
 from survivor.daemon.wiring import Parts, RunningConfig, Stores, build_parts
 from survivor.errors import ConfigError
 from survivor.model.config import Config
+from survivor.model.words import counted
 from survivor.model.work import Mood
 from survivor.store.fsio import DiskWriteError
 from survivor.store.pidfile import AlreadyRunningError
@@ -266,7 +267,7 @@ def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
         logging.basicConfig(level=logging.INFO)
         for problem in err.problems:
             log.error("%s", problem)
-        log.error("not starting: %d configuration problems", len(err.problems))
+        log.error("not starting: %s", counted(len(err.problems), "configuration problem"))
         return EXIT_CONFIG
     setup_logging(config.instance.log)
     daemon = Daemon(config_path, clock, grace=grace)
