@@ -326,11 +326,17 @@ def _history_line(r: dict[str, Any]) -> str:
     if "via" in r and "recipients" in r:
         return _alert_line(r)
     if "rc" in r and "command" not in r:
-        scalar = "" if r.get("scalar") is None else f" [{r['scalar']:g}]"
+        scalar = "" if r.get("scalar") is None else f" [{_scalar(r['scalar'])}]"
         dur = f" ({r['duration_ms']} ms)" if r.get("duration_ms") is not None else ""
         return f"{t}  {r.get('code', r['rc']):<9}{scalar} {r.get('comment', '')}{dur}"
     rest = {k: v for k, v in r.items() if k not in ("v", "t")}
     return f"{t}  " + " ".join(f"{k}={v}" for k, v in rest.items())
+
+
+def _scalar(value: Any) -> str:
+    from survivor.model.words import scalar_text
+
+    return scalar_text(value) if isinstance(value, int | float) else str(value)
 
 
 def _alert_line(r: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from tests.cli.conftest import Cli
-from tests.viewstate import Tree
+from tests.viewstate import Tree, state
 
 
 def months_back(n: int, now: datetime) -> datetime:
@@ -153,3 +153,12 @@ def test_alert_history_text_shows_recipients_via_try_and_outcome(cli: Cli, tree:
         " [fix OK: restarted]"
     )
     assert lines[2].endswith("OK        clear notice via mail to alice <alice@example.org>: ok")
+
+
+def test_big_scalars_print_whole_in_history_and_status(cli: Cli, tree: Tree) -> None:
+    t = datetime.now(UTC)
+    tree.hist.append("db1", "disk", "check", t, {"rc": 0, "code": "OK", "scalar": 25330500000.0})
+    assert "[25330500000]" in cli("history", "db1/disk").stdout
+    tree.store.write_check("db1", "disk", state(0, now=t, minutes_ago=1, scalar=25330500000.0))
+    out = cli("status", "db1/disk").stdout
+    assert "[25330500000]" in out and "e+10" not in out
