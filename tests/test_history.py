@@ -4,6 +4,8 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from survivor.model.config import FsyncPolicy
 from survivor.store.fsio import FileWriter
 from survivor.store.history import BadLine, HistoryStore, read_records
@@ -80,8 +82,30 @@ def test_archive_after_a_crash_between_gzip_and_unlink_keeps_one_copy(tmp_path: 
     d = tmp_path / "history" / "host" / "web1" / "ping"
     plain = (d / "check-2026-10.jsonl").read_bytes()
     (d / "check-2026-10.jsonl.gz").write_bytes(gzip.compress(plain))  # the crash's leftovers
+    assert [r["rc"] for r in h.read("web1", "ping")] == [0]  # not twice
     h.archive("2026-11")
     assert [r["rc"] for r in h.read("web1", "ping")] == [0]
+
+
+def test_a_record_appended_while_archiving_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0})
+    real = HistoryStore._write_archive
+    appended: list[bool] = []
+
+    def daemon_appends_meanwhile(self: HistoryStore, target: Path, data: bytes) -> None:
+        real(self, target, data)
+        if not appended:  # between compressing and moving the plain file away
+            appended.append(True)
+            h.append("web1", "ping", "check", T1, {"rc": 1})
+
+    monkeypatch.setattr(HistoryStore, "_write_archive", daemon_appends_meanwhile)
+    h.archive("2026-11")
+    d = tmp_path / "history" / "host" / "web1" / "ping"
+    assert sorted(p.name for p in d.iterdir()) == ["check-2026-10.jsonl.gz"]
+    assert [r["rc"] for r in h.read("web1", "ping")] == [0, 1]
 
 
 def test_prune_deletes_old_months_keeps_events_and_records_itself(tmp_path: Path) -> None:

@@ -102,8 +102,8 @@ class HistoryStore:
             m = _MONTH_FILE.match(name)
             if m and m["stem"] == stem:
                 found.append((m["month"], not m["gz"], directory / name))
-        # An archived month before its plain file, when both exist (see `archive`).
-        return [p for _, _, p in sorted(found)]
+        paths = [p for _, _, p in sorted(found)]  # an archived month before its plain file
+        return [p for i, p in enumerate(paths) if not _archived_in_next(p, paths[i + 1 :])]
 
     def read(
         self,
@@ -172,26 +172,42 @@ class HistoryStore:
         """Compress month files older than `before` (YYYY-MM) in place, as `.jsonl.gz`.
 
         The gzip file is complete and synced before the plain file goes, so a
-        crash leaves one or both, never neither. Where both exist (that crash,
-        or a record of the old month appended after it was archived) the plain
-        file is folded into the archive: kept whole when it already holds the
-        archive's records, appended to them otherwise. Readers read both.
+        crash leaves one or both, never neither; while both exist, readers
+        read the plain file alone when it holds the archive's records (see
+        `_archived_in_next`). The plain file is then renamed aside, and what
+        was appended to it meanwhile (a check that started in the old month
+        and finished in the new) is added to the archive before the aside file
+        is removed: no record is lost. A record appended after the rename makes
+        a new plain file beside the archive; readers read both, and the next
+        archive folds it in.
         """
         done: list[Path] = []
         for path in self.months_before(before):
-            if path.name.endswith(".gz"):
-                continue
-            target = path.with_name(path.name + ".gz")
-            data = path.read_bytes()
-            if target.exists():
-                old = gzip.decompress(target.read_bytes())
-                if not data.startswith(old):
-                    data = old + data
-            self.writer.replace(target, gzip.compress(data))
-            if gzip.decompress(target.read_bytes()) == data:
-                path.unlink()
-                done.append(target)
+            if not path.name.endswith(".gz"):
+                done.append(self._archive_one(path))
         return done
+
+    def _archive_one(self, path: Path) -> Path:
+        target = path.with_name(path.name + ".gz")
+        read = path.read_bytes()
+        data = read
+        if target.exists():
+            old = gzip.decompress(target.read_bytes())
+            if not read.startswith(old):
+                data = old + read
+        self._write_archive(target, data)
+        aside = path.with_name(f".{path.name}.archiving")
+        os.replace(path, aside)
+        late = aside.read_bytes()[len(read) :]
+        if late:
+            self._write_archive(target, data + late)
+        aside.unlink()
+        return target
+
+    def _write_archive(self, target: Path, data: bytes) -> None:
+        self.writer.replace(target, gzip.compress(data))
+        if gzip.decompress(target.read_bytes()) != data:
+            raise OSError(f"{target}: archive does not read back as written; plain file kept")
 
     def prune(self, before: str, *, user: str, t: datetime) -> list[Path]:
         """Delete month files older than `before`: ONLY for the explicit operator command.
@@ -210,6 +226,24 @@ class HistoryStore:
                 files = [str(p.relative_to(self.root)) for p in removed]
                 self.append_event(t, "prune", user=user, before=before, files=files)
         return removed
+
+
+def _archived_in_next(path: Path, later: list[Path]) -> bool:
+    """Whether the archive `path` is wholly in the plain file of its month that follows it.
+
+    Both exist for a moment while `archive` works (or after a crash there):
+    then the plain file starts with the archive's bytes, and reading both
+    would show those records twice. A plain file with other content holds
+    records that came after archiving: then both are read.
+    """
+    if not path.name.endswith(".gz") or not later or later[0].name + ".gz" != path.name:
+        return False
+    try:
+        archived = gzip.decompress(path.read_bytes())
+        with later[0].open("rb") as fh:
+            return fh.read(len(archived)) == archived
+    except (OSError, EOFError):
+        return False
 
 
 def read_records(path: Path, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
