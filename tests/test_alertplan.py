@@ -393,6 +393,19 @@ def test_a_clear_notice_goes_to_the_last_recipients() -> None:
     assert d.state is None and d.idle_state is None
 
 
+def test_a_clear_notice_goes_to_everyone_told_including_a_fix_try_tell() -> None:
+    # issue 19: try 1 -> carol, a fix try telling alice (and carol again via another list):
+    # the clear goes to both, once each.
+    carol = Recipient("carol", "carol@example.org", "mail", "helpdesk")
+    carol_admins = Recipient("carol", "carol@example.org", "mail", "admins")
+    admin_alice = Recipient("alice", "alice@example.org", "mail", "admins")
+    plan = make_plan(notify_on_clear=True)
+    state = sent(run(plan, view(1), None), carol).with_told([admin_alice, carol_admins])
+    d = run(plan, view(0, 1), state, MON + 7 * MIN)
+    assert d.action is AlertAction.CLEAR
+    assert d.clear_recipients == (carol, admin_alice)
+
+
 def test_recovery_after_waits_for_ok_results_in_a_row_and_survives_a_flap() -> None:
     plan = make_plan(notify_on_clear=True, recovery_after=2)
     state = alerted(plan)

@@ -432,14 +432,14 @@ def test_a_fix_try_runs_the_fix_asks_for_a_recheck_and_sends_nothing_until_it(
     assert rig.minute(11) == []
     assert rig.runner.calls[calls:] == []
 
-    # The re-check says OK: the clear notice goes to whoever got the last *alert*
-    # (as tests/integration/test_alerting.py expects), not to those told of the fix.
+    # The re-check says OK: the clear notice goes to everyone told about the problem,
+    # the people told of the fix included, each once (issue 19 item 6).
     [clear] = rig.minute(12, "mended", OK)
     assert job(clear).action is AlertAction.CLEAR
     rig.deliver([clear])
     [notice] = rig.transmits(since=calls)
     assert notice.doc is not None and notice.doc["alert"]["clear"] is True
-    assert people(notice) == people(first)
+    assert people(notice) == sorted({*people(first), *people(tell)})
     assert rig.alert_json("web1", "mended") is None
 
 

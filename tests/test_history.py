@@ -67,6 +67,71 @@ def test_archive_compresses_in_place_and_stays_readable(tmp_path: Path) -> None:
     assert gzip.decompress((d / "check-2026-10.jsonl.gz").read_bytes()).count(b"\n") == 1
 
 
+def test_a_record_appended_after_archiving_is_read_and_folded_in(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0})
+    h.archive("2026-11")
+    h.append("web1", "ping", "check", T1, {"rc": 1})  # a straggler of the archived month
+    assert [r["rc"] for r in h.read("web1", "ping")] == [0, 1]
+    h.archive("2026-11")
+    d = tmp_path / "history" / "host" / "web1" / "ping"
+    assert [p.name for p in d.iterdir()] == ["check-2026-10.jsonl.gz"]
+    assert [r["rc"] for r in h.read("web1", "ping")] == [0, 1]
+
+
+def test_archive_after_a_crash_between_gzip_and_unlink_keeps_one_copy(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0})
+    d = tmp_path / "history" / "host" / "web1" / "ping"
+    plain = (d / "check-2026-10.jsonl").read_bytes()
+    (d / "check-2026-10.jsonl.gz").write_bytes(gzip.compress(plain))  # the crash's leftovers
+    assert [r["rc"] for r in h.read("web1", "ping")] == [0]  # not twice
+    h.archive("2026-11")
+    assert [r["rc"] for r in h.read("web1", "ping")] == [0]
+
+
+def test_a_record_appended_while_archiving_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0})
+    real = HistoryStore._write_archive
+    appended: list[bool] = []
+
+    def daemon_appends_meanwhile(self: HistoryStore, target: Path, data: bytes) -> None:
+        real(self, target, data)
+        if not appended:  # between compressing and moving the plain file away
+            appended.append(True)
+            h.append("web1", "ping", "check", T1, {"rc": 1})
+
+    monkeypatch.setattr(HistoryStore, "_write_archive", daemon_appends_meanwhile)
+    h.archive("2026-11")
+    d = tmp_path / "history" / "host" / "web1" / "ping"
+    assert sorted(p.name for p in d.iterdir()) == ["check-2026-10.jsonl.gz"]
+    assert [r["rc"] for r in h.read("web1", "ping")] == [0, 1]
+
+
+def test_prune_deletes_old_months_keeps_events_and_records_itself(tmp_path: Path) -> None:
+    h = store(tmp_path)
+    h.append("web1", "ping", "check", T1, {"rc": 0})
+    h.append("web1", "ping", "alert", T1, {"rc": 0})
+    h.append("web1", "ping", "check", T2, {"rc": 1})
+    h.append_event(T1, "start", pid=1)
+    h.archive("2026-11")
+    removed = h.prune("2026-11", user="alice", t=T2)
+    assert sorted(p.name for p in removed) == ["alert-2026-10.jsonl.gz", "check-2026-10.jsonl.gz"]
+    assert [r["rc"] for r in h.read("web1", "ping")] == [1]
+    events = list(h.read_events())
+    assert [e["event"] for e in events] == ["start", "prune"]
+    assert events[1]["user"] == "alice" and events[1]["before"] == "2026-11"
+    assert sorted(events[1]["files"]) == [
+        "host/web1/ping/alert-2026-10.jsonl.gz",
+        "host/web1/ping/check-2026-10.jsonl.gz",
+    ]
+    assert h.prune("2026-11", user="alice", t=T2) == []
+    assert len(list(h.read_events())) == 2  # nothing deleted, nothing recorded
+
+
 def test_events_and_calllists(tmp_path: Path) -> None:
     h = store(tmp_path)
     h.append_event(T2, "start", pid=42)

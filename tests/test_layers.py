@@ -24,6 +24,7 @@ LAYERS: dict[str, float] = {
     "cli.app": 1,
     "cli.calllist_cmds": 1,
     "cli.daemon_cmds": 1,
+    "cli.history_cmds": 1,
     "cli.ops_cmds": 1,
     "cli.queue_cmds": 1,
     "cli.report_cmds": 1,
@@ -119,6 +120,7 @@ LAYERS: dict[str, float] = {
     "model.config": 8,
     "model.documents": 8,
     "model.names": 8,
+    "model.words": 8,
     "model.work": 8,
     # 9. leaves
     "__init__": 9,

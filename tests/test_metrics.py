@@ -93,16 +93,28 @@ def test_pair_series_are_capped_keeping_problems() -> None:
     assert MAX_PAIR_SERIES == 10_000
 
 
-def test_duration_and_lag_summaries_per_check() -> None:
+def test_duration_and_lag_are_gauges_per_check_without_sum_and_count() -> None:
+    # issue 19: typed summary, their _sum/_count were snapshots that rate() misreads.
     text = render()
-    assert families(text)["survivor_check_duration_seconds"].type == "summary"
-    assert value(text, "survivor_check_duration_seconds_count", check="http") == 3
-    assert value(text, "survivor_check_duration_seconds_sum", check="http") == pytest.approx(5.4)
+    for name in ("survivor_check_duration_seconds", "survivor_check_start_lag_seconds"):
+        assert families(text)[name].type == "gauge"
+        assert f"{name}_sum" not in text and f"{name}_count" not in text
     assert value(text, "survivor_check_duration_seconds", check="http", quantile="0.5") == 0.3
     assert value(text, "survivor_check_duration_seconds", check="http", quantile="0.99") == 5.0
-    assert value(text, "survivor_check_start_lag_seconds_count", check="http") == 2
+    assert value(text, "survivor_check_start_lag_seconds", check="http", quantile="0.5") == 0.2
     with pytest.raises(AssertionError):
-        value(text, "survivor_check_duration_seconds_count", check="custom")  # never ran
+        value(text, "survivor_check_duration_seconds", check="custom")  # never ran
+
+
+def test_last_run_timestamp_per_pair() -> None:
+    text = render_metrics(
+        daemon_doc(NOW),
+        [],
+        [*SAMPLES[:2], CheckSample("web3", "http", 0, 0.3, None, 1_800_000_000.5)],
+    )
+    family = families(text)["survivor_check_last_run_timestamp_seconds"]
+    assert family.type == "gauge"
+    assert [(s.labels["host"], s.value) for s in family.samples] == [("web3", 1_800_000_000.5)]
 
 
 def test_queue_pool_daemon_and_reload() -> None:
@@ -187,7 +199,12 @@ def test_export_writes_the_textfile_atomically(tmp_path: Path) -> None:
     export(path, FileWriter(FsyncPolicy.NEVER), daemon_doc(NOW), queue_items(NOW), states)
     text = path.read_text()
     assert value(text, "survivor_check_status", check="http", host="web1") == 1
-    assert value(text, "survivor_check_duration_seconds_sum", check="http") == 1.5
+    assert value(text, "survivor_check_duration_seconds", check="http", quantile="0.5") == 1.5
+    ran = state(1, minutes_ago=1, duration_ms=1500).last_start
+    assert ran is not None
+    assert value(
+        text, "survivor_check_last_run_timestamp_seconds", check="http", host="web1"
+    ) == pytest.approx(ran.timestamp())
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert sorted(os.listdir(path.parent)) == ["survivor.prom"]  # no temp file left
 

@@ -125,6 +125,17 @@ def test_plain_problem_clear_and_digest() -> None:
     assert "  ping@gw1: TIMEDOUT since 2026-11-24T09:30:00.000Z - no reply" in body
 
 
+def test_a_digest_of_one_is_singular_in_every_format() -> None:
+    # issue 19: "DIGEST: 1 problems", "1 alerts were withheld".
+    one = {**DIGEST, "digest": DIGEST["digest"][:1]}
+    subject, body = formatted("plain", one)
+    assert subject == "DIGEST: 1 problem (alert throttle)"
+    assert body.startswith("1 alert was withheld by the alert throttle:")
+    assert "2 alerts were withheld" in formatted("plain", DIGEST)[1]
+    assert formatted("short", one)[0] == "DIGEST 1 problem"
+    assert formatted("json", one)[0] == "DIGEST: 1 problem (alert throttle)"
+
+
 def test_plain_shows_a_fix_result() -> None:
     _, body = formatted(
         "plain", {**PROBLEM, "fix": {"rc": 0, "code": "OK", "comment": "restarted httpd"}}

@@ -24,6 +24,7 @@ from survivor.clock import Clock
 from survivor.errors import ModuleError
 from survivor.model.config import Config
 from survivor.model.documents import Recipient
+from survivor.model.words import counted
 from survivor.model.work import WorkItem
 from survivor.proc.runner import ModuleRunner
 from survivor.protocol.alerts import addressed, digest_document, transmit_document
@@ -82,14 +83,16 @@ class AlertExecutor:
             if ok:
                 self.on_fix_success(job.check, job.host)
         delivered = self._deliver_all(config, job, dict(job.doc), job.recipients, None, ctx)
+        told: list[Recipient] = []
         if fix is not None and job.tell:
             fix_doc = {**job.doc, "fix": {"rc": fix.rc, "code": fix.code, "comment": fix.comment}}
-            self._deliver_all(config, job, fix_doc, job.tell, fix, ctx)
+            told = self._deliver_all(config, job, fix_doc, job.tell, fix, ctx)
         if job.action is AlertAction.CLEAR:
             self.alerts.store(job.check, job.host, new)  # clear notices are never retried
         elif delivered or (fix is not None and not job.recipients):
+            # Everyone told about the problem gets the clear: alerted or told of the fix.
             self.alerts.store(
-                job.check, job.host, None if new is None else new.with_recipients(tuple(delivered))
+                job.check, job.host, None if new is None else new.with_told([*delivered, *told])
             )
         else:
             self.alerts.store(job.check, job.host, decision.idle_state)
@@ -176,8 +179,8 @@ class AlertExecutor:
             self._history(str(entry["host"]), str(entry["check"]), record)
         log.log(
             logging.INFO if ok else logging.ERROR,
-            "alert digest of %d problems to %s via %s: %s",
-            n,
+            "alert digest of %s to %s via %s: %s",
+            counted(n, "problem"),
             recipient.person,
             recipient.via,
             "sent" if ok else f"FAILED: {error}",

@@ -51,7 +51,7 @@ COMMAND_MODULES = {
     "stop": "daemon_cmds",
     "check": "daemon_cmds",
     "status": "status_cmds",
-    "history": "status_cmds",
+    "history": "history_cmds",
     "queue": "queue_cmds",
     "ack": "ops_cmds",
     "unack": "ops_cmds",
@@ -80,6 +80,17 @@ class LazyGroup(click.Group):
                 self.commands.setdefault(defined.name or "", defined)
             command = self.commands.get(cmd_name)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as err:
+            # click suggests from the commands loaded so far, which here are none: offer all.
+            raise click.exceptions.NoSuchCommand(
+                err.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
 
 
 @click.group(

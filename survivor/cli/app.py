@@ -13,6 +13,7 @@ import click
 from survivor.errors import ConfigError, SurvivorError
 from survivor.model.config import Config
 from survivor.model.names import is_safe_name
+from survivor.model.words import counted
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,9 +40,9 @@ class App:
                 if running is None:
                     for problem in err.problems:
                         click.echo(str(problem), err=True)
+                    problems = counted(len(err.problems), "configuration problem")
                     raise click.ClickException(
-                        f"{len(err.problems)} configuration problem(s) in {self.config_path}; "
-                        "fix them (see `survivor validate`)"
+                        f"{problems} in {self.config_path}; fix them (see `survivor validate`)"
                     ) from None
                 self._config = running
         return self._config
@@ -56,7 +57,7 @@ class App:
             for problem in err.problems:
                 click.echo(str(problem), err=True)
             raise click.ClickException(
-                f"{len(err.problems)} configuration problem(s) in {self.config_path}; "
+                f"{counted(len(err.problems), 'configuration problem')} in {self.config_path}; "
                 "fix them (see `survivor validate`)"
             ) from None
 

@@ -186,7 +186,9 @@ def host_lines(entry: dict[str, Any], *, every_check: bool) -> list[str]:
 
 @queue.command()
 @click.argument("item_id", metavar="ID")
-@click.option("--comment", default="", help="Why; kept in the command history.")
+@click.option(
+    "-m", "--comment", default="", metavar="TEXT", help="Why; kept in the command history."
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),

@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("target", required=False, metavar="[HOST[/CHECK]]")
-@click.option("--problems", is_flag=True, help="Only check@host pairs that are not OK.")
+@click.option(
+    "--problems",
+    is_flag=True,
+    help="Only check@host pairs that need attention; exit 0 when nothing does, 1 when a "
+    "check is failing or the daemon is not healthy (not running, heartbeat stale, disk failing).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
     "--watch",
@@ -44,6 +49,9 @@ def status(
     its config on disk is newer than the one it runs. With --watch the view
     stays on screen (cleared and redrawn on a terminal, repeated otherwise)
     until Ctrl-C.
+
+    Exit status: 0; with --problems (for scripts and cron), 0 when nothing
+    needs attention and 1 when a check is failing or the daemon is not healthy.
     """
     from survivor.clock import SystemClock
 
@@ -76,7 +84,21 @@ def status(
             for row in checks:
                 row["alerting"] = pair_alerting(app, host_filter, check_filter)
         echo_json({"daemon": daemon, "checks": checks})
-        return
+    else:
+        print_status(app, snap, rows, problems, host_filter, check_filter, now)
+    if problems and (rows or snap.daemon.level == "problem"):
+        raise SystemExit(1)  # something needs attention: for scripts, after the output
+
+
+def print_status(
+    app: App,
+    snap: Snapshot,
+    rows: list[CheckRow],
+    problems: bool,
+    host: str | None,
+    check: str | None,
+    now: datetime,
+) -> None:
     for line in snap.daemon.lines(now):
         say(line)
     if not rows:
@@ -86,13 +108,13 @@ def status(
 
     for line in status_lines(snap, rows):
         say(line)
-    if host_filter and check_filter:
+    if host and check:
         for pair_row in rows:  # one pair: its long output in full, as the plugin wrote it
             if pair_row.state.long_output:
                 click.echo("  long output:")
                 for text in pair_row.state.long_output.splitlines():
-                    click.echo(f"    {text}")
-        for line in pair_alerting_lines(pair_alerting(app, host_filter, check_filter), now):
+                    say(f"    {text}")
+        for line in pair_alerting_lines(pair_alerting(app, host, check), now):
             say(line)
 
 
@@ -310,12 +332,41 @@ def history(
 
 def _history_line(r: dict[str, Any]) -> str:
     t = r.get("t", "?")
+    if "via" in r and "recipients" in r:
+        return _alert_line(r)
     if "rc" in r and "command" not in r:
-        scalar = "" if r.get("scalar") is None else f" [{r['scalar']:g}]"
+        scalar = "" if r.get("scalar") is None else f" [{_scalar(r['scalar'])}]"
         dur = f" ({r['duration_ms']} ms)" if r.get("duration_ms") is not None else ""
         return f"{t}  {r.get('code', r['rc']):<9}{scalar} {r.get('comment', '')}{dur}"
     rest = {k: v for k, v in r.items() if k not in ("v", "t")}
     return f"{t}  " + " ".join(f"{k}={v}" for k, v in rest.items())
+
+
+def _scalar(value: Any) -> str:
+    from survivor.model.words import scalar_text
+
+    return scalar_text(value) if isinstance(value, int | float) else str(value)
+
+
+def _alert_line(r: dict[str, Any]) -> str:
+    """One delivery: what was sent, at which try, by which method, to whom, and whether it went."""
+    people = ", ".join(
+        f"{p.get('person', '?')} <{p.get('address', '?')}>"
+        for p in r.get("recipients") or []
+        if isinstance(p, dict)
+    )
+    what = "clear notice" if r.get("clear") else f"try {r.get('try', '?')}"
+    if r.get("digest"):
+        what = "in a digest"
+    parts = [f"{r.get('t', '?')}  {r.get('code', r.get('rc', '?')):<9}", what]
+    if r.get("escalated"):
+        parts.append("escalated")
+    parts.append(f"via {r.get('via')} to {people or 'nobody'}:")
+    parts.append("ok" if r.get("ok") else f"FAILED ({r.get('error') or 'no reason recorded'})")
+    fix = r.get("fix")
+    if isinstance(fix, dict):
+        parts.append(f"[fix {fix.get('code', '?')}: {fix.get('comment', '')}]")
+    return " ".join(parts)
 
 
 def _parse_since(text: str | None) -> datetime | None:
@@ -332,4 +383,4 @@ def _parse_since(text: str | None) -> datetime | None:
         ) from None
 
 
-COMMANDS = [status, history]
+COMMANDS = [status]  # `history` is routed by survivor.cli.history_cmds

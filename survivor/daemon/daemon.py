@@ -35,15 +35,17 @@ from survivor.daemon.heartbeat import (
     Heartbeat,
     queue_write_due,
 )
+from survivor.daemon.logsetup import reopen_log_files, setup_logging
 from survivor.daemon.malloc import limit_arenas
 from survivor.daemon.reload import ConfigOnDisk, Reloader
 from survivor.daemon.requests import apply_requests
 from survivor.daemon.schedulers import MinuteLoops
-from survivor.daemon.signals import SignalInbox
+from survivor.daemon.signals import REOPEN_SIGNAL, STOP_SIGNALS, SignalInbox
 from survivor.daemon.watch import ChangeInbox, FileWatcher
 from survivor.daemon.wiring import Parts, RunningConfig, Stores, build_parts
 from survivor.errors import ConfigError
 from survivor.model.config import Config
+from survivor.model.words import counted
 from survivor.model.work import Mood
 from survivor.store.fsio import DiskWriteError
 from survivor.store.pidfile import AlreadyRunningError
@@ -153,6 +155,12 @@ class Daemon:
                     if self.status.mood is Mood.RUNNING:
                         self.reloader.reload()
                     continue
+                if sig == REOPEN_SIGNAL:
+                    self._reopen_files()
+                    continue
+                if sig not in STOP_SIGNALS:
+                    log.warning("signal %s: ignored (pid %d)", sig.name, os.getpid())
+                    continue
                 return self.shutdown(sig)
             mono = self.clock.monotonic()
             try:
@@ -183,6 +191,14 @@ class Daemon:
                 log.exception("main loop: unexpected error; carrying on")
             self.inbox.wake.wait(0.5)  # signals and file events wake it at once
             self.inbox.wake.clear()
+
+    def _reopen_files(self) -> None:
+        """SIGUSR1: reopen the log file and results_log (after logrotate moved them)."""
+        reopened = reopen_log_files()
+        self.parts.results.reopen()
+        if self.parts.results.path is not None:
+            reopened.append(str(self.parts.results.path))
+        log.info("SIGUSR1: reopened %s", ", ".join(reopened) or "nothing (no log files)")
 
     def _notice_changes(self, mono: float, heartbeat: bool) -> None:
         """Debounced file events; on the heartbeat also compare stamps (no events on NFS)."""
@@ -231,6 +247,7 @@ class Daemon:
         for step in (
             lambda: self.heartbeat.write_queue(force=True),
             self.heartbeat.write_daemon_doc,
+            lambda: self.heartbeat.export_metrics(up=False),
             lambda: self.event("stop", pid=os.getpid(), generation=generation),
             self.stores.writer.flush,
         ):
@@ -245,8 +262,6 @@ class Daemon:
 
 def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
     """Load, start, run: the body of `survivor run` (foreground)."""
-    from survivor.daemon.logsetup import setup_logging
-
     config_path = config_path.absolute()  # the daemon moves to "/" below
     try:
         config = load_config(config_path)
@@ -255,7 +270,7 @@ def run_daemon(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int:
         logging.basicConfig(level=logging.INFO, format="survivor: %(levelname)s %(message)s")
         for problem in err.problems:
             log.error("%s", problem)
-        log.error("not starting: %d configuration problems", len(err.problems))
+        log.error("not starting: %s", counted(len(err.problems), "configuration problem"))
         return EXIT_CONFIG
     setup_logging(config.instance.log)
     daemon = Daemon(config_path, clock, grace=grace)

@@ -22,6 +22,7 @@ from survivor.config import load_config
 from survivor.daemon.daemon import EXIT_CONFIG, Daemon
 from survivor.daemon.logsetup import setup_logging
 from survivor.errors import ConfigError
+from survivor.model.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def run_detached(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int
         for problem in err.problems:
             print(problem, file=sys.stderr)
         print(
-            f"survivor: not starting: {len(err.problems)} configuration problems", file=sys.stderr
+            f"survivor: not starting: {counted(len(err.problems), 'configuration problem')}",
+            file=sys.stderr,
         )
         return EXIT_CONFIG
     survivor = Daemon(config_path, clock, grace=grace)

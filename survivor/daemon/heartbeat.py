@@ -120,13 +120,14 @@ class Heartbeat:
             }
         )
 
-    def export_metrics(self) -> None:
+    def export_metrics(self, *, up: bool = True) -> None:
+        """The Prometheus textfile; `up=False` on the way out (survivor_daemon_up 0)."""
         parts = self.parts
         path = parts.running.config.instance.prometheus_textfile
         if path is None:
             return
         rows = [row for pool in parts.pools() for row in pool.snapshot()]
-        export(path, parts.stores.writer, self.daemon_doc(), rows, parts.book.items())
+        export(path, parts.stores.writer, self.daemon_doc(), rows, parts.book.items(), running=up)
 
     def notify_status(self, *, force: bool = False) -> None:
         """STATUS= for `systemctl status`, sent when it changes (disk trouble shows there)."""

@@ -76,3 +76,19 @@ def setup_logging(cfg: LogConfig, *, name: str = "survivor") -> logging.Handler:
     root.addHandler(handler)
     root.setLevel(LEVELS.get(cfg.level, logging.INFO))
     return handler
+
+
+def reopen_log_files() -> list[str]:
+    """Reopen every file the root logger writes to (SIGUSR1, after logrotate moved it).
+
+    Returns the paths reopened. stderr and syslog need nothing: the journal and
+    syslogd own their files.
+    """
+    reopened: list[str] = []
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            old = handler.setStream(handler._open())
+            if old is not None:
+                old.close()
+            reopened.append(handler.baseFilename)
+    return reopened

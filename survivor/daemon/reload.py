@@ -26,6 +26,7 @@ from survivor.daemon.watch import file_stamps
 from survivor.daemon.wiring import Parts
 from survivor.errors import ConfigError
 from survivor.model.config import Config
+from survivor.model.words import counted
 from survivor.model.work import Mood
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,8 @@ class Reloader:
                 log.error("reload: %s", problem)
             generation = parts.running.generation
             log.error(
-                "reload failed: %d problems; still running generation %d",
-                len(err.problems),
+                "reload failed: %s; still running generation %d",
+                counted(len(err.problems), "problem"),
                 generation,
             )
             errors = [str(p) for p in err.problems]

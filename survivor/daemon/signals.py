@@ -1,7 +1,11 @@
 """The signal inbox: handlers only record; the main loop acts (STYLE habit 3).
 
 TERM, INT and QUIT stop the daemon; a second INT stops it at once. HUP
-reloads the configuration (ignored once stopping has begun).
+reloads the configuration (ignored once stopping has begun). USR1 reopens the
+log file and `results_log` (logrotate's `postrotate` habit). Stray signals
+whose default action would kill the daemon silently (USR2, ALRM, ...) are
+recorded too, so the main loop logs and ignores them. SIGPIPE stays ignored
+as Python sets it: a closed pipe is an EPIPE error on the write.
 """
 
 from __future__ import annotations
@@ -13,6 +17,13 @@ from collections import deque
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+REOPEN_SIGNAL = signal.SIGUSR1
+# Signals whose default action terminates the process and which nothing here uses.
+STRAY_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR")
+    if hasattr(signal, name)
+)
 
 
 class SignalInbox:
@@ -39,5 +50,5 @@ class SignalInbox:
         return self._received.popleft() if self._received else None
 
     def install(self) -> None:
-        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+        for sig in (*STOP_SIGNALS, signal.SIGHUP, REOPEN_SIGNAL, *STRAY_SIGNALS):
             signal.signal(sig, self.record)

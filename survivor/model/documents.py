@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -333,6 +333,18 @@ class AlertState:
     def with_recipients(self, recipients: tuple[Recipient, ...]) -> AlertState:
         """After a delivery: these people get the clear notice (empty keeps the old ones)."""
         return replace(self, last_recipients=recipients) if recipients else self
+
+    def with_told(self, recipients: Iterable[Recipient]) -> AlertState:
+        """After a delivery: add these to everyone told about this problem (the clear's list).
+
+        Alerts and a fix try's `tell` alike: whoever heard of the problem hears
+        that it is over. Each person at each address once (whatever the list
+        that reached them), in the order first told.
+        """
+        told: dict[tuple[str, str, str], Recipient] = {}
+        for r in (*self.last_recipients, *recipients):
+            told.setdefault((r.person, r.address, r.via), r)
+        return self.with_recipients(tuple(told.values()))
 
     def with_fix_result(self, ok: bool) -> AlertState:
         """After the fix ran: a success waits for the re-check before anything else is sent."""

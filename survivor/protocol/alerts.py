@@ -16,6 +16,7 @@ from typing import Any
 from survivor.clock import utc_iso
 from survivor.model.codes import code_name
 from survivor.model.documents import Recipient
+from survivor.model.words import counted
 
 ALERT_VERSION = 1
 
@@ -71,7 +72,7 @@ def digest_document(
         "host": "",
         "rc": max((int(e.get("rc") or 0) for e in entries), default=0),
         "code": "DIGEST",
-        "comment": f"{n} problems withheld by the alert throttle",
+        "comment": f"{counted(n, 'problem')} withheld by the alert throttle",
         "since": utc_iso(now),
         "consecutive": 0,
         "try": None,

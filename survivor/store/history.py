@@ -98,12 +98,13 @@ class HistoryStore:
             names = os.listdir(directory)
         except FileNotFoundError:
             return []
-        found: list[tuple[str, Path]] = []
+        found: list[tuple[str, bool, Path]] = []
         for name in names:
             m = _MONTH_FILE.match(name)
             if m and m["stem"] == stem:
-                found.append((m["month"], directory / name))
-        return [p for _, p in sorted(found)]
+                found.append((m["month"], not m["gz"], directory / name))
+        paths = [p for _, _, p in sorted(found)]  # an archived month before its plain file
+        return [p for i, p in enumerate(paths) if not _archived_in_next(p, paths[i + 1 :])]
 
     def read(
         self,
@@ -177,36 +178,96 @@ class HistoryStore:
                 if _MONTH_FILE.match(name):
                     yield Path(dirpath) / name
 
+    def months_before(self, before: str, *, events: bool = True) -> list[Path]:
+        """Month files (plain and archived) of months strictly before `before` (YYYY-MM).
+
+        `events=False` leaves out the daemon events history, which prune never deletes:
+        it is where each prune is recorded.
+        """
+        found = []
+        for path in self.month_files():
+            m = _MONTH_FILE.match(path.name)
+            assert m is not None
+            if m["month"] < before and (events or not path.is_relative_to(self.layout.daemon)):
+                found.append(path)
+        return sorted(found)
+
     def archive(self, before: str) -> list[Path]:
         """Compress month files older than `before` (YYYY-MM) in place, as `.jsonl.gz`.
 
         The gzip file is complete and synced before the plain file goes, so a
-        crash leaves one or both, never neither; readers prefer neither.
+        crash leaves one or both, never neither; while both exist, readers
+        read the plain file alone when it holds the archive's records (see
+        `_archived_in_next`). The plain file is then renamed aside, and what
+        was appended to it meanwhile (a check that started in the old month
+        and finished in the new) is added to the archive before the aside file
+        is removed: no record is lost. A record appended after the rename makes
+        a new plain file beside the archive; readers read both, and the next
+        archive folds it in.
         """
         done: list[Path] = []
-        for path in sorted(self.month_files()):
-            m = _MONTH_FILE.match(path.name)
-            assert m is not None
-            if m["gz"] or m["month"] >= before:
-                continue
-            target = path.with_name(path.name + ".gz")
-            data = path.read_bytes()
-            self.writer.replace(target, gzip.compress(data))
-            if target.exists() and gzip.decompress(target.read_bytes()) == data:
-                path.unlink()
-                done.append(target)
+        for path in self.months_before(before):
+            if not path.name.endswith(".gz"):
+                done.append(self._archive_one(path))
         return done
 
-    def prune(self, before: str) -> list[Path]:
-        """Delete month files older than `before`: ONLY for the explicit operator command."""
+    def _archive_one(self, path: Path) -> Path:
+        target = path.with_name(path.name + ".gz")
+        read = path.read_bytes()
+        data = read
+        if target.exists():
+            old = gzip.decompress(target.read_bytes())
+            if not read.startswith(old):
+                data = old + read
+        self._write_archive(target, data)
+        aside = path.with_name(f".{path.name}.archiving")
+        os.replace(path, aside)
+        late = aside.read_bytes()[len(read) :]
+        if late:
+            self._write_archive(target, data + late)
+        aside.unlink()
+        return target
+
+    def _write_archive(self, target: Path, data: bytes) -> None:
+        self.writer.replace(target, gzip.compress(data))
+        if gzip.decompress(target.read_bytes()) != data:
+            raise OSError(f"{target}: archive does not read back as written; plain file kept")
+
+    def prune(self, before: str, *, user: str, t: datetime) -> list[Path]:
+        """Delete month files older than `before`: ONLY for the explicit operator command.
+
+        The daemon events history is kept, and gets one record of what was
+        deleted, by whom: also when a deletion fails half-way (then it lists
+        what was deleted before the error, which is raised).
+        """
         removed: list[Path] = []
-        for path in sorted(self.month_files()):
-            m = _MONTH_FILE.match(path.name)
-            assert m is not None
-            if m["month"] < before and not path.is_relative_to(self.layout.daemon):
+        try:
+            for path in self.months_before(before, events=False):
                 path.unlink()
                 removed.append(path)
+        finally:
+            if removed:
+                files = [str(p.relative_to(self.root)) for p in removed]
+                self.append_event(t, "prune", user=user, before=before, files=files)
         return removed
+
+
+def _archived_in_next(path: Path, later: list[Path]) -> bool:
+    """Whether the archive `path` is wholly in the plain file of its month that follows it.
+
+    Both exist for a moment while `archive` works (or after a crash there):
+    then the plain file starts with the archive's bytes, and reading both
+    would show those records twice. A plain file with other content holds
+    records that came after archiving: then both are read.
+    """
+    if not path.name.endswith(".gz") or not later or later[0].name + ".gz" != path.name:
+        return False
+    try:
+        archived = gzip.decompress(path.read_bytes())
+        with later[0].open("rb") as fh:
+            return fh.read(len(archived)) == archived
+    except (OSError, EOFError):
+        return False
 
 
 def read_records(path: Path, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:

@@ -15,9 +15,11 @@ textfile. The most urgent pairs are kept (problems first), and
 `survivor_check_status_dropped` says how many were left out. Everything else
 is aggregated by check name or code, so it stays small at any scale.
 
-The duration and start-lag summaries describe the *latest* run of each host
-of a check (quantiles over hosts), not a cumulative history: `_sum` and
-`_count` are gauges in disguise and must not be fed to `rate()`.
+The duration and start-lag families describe the *latest* run of each host
+of a check (quantiles over hosts, labelled `quantile`), not a cumulative
+history, so they are gauges: a summary's `_sum` and `_count` would invite
+`rate()` over snapshots. `survivor_check_last_run_timestamp_seconds` says
+per pair when it last ran (under the same cap as `survivor_check_status`).
 """
 
 from __future__ import annotations
@@ -49,14 +51,16 @@ class CheckSample:
     rc: int
     duration_s: float | None  # of the latest run
     lag_s: float | None  # latest run's actual start minus its planned start
+    last_run: float | None = None  # latest run's start, epoch seconds
 
     @classmethod
     def from_state(cls, host: str, check: str, state: CheckState) -> CheckSample:
-        ran = state.last_start is not None
+        start = state.last_start
         lag = None
-        if state.last_start is not None and state.last_planned is not None:
-            lag = max(0.0, (state.last_start - state.last_planned).total_seconds())
-        return cls(host, check, state.rc, state.duration_ms / 1000.0 if ran else None, lag)
+        if start is not None and state.last_planned is not None:
+            lag = max(0.0, (start - state.last_planned).total_seconds())
+        duration = state.duration_ms / 1000.0 if start is not None else None
+        return cls(host, check, state.rc, duration, lag, start.timestamp() if start else None)
 
 
 # --------------------------------------------------------------------------- the format
@@ -214,11 +218,21 @@ def _check_families(out: Exposition, samples: Sequence[CheckSample], cap: int) -
     out.family(
         "check_status",
         "gauge",
-        "Current return code of one check@host (0 OK, 1 PROBLEM, 2 WARNING, ...); "
+        "Current survivor return code of one check@host (0 OK, 1 PROBLEM, 2 WARNING, "
+        "3 NOTICE, 4 MISCONFIG, 5 TIMEDOUT, 6 DEPEND, 7 NOTYET; not Nagios' 1 WARNING); "
         f"at most {cap} series, most urgent first.",
     )
     for s in samples[:cap]:
         out.sample("check_status", s.rc, check=s.check, host=s.host)
+    out.family(
+        "check_last_run_timestamp_seconds",
+        "gauge",
+        "When the latest run of one check@host started (epoch seconds); pairs that never "
+        "ran have no series; the same pairs as survivor_check_status.",
+    )
+    for s in samples[:cap]:
+        if s.last_run is not None:
+            out.sample("check_last_run_timestamp_seconds", s.last_run, check=s.check, host=s.host)
     out.gauge(
         "check_status_dropped",
         "check@host pairs left out of survivor_check_status by the series cap.",
@@ -229,13 +243,14 @@ def _check_families(out: Exposition, samples: Sequence[CheckSample], cap: int) -
         (
             "check_duration_seconds",
             "duration_s",
-            "How long the latest run of each host of a check took (quantiles over hosts).",
+            "How long the latest run of each host of a check took (quantiles over hosts; "
+            "a snapshot, not cumulative).",
         ),
         (
             "check_start_lag_seconds",
             "lag_s",
             "How late the latest run of each host of a check started after its planned "
-            "time (quantiles over hosts).",
+            "time (quantiles over hosts; a snapshot, not cumulative).",
         ),
     ):
         by_check: dict[str, list[float]] = {}
@@ -243,13 +258,11 @@ def _check_families(out: Exposition, samples: Sequence[CheckSample], cap: int) -
             value = getattr(s, attr)
             if value is not None:
                 by_check.setdefault(s.check, []).append(float(value))
-        out.family(name, "summary", help_text)
+        out.family(name, "gauge", help_text)
         for check in sorted(by_check):
             values = sorted(by_check[check])
             for q in QUANTILES:
                 out.sample(name, _quantile(values, q), check=check, quantile=format_value(q))
-            out.sample(f"{name}_sum", sum(values), check=check)
-            out.sample(f"{name}_count", len(values), check=check)
 
 
 def _queue_families(
@@ -290,14 +303,20 @@ def export(
     daemon_doc: Mapping[str, Any],
     queue_items: Sequence[Mapping[str, Any]],
     states: Iterable[tuple[tuple[str, str], CheckState]],
+    *,
+    running: bool = True,
 ) -> None:
     """The daemon's once-a-minute call: render from memory and replace the .prom file.
+
+    At shutdown the daemon calls it once more with `running=False`, so the
+    textfile node_exporter keeps serving says `survivor_daemon_up 0`.
 
     `states` is `CheckBook.items()`: ((check, host), CheckState) pairs.
     Raises DiskWriteError like every other write.
     """
     samples = [CheckSample.from_state(host, check, st) for (check, host), st in states]
-    write_textfile(path, render_metrics(daemon_doc, queue_items, samples), writer)
+    text = render_metrics(daemon_doc, queue_items, samples, running=running)
+    write_textfile(path, text, writer)
 
 
 def collect(state_dir: Path, now: datetime) -> str:

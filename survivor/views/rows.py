@@ -15,6 +15,7 @@ from typing import Any
 from survivor.clock import parse_time, utc_iso
 from survivor.model.codes import code_name, is_failing, urgency
 from survivor.model.documents import CheckState, as_int
+from survivor.model.words import scalar_text
 
 # --------------------------------------------------------------------------- time text
 
@@ -99,7 +100,7 @@ class CheckRow:
             since_age=age_text(st.since, now) if st.since else "",
             last_age=age_text(st.last_start, now),
             next_due_in=due_text(st.next_due, now) if st.next_due else "",
-            scalar_text="" if st.scalar is None else f"{st.scalar:g}",
+            scalar_text="" if st.scalar is None else scalar_text(st.scalar),
             flags=" ".join(
                 word for word, on in (("ACK", self.acked), ("INHIBITED", self.inhibited)) if on
             ),

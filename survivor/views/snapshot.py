@@ -18,6 +18,7 @@ from survivor.errors import StateError
 from survivor.model.codes import urgency
 from survivor.model.documents import CheckState, Inhibit
 from survivor.model.names import is_safe_name
+from survivor.model.words import scalar_text
 from survivor.store.fsio import read_document
 from survivor.store.layout import StateLayout
 from survivor.store.pidfile import read_pid
@@ -255,7 +256,7 @@ def status_lines(snap: Snapshot, rows: Sequence[CheckRow], *, width: int = 0) ->
     for r in rows:
         st = r.state
         since = age_text(st.since, now) if st.since else ""
-        extra = f" [{st.scalar:g}]" if st.scalar is not None else ""
+        extra = f" [{scalar_text(st.scalar)}]" if st.scalar is not None else ""
         flags = "".join(
             f" {word}" for word, on in (("ACK", r.acked), ("INHIBITED", r.inhibited)) if on
         )

@@ -36,6 +36,19 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "No such command 'statsu'" in result.output
 
 
+def test_unknown_command_suggests_the_nearest_one() -> None:
+    # A fresh process: in this one, other tests have loaded commands click could suggest from.
+    result = subprocess.run(
+        [sys.executable, "-m", "survivor", "stauts"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "No such command 'stauts'. Did you mean 'status'?" in result.stderr
+
+
 def test_a_command_imports_only_its_own_module() -> None:
     probe = (
         "import sys; from survivor.cli import main; sys.argv[0] = 'survivor'\n"

@@ -136,11 +136,12 @@ def test_cancel_a_queued_item(cli: Cli, tree: Tree, daemon: FakeDaemon) -> None:
 
 
 def test_cancel_a_running_item_json(cli: Cli, tree: Tree, daemon: FakeDaemon) -> None:
-    result = cli("queue", "cancel", "c1f2a", "--json")
+    result = cli("queue", "cancel", "c1f2a", "--json", "-m", "stuck")  # -m as on other actions
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["gone"] is True and data["was"] == "running" and data["hosts"] == ["web1"]
     assert [r["item"] for r in command_history(tree, "web1", "http")] == ["c1f2a"]
+    assert [r["comment"] for r in command_history(tree, "web1", "http")] == ["stuck"]
 
 
 def test_cancel_that_the_daemon_does_not_apply_in_time(

@@ -34,7 +34,7 @@ def test_problems_first_then_the_rest(cli: Cli) -> None:
     assert result.output.startswith("daemon: NOT RUNNING (last seen")
 
 
-def test_problems_only_and_targets(cli: Cli) -> None:
+def test_problems_only_and_targets(cli: Cli, tree: Tree) -> None:
     problems = body(cli("status", "--problems").output)
     assert [line.split()[:2] for line in problems] == [["web1", "http"], ["db1", "disk"]]
     host = body(cli("status", "web2").output)
@@ -42,8 +42,21 @@ def test_problems_only_and_targets(cli: Cli) -> None:
     pair = body(cli("status", "http@web1").output)
     assert pair[0].startswith("web1  http  PROBLEM")
     assert all(line.startswith("  ") for line in pair[1:])  # the pair's alerting detail
-    quiet = cli("status", "web2", "--problems")
+    with hold_pidfile(tree.state):  # a healthy daemon: --problems exits 1 otherwise
+        quiet = cli("status", "web2", "--problems")
     assert quiet.exit_code == 0 and body(quiet.output) == ["no problems"]
+
+
+def test_problems_exits_1_while_anything_needs_attention(cli: Cli, tree: Tree) -> None:
+    # issue 19: `status --problems` exited 0 with problems listed.
+    with hold_pidfile(tree.state):
+        assert cli("status", "--problems").exit_code == 1  # web1/http PROBLEM
+        assert cli("status", "--problems", "--json").exit_code == 1
+        assert cli("status", "web2", "--problems").exit_code == 0
+        assert cli("status", "web2", "--problems", "--json").exit_code == 0
+        assert cli("status").exit_code == 0  # without --problems: 0 whatever it shows
+    stopped = cli("status", "web2", "--problems")  # nothing failing, but no daemon
+    assert stopped.exit_code == 1 and "NOT RUNNING" in stopped.output
 
 
 def test_a_pair_held_back_by_a_dependency_is_not_a_problem(cli: Cli) -> None:

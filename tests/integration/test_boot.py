@@ -616,12 +616,42 @@ def test_init_script_notices_a_pidfile_setting_that_does_not_match(
                 os.kill(int(pid["pid"]), signal.SIGKILL)
 
 
-def test_logrotate_config_covers_the_logs() -> None:
+def test_logrotate_config_covers_the_logs(tmp_path: Path) -> None:
+    """The shipped file, run for real by logrotate on a scratch log directory.
+
+    It names /var/log/survivor and the `survivor` user, which need not exist
+    here (a test must not depend on what is installed): the copy run is the
+    same file with only those two rewritten, to a scratch directory and the
+    user running the test.
+    """
+    import grp
+    import pwd
+
     conf = REPO / "etc" / "logrotate.d" / "survivor"
     text = conf.read_text()
-    assert "/var/log/survivor/*.log" in text and "copytruncate" in text
+    assert "/var/log/survivor/*.log {" in text and "copytruncate" in text
+    assert "\tsu survivor survivor\n" in text
     logrotate = shutil.which("logrotate")
     if logrotate is None:
         pytest.skip("logrotate is not installed")
-    done = subprocess.run([logrotate, "--debug", str(conf)], capture_output=True, text=True)
+    logs = tmp_path / "log"
+    logs.mkdir(mode=0o755)
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    copy = tmp_path / "survivor.logrotate"
+    copy.write_text(
+        text.replace("/var/log/survivor/*.log {", f"{logs}/*.log {{").replace(
+            "\tsu survivor survivor\n", f"\tsu {user} {group}\n"
+        )
+    )
+    (logs / "survivor.log").write_text("line 1\nline 2\n")
+    state = tmp_path / "logrotate.state"
+    done = subprocess.run(
+        [logrotate, "--force", "--state", str(state), str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
+    # copytruncate: the daemon's descriptor keeps pointing at an emptied survivor.log.
+    assert (logs / "survivor.log").read_text() == ""
+    assert (logs / "survivor.log.1").read_text() == "line 1\nline 2\n"  # delaycompress

@@ -18,6 +18,7 @@ from typing import Any
 from survivor.clock import Clock, parse_time, utc_iso
 from survivor.model.codes import code_name
 from survivor.model.config import FsyncPolicy
+from survivor.model.words import scalar_text
 from survivor.store.fsio import FileWriter
 from survivor.store.history import HistoryStore
 from survivor.store.layout import StateLayout
@@ -200,7 +201,7 @@ def _result(r: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "t": r.get("t"),
         "code": r.get("code") or (code_name(rc) if isinstance(rc, int) else "?"),
-        "scalar_text": f"{scalar:g}" if isinstance(scalar, int | float) else "",
+        "scalar_text": scalar_text(scalar) if isinstance(scalar, int | float) else "",
         "duration_ms": r.get("duration_ms"),
         "fp": r.get("fp"),
         "comment": r.get("comment"),
