@@ -47,6 +47,7 @@ LAYERS: dict[str, float] = {
     "actions.calllists": 3,
     "actions.operator": 3,
     "actions.pairs": 3,
+    "actions.selection": 3,
     "views": 3,
     "views.health": 3,
     "views.metrics": 3,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors, parse_target
+from survivor.cli.app import App, echo_json, friendly_errors, parse_target, select_pairs
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
@@ -16,7 +16,15 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("target", required=False, metavar="[HOST[/CHECK]]")
+@click.argument("targets", nargs=-1, metavar="[SELECTION...]")
+@click.option(
+    "-g",
+    "--group",
+    "groups",
+    metavar="G",
+    multiple=True,
+    help="Only the hosts of group or class G (may be repeated).",
+)
 @click.option("--problems", is_flag=True, help="Only check@host pairs that are not OK.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
@@ -34,13 +42,22 @@ if TYPE_CHECKING:
 @click.pass_obj
 @friendly_errors
 def status(
-    app: App, target: str | None, problems: bool, as_json: bool, watch: bool, interval: float
+    app: App,
+    targets: tuple[str, ...],
+    groups: tuple[str, ...],
+    problems: bool,
+    as_json: bool,
+    watch: bool,
+    interval: float,
 ) -> None:
     """Show the daemon's health and the status of checks, from the state files.
 
-    Without arguments: every check@host pair, problems first. HOST shows one
-    host, HOST/CHECK one pair. Works whether or not the daemon runs; says when
-    its config on disk is newer than the one it runs. With --watch the view
+    Without arguments: every check@host pair, problems first. A SELECTION
+    narrows it: HOST (its checks), HOST/CHECK (one pair, with its ack,
+    inhibition and alert state), '*/CHECK' (that check on every host), or
+    --group G (a group or class); several may be given. Works whether or not
+    the daemon runs; says when its config on disk is newer than the one it
+    runs. With --watch the view
     stays on screen (cleared and redrawn on a terminal, repeated otherwise)
     until Ctrl-C.
     """
@@ -48,18 +65,15 @@ def status(
 
     if watch and as_json:
         raise click.UsageError("--watch and --json do not go together")
-    host_filter, check_filter = (
-        (None, None) if target is None else parse_target(target, need_check=False)
-    )
-    view = StatusQuery(app, host_filter, check_filter, problems)
+    selected = select_pairs(app, targets, groups) if targets or groups else None
+    one = selected[0] if selected is not None and len(selected) == 1 else None
+    view = StatusQuery(app, selected, problems)
     clock = SystemClock()
     if watch:
         watch_status(view, clock, interval)
         return
     now = clock.now()
     snap, rows = view.read(now)
-    if target and not view.matches_config():
-        raise click.ClickException(f"nothing configured matches {target!r}")
     if as_json:
         daemon = {
             **(snap.daemon_doc or {}),
@@ -70,9 +84,9 @@ def status(
         if snap.daemon.error:
             daemon["error"] = snap.daemon.error
         checks = [r.to_dict(now) for r in rows]
-        if host_filter and check_filter:
+        if one is not None:
             for row in checks:
-                row["alerting"] = pair_alerting(app, host_filter, check_filter)
+                row["alerting"] = pair_alerting(app, *one)
         echo_json({"daemon": daemon, "checks": checks})
         return
     for line in snap.daemon.lines(now):
@@ -84,8 +98,8 @@ def status(
 
     for line in status_lines(snap, rows):
         click.echo(line)
-    if host_filter and check_filter:
-        for line in pair_alerting_lines(pair_alerting(app, host_filter, check_filter), now):
+    if one is not None:
+        for line in pair_alerting_lines(pair_alerting(app, *one), now):
             click.echo(line)
 
 
@@ -153,26 +167,23 @@ def pair_alerting_lines(info: dict[str, Any], now: datetime) -> list[str]:
 class StatusQuery:
     """The configured pairs a `status` invocation asks about, read fresh each time."""
 
-    def __init__(self, app: App, host: str | None, check: str | None, problems_only: bool) -> None:
+    def __init__(
+        self, app: App, selected: list[tuple[str, str]] | None, problems_only: bool
+    ) -> None:
+        """`selected`: the (host, check) pairs of a selection; None: every configured pair."""
         config = app.config
         self.state_dir = config.instance.state_dir
         self.instance = config.instance.name
-        self.host = host
-        self.check = check
         self.problems_only = problems_only
-        self.pairs = {
-            (h.name, c.name)
-            for c, h in config.pairs()
-            if (host is None or h.name == host) and (check is None or c.name == check)
-        }
-
-    def matches_config(self) -> bool:
-        return bool(self.pairs)
+        self.pairs = (
+            {(h.name, c.name) for c, h in config.pairs()} if selected is None else set(selected)
+        )
+        self.hosts = None if selected is None else {h for h, _ in selected}
 
     def read(self, now: datetime) -> tuple[Snapshot, list[CheckRow]]:
         from survivor.views.snapshot import read_snapshot
 
-        hosts = None if self.host is None else {self.host}
+        hosts = self.hosts
         snap = read_snapshot(self.state_dir, now, configured=self.pairs, hosts=hosts)
         rows = [r for r in snap.rows if r.configured and (not self.problems_only or r.problem)]
         return snap, rows
