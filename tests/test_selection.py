@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from survivor.actions.selection import (
+from survivor.config import load_config
+from survivor.model.config import Config
+from survivor.selection import (
     SelectionError,
     parse_selection,
     parse_selector,
     resolve,
 )
-from survivor.config import load_config
-from survivor.model.config import Config
 from tests.test_ops import CONFIG
 
 

@@ -76,7 +76,7 @@ def parse_target(text: str, *, need_check: bool = True) -> tuple[str, str | None
 
 def select_pairs(app: App, targets: Sequence[str], groups: Sequence[str]) -> list[tuple[str, str]]:
     """The pairs a selection means: bad syntax is a usage error, no match an error (exit 1)."""
-    from survivor.actions.selection import SelectionError, parse_selection, resolve
+    from survivor.selection import SelectionError, parse_selection, resolve
 
     if not targets and not groups:
         raise click.UsageError("give a SELECTION (HOST, HOST/CHECK, '*/CHECK') or --group G")

@@ -1,6 +1,6 @@
 """Operator actions on check@host pairs: ack, unack, inhibit, uninhibit, escalate, reschedule, fix.
 
-Each action takes a selection (`survivor.actions.selection`) and prints one
+Each action takes a selection (`survivor.selection`) and prints one
 line per pair saying what was done; every refusal goes to stderr with its
 reason and the other pairs are still done. Each pair acted on gets one command
 record with the Unix user running it, all of one invocation sharing an
@@ -60,11 +60,15 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 target_argument = click.argument("target", metavar="HOST/CHECK")
 
 
-def operator(app: App) -> Operator:
-    """The acting operator: the real Unix user, never a name from a flag."""
-    from survivor.actions.operator import Operator, current_user
+def operator(app: App, *, acting: bool = False) -> Operator:
+    """The acting operator: the real Unix user, never a name from a flag.
 
-    return Operator(app.config, app.state_store(), app.history_store(), current_user())
+    `acting`: give it a new operation id, shared by the command records it writes.
+    """
+    from survivor.actions.operator import Operator, current_user, operation_id
+
+    op = Operator(app.config, app.state_store(), app.history_store(), current_user())
+    return dataclasses.replace(op, operation=operation_id(now())) if acting else op
 
 
 def now() -> datetime:
@@ -82,16 +86,13 @@ def apply_each(
 
     Exit 1 only when no pair was acted on.
     """
-    from survivor.actions.operator import operation_id
-
     targets, groups, dry_run = selection
     pairs = select_pairs(app, targets, groups)
     if dry_run:
         for host, check in pairs:
             click.echo(f"{host}/{check}")
         return
-    op = operator(app)
-    op = dataclasses.replace(op, operation=operation_id(now()))
+    op = operator(app, acting=True)
     done = 0
     for host, check in pairs:
         try:

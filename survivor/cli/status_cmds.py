@@ -172,6 +172,7 @@ class StatusQuery:
     ) -> None:
         """`selected`: the (host, check) pairs of a selection; None: every configured pair."""
         config = app.config
+        self.config = config
         self.state_dir = config.instance.state_dir
         self.instance = config.instance.name
         self.problems_only = problems_only
@@ -186,7 +187,24 @@ class StatusQuery:
         hosts = self.hosts
         snap = read_snapshot(self.state_dir, now, configured=self.pairs, hosts=hosts)
         rows = [r for r in snap.rows if r.configured and (not self.problems_only or r.problem)]
-        return snap, rows
+        return snap, self.mark_downtime(rows, now)
+
+    def mark_downtime(self, rows: list[CheckRow], now: datetime) -> list[CheckRow]:
+        """Flag the rows whose pair is in scheduled downtime now."""
+        import dataclasses
+
+        from survivor.clock import local_zone
+        from survivor.downtime import holds
+        from survivor.store.layout import StateLayout
+        from survivor.store.state import read_downtimes
+
+        found, _ = read_downtimes(StateLayout(self.state_dir))
+        held = holds(self.config, found, now, local_zone(self.config.instance.timezone))
+        if not held:
+            return rows
+        return [
+            dataclasses.replace(r, downtime=True) if (r.host, r.check) in held else r for r in rows
+        ]
 
 
 def watch_screen(view: StatusQuery, now: datetime, size: tuple[int, int] | None) -> str:

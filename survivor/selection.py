@@ -2,17 +2,18 @@
 or `--group G`, resolved against the configuration.
 
 Pure: the config is an argument and nothing is read or written, so the CLI,
-the downtime windows and the tests resolve the same way. Every selector must
+the config loader (a `downtimes:` window's selection), the alert scheduler and
+the tests resolve the same way; a core module for that reason, below `config`. Every selector must
 match at least one configured pair; one that does not is an error naming it,
 with a "did you mean" when the name looks like a typo.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from survivor.config.load import did_you_mean
 from survivor.errors import SurvivorError
 from survivor.model.config import Config
 from survivor.model.names import is_safe_name
@@ -147,6 +148,11 @@ def _group_hosts(config: Config, name: str, nothing: str) -> set[str]:
         f"{nothing}: no group or class named {name!r} in {config.path}"
         f"{did_you_mean(name, [*config.groups, *config.classes])}"
     )
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def describe(selectors: Iterable[Selector]) -> str:
