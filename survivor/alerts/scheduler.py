@@ -204,7 +204,11 @@ class AlertScheduler:
 
     def _downtimes(self, config: Config, now: datetime) -> dict[tuple[str, str], Hold]:
         """The pairs in downtime now (operator downtimes and config windows)."""
-        found, problems = self.state.read_downtimes()
+        try:
+            found, problems = self.state.read_downtimes()
+        except OSError as err:
+            log.error("downtime: cannot read the downtimes (alerts are not held): %s", err)
+            found, problems = [], []
         for problem in problems:
             log.error("downtime: ignoring %s", problem)
         held = downtime.holds(config, found, now, self.tz)

@@ -11,6 +11,7 @@ from survivor.cli.app import App, echo_json, friendly_errors, parse_target, sele
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
+    from survivor.downtime import Hold
     from survivor.views.rows import CheckRow
     from survivor.views.snapshot import Snapshot
 
@@ -87,6 +88,8 @@ def status(
         if one is not None:
             for row in checks:
                 row["alerting"] = pair_alerting(app, *one)
+                hold = view.held.get(one)
+                row["alerting"]["downtime"] = None if hold is None else hold.describe()
         echo_json({"daemon": daemon, "checks": checks})
         return
     for line in snap.daemon.lines(now):
@@ -99,6 +102,9 @@ def status(
     for line in status_lines(snap, rows):
         click.echo(line)
     if one is not None:
+        hold = view.held.get(one)
+        if hold is not None:
+            click.echo(f"  in {hold.describe()}: alerts held")
         for line in pair_alerting_lines(pair_alerting(app, *one), now):
             click.echo(line)
 
@@ -180,6 +186,7 @@ class StatusQuery:
             {(h.name, c.name) for c, h in config.pairs()} if selected is None else set(selected)
         )
         self.hosts = None if selected is None else {h for h, _ in selected}
+        self.held: dict[tuple[str, str], Hold] = {}  # pairs in downtime at the last read
 
     def read(self, now: datetime) -> tuple[Snapshot, list[CheckRow]]:
         from survivor.views.snapshot import read_snapshot
@@ -200,6 +207,7 @@ class StatusQuery:
 
         found, _ = read_downtimes(StateLayout(self.state_dir))
         held = holds(self.config, found, now, local_zone(self.config.instance.timezone))
+        self.held = held
         if not held:
             return rows
         return [

@@ -42,6 +42,10 @@ def test_add_list_remove_with_a_command_record_per_pair(sc: Sc) -> None:
 
     status = sc("status", "web2/http")
     assert "DOWNTIME" in status.stdout.split()
+    assert f"  in downtime {dt['id']} by " in status.stdout
+    assert ": disk swap: alerts held" in status.stdout
+    one = json.loads(sc("status", "web2/http", "--json").stdout)["checks"][0]
+    assert one["alerting"]["downtime"].startswith(f"downtime {dt['id']} by ")
     flagged = json.loads(sc("status", "--json").stdout)["checks"]
     assert {(c["host"], c["check"]) for c in flagged if c["downtime"]} == {
         ("web2", "http"),
