@@ -119,8 +119,14 @@ def decide(
     has_fix: bool = False,
     failing_peers: int = 0,
     shift: timedelta = NO_SHIFT,
+    downtime: str | None = None,
 ) -> Decision:
     """Decide what the alert scheduler does for one check@host at `now`.
+
+    `downtime` names the scheduled downtime the pair is in at `now` (None: in
+    none). During a downtime nothing is sent, and alert state is dropped
+    without a clear notice, so that a problem still present when the downtime
+    ends is alerted as a new one (as Nagios does).
 
     `failing_peers` counts the *other* hosts of the same check and plan that
     are failing and have met the rule's `after` (degraded mode). `shift` is the
@@ -140,6 +146,7 @@ def decide(
         has_fix=has_fix,
         failing_peers=failing_peers,
         shift=shift,
+        downtime=downtime,
     )
     return d.decide()
 
@@ -161,6 +168,7 @@ class _Deciding:
     has_fix: bool
     failing_peers: int
     shift: timedelta
+    downtime: str | None = None
     drop_ack: bool = False
     drop_inhibit: bool = False
     drop_escalate: bool = False
@@ -172,6 +180,8 @@ class _Deciding:
 
     def decide(self) -> Decision:
         rc = self.check.rc
+        if self.downtime is not None:
+            return self.held(self.downtime)
         if rc == DEPEND:
             return Decision(
                 AlertAction.NONE,
@@ -193,6 +203,17 @@ class _Deciding:
         return self.problem()
 
     # ------------------------------------------------------------------ outcomes
+
+    def held(self, downtime: str) -> Decision:
+        """In downtime: send nothing; forget what was sent, so the end starts afresh."""
+        why = f"in {downtime}: alerts held"
+        if self.alert is None:
+            return Decision(AlertAction.NONE, why)
+        return Decision(
+            AlertAction.RESET,
+            f"{why}; alert state cleared, so a problem still present at its end is alerted as new",
+            reset=True,
+        )
 
     def none(self, reason: str, idle: AlertState | None) -> Decision:
         """Nothing to send; RESET instead when a code change wiped the state."""

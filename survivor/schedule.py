@@ -128,6 +128,28 @@ def _weekly_span(start: WeekTime | None, end: WeekTime | None) -> tuple[int, int
     return first, last
 
 
+def window_active(lines: Iterable[ScheduleLine], now: datetime, tz: tzinfo) -> bool:
+    """True when one of `lines` (a downtime's windows: days/from/until only) encloses `now`."""
+    weekday, minute = _wall(_utc(now), tz)
+    return any(_in_effect_at(line, weekday, minute) for line in lines)
+
+
+def window_end(
+    lines: Iterable[ScheduleLine], now: datetime, tz: tzinfo, limit: timedelta = 8 * DAY
+) -> datetime | None:
+    """The first whole minute after `now` when none of `lines` is in effect (the end of the
+    window `now` is in, exclusive), or None when none comes within `limit`."""
+    lines = tuple(lines)
+    t = _floor_utc(now) + MINUTE
+    stop = t + limit
+    while t < stop:
+        weekday, minute = _wall(t, tz)
+        if not any(_in_effect_at(line, weekday, minute) for line in lines):
+            return t
+        t += MINUTE
+    return None
+
+
 def effective_line(schedule: Schedule, now: datetime, tz: tzinfo) -> ScheduleLine | None:
     """The first line in effect, or None; no `at` skipping (alert plans pace with it)."""
     weekday, minute = _wall(_utc(now), tz)
@@ -397,6 +419,12 @@ def describe(schedule: Schedule) -> str:
     if not schedule.lines:
         return "never (no lines)"
     return "; ".join(_describe_line(line) for line in schedule.lines)
+
+
+def describe_window(line: ScheduleLine) -> str:
+    """A downtime window as written: `sun 02:00-03:59`, `mon-fri 22:00-05:59`."""
+    days = "" if line.days is None else _days(line.days) + " "
+    return f"{days}{line.start}-{line.end}"
 
 
 def _describe_line(line: ScheduleLine) -> str:

@@ -45,6 +45,15 @@ def parse_until(text: str, *, now: datetime, tz: tzinfo) -> datetime:
     return when.astimezone(UTC)
 
 
+def parse_when(text: str, *, now: datetime, tz: tzinfo) -> datetime:
+    """A time given by an operator (`--start`), as aware UTC; `now` and past times are allowed."""
+    spec = text.strip()
+    when = now if spec.lower() == "now" else _parse_time(spec, now, tz)
+    if when is None:
+        raise TimeSpecError(f"{text!r} is not a time; use 'now' or {TIME_FORMATS}")
+    return when.astimezone(UTC)
+
+
 def _parse_time(spec: str, now: datetime, tz: tzinfo) -> datetime | None:
     m = _RELATIVE.match(spec)
     if m:

@@ -236,6 +236,8 @@ def test_over_the_throttle_problems_go_into_one_digest_per_recipient(tmp_path: P
         "throttled": 3,
         "digests": len(digests),
         "fixes": 0,
+        "held": 0,
+        "in_downtime": 0,
     }
 
     # A digest counts as the alert (DESIGN §3: the excess *goes into* a digest): the withheld

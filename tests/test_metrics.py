@@ -232,3 +232,11 @@ def test_promtool_accepts_the_exposition() -> None:
         ["promtool", "check", "metrics"], input=render(), capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_downtime_gauge_and_held_counter_from_daemon_json() -> None:
+    """Issue 22: held alerts and pairs in downtime, as the alert scheduler counts them."""
+    doc = daemon_doc(NOW, alerts={"sent": 1, "held": 4, "in_downtime": 3})
+    text = render_metrics(doc, [], [])
+    assert value(text, "survivor_alerts_held_total") == 4
+    assert value(text, "survivor_pairs_in_downtime") == 3

@@ -49,6 +49,7 @@ class Operator:
     state: StateStore
     history: HistoryStore
     user: str
+    operation: str | None = None  # shared by the command records of one invocation
 
     @property
     def tz(self) -> tzinfo:
@@ -111,12 +112,19 @@ def record_command(
     op: Operator, host: str, check: str, command: str, comment: str, now: datetime, **extra: Any
 ) -> None:
     record = {"user": op.user, "command": command, "comment": comment, **extra}
+    if op.operation is not None:
+        record["op_id"] = op.operation
     op.history.append(host, check, "command", now, record)
 
 
 def comment_or_default(comment: str | None) -> str:
     text = (comment or "").strip()
     return text or DEFAULT_COMMENT
+
+
+def operation_id(now: datetime) -> str:
+    """A new id for one operator invocation: its command records all carry it as `op_id`."""
+    return f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 def daemon_running(state: StateStore) -> bool:

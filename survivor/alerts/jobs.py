@@ -47,6 +47,8 @@ class AlertStats:
     throttled: int = 0
     digests: int = 0
     fixes: int = 0
+    held: int = 0  # alert decisions about failing pairs held by a downtime
+    in_downtime: int = 0  # pairs in downtime at the last alert tick (a gauge)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, **counts: int) -> None:
@@ -61,6 +63,8 @@ class AlertStats:
             "throttled": self.throttled,
             "digests": self.digests,
             "fixes": self.fixes,
+            "held": self.held,
+            "in_downtime": self.in_downtime,
         }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from survivor import alertplan, calllist
+from survivor import alertplan, calllist, downtime
 from survivor.alertplan import AlertAction, Decision
 from survivor.alerts.jobs import (
     SYSTEM_USER,
@@ -26,6 +26,7 @@ from survivor.alerts.jobs import (
     job_key,
     read_silencers,
 )
+from survivor.downtime import Hold
 from survivor.errors import StateError
 from survivor.model.codes import ReturnCode, code_name, is_failing
 from survivor.model.config import AlertPlan, CheckDef, Config, Host
@@ -63,6 +64,7 @@ class AlertScheduler:
         withheld: dict[tuple[str, str], tuple[Recipient, list[dict[str, Any]]]] = {}
         peers = self._failing_peers(config)
         with_state = self.alerts.pairs()
+        held = self._downtimes(config, now)
         for check, host in config.pairs():
             plan = config.alertplan_for(check, host)
             st = self.checks.get(check.name, host.name)
@@ -73,7 +75,9 @@ class AlertScheduler:
             if self.busy(job_key(check.name, host.name)):
                 continue  # the previous alert for this pair is still being delivered
             try:
-                job = self._decide(config, plan, check, host, now, peers)
+                job = self._decide(
+                    config, plan, check, host, now, peers, held.get((host.name, check.name))
+                )
             except Exception:
                 log.exception(
                     "alert %s@%s: decision failed; trying again next minute", check.name, host.name
@@ -121,6 +125,7 @@ class AlertScheduler:
         host: Host,
         now: datetime,
         peers: Mapping[tuple[str, str], int],
+        hold: Hold | None = None,
     ) -> AlertJob | None:
         st = self.checks.get(check.name, host.name)
         assert st is not None and st.since is not None
@@ -141,7 +146,10 @@ class AlertScheduler:
             has_fix=check.fix is not None and check.fix in config.fixes,
             failing_peers=max(0, peers.get((check.name, plan.name), 0) - 1),  # minus itself
             shift=config.instance.alert_shift,
+            downtime=None if hold is None else hold.describe(),
         )
+        if hold is not None and is_failing(st.rc):
+            self.stats.add(held=1)
         self._drop_stale(check.name, host.name, decision, st.rc, now)
         if decision.action in (AlertAction.NONE, AlertAction.RESET):
             store = decision.state if decision.action is AlertAction.RESET else decision.idle_state
@@ -196,6 +204,19 @@ class AlertScheduler:
                 )
             except DiskWriteError as err:
                 log.error("alert %s@%s: cannot clear %s.json: %s", check, host, name, err)
+
+    def _downtimes(self, config: Config, now: datetime) -> dict[tuple[str, str], Hold]:
+        """The pairs in downtime now (operator downtimes and config windows)."""
+        try:
+            found, problems = self.state.read_downtimes()
+        except OSError as err:
+            log.error("downtime: cannot read the downtimes (alerts are not held): %s", err)
+            found, problems = [], []
+        for problem in problems:
+            log.error("downtime: ignoring %s", problem)
+        held = downtime.holds(config, found, now, self.tz)
+        self.stats.in_downtime = len(held)
+        return held
 
     def _resolve(
         self, config: Config, names: Iterable[str], now: datetime

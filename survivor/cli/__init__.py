@@ -61,6 +61,7 @@ COMMAND_MODULES = {
     "reschedule": "ops_cmds",
     "fix": "ops_cmds",
     "calllist": "calllist_cmds",
+    "downtime": "downtime_cmds",
     "web": "web_cmds",
     "report": "report_cmds",
 }

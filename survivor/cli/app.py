@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -133,6 +133,22 @@ def parse_target(text: str, *, need_check: bool = True) -> tuple[str, str | None
     if not is_safe_name(check):
         raise click.BadParameter(f"{check!r} is not a valid check name", param_hint="HOST/CHECK")
     return host, check
+
+
+def select_pairs(app: App, targets: Sequence[str], groups: Sequence[str]) -> list[tuple[str, str]]:
+    """The pairs a selection means: bad syntax is a usage error, no match an error (exit 1)."""
+    from survivor.selection import SelectionError, parse_selection, resolve
+
+    if not targets and not groups:
+        raise click.UsageError("give a SELECTION (HOST, HOST/CHECK, '*/CHECK') or --group G")
+    try:
+        selectors = parse_selection(targets, groups)
+    except SelectionError as err:
+        raise click.BadParameter(str(err), param_hint="SELECTION") from None
+    try:
+        return resolve(app.config, selectors)
+    except SelectionError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def require_pair(app: App, host: str, check: str) -> None:

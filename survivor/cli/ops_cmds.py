@@ -1,19 +1,22 @@
 """Operator actions on check@host pairs: ack, unack, inhibit, uninhibit, escalate, reschedule, fix.
 
-Each command prints one line per target saying what was done, records itself
-in the command history with the Unix user running it, and exits 1 with the
-reason when an action was refused (the others still run).
+Each action takes a selection (`survivor.selection`) and prints one
+line per pair saying what was done; every refusal goes to stderr with its
+reason and the other pairs are still done. Each pair acted on gets one command
+record with the Unix user running it, all of one invocation sharing an
+`op_id`. Exit 0 when at least one pair was acted on, 1 when none was.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from survivor.cli.app import App, friendly_errors, parse_target
+from survivor.cli.app import App, friendly_errors, parse_target, select_pairs
 from survivor.errors import SurvivorError
 
 if TYPE_CHECKING:
@@ -22,6 +25,12 @@ if TYPE_CHECKING:
 TARGET_HELP = """
 HOST/CHECK may also be written CHECK@HOST (Survivor's spelling).
 """
+SELECTION_EPILOG = """
+\b
+SELECTION: HOST (all its checks), HOST/CHECK (also CHECK@HOST, Survivor's
+spelling), '*/CHECK' (that check on every host), or --group G (a group or a
+class); several may be given. --dry-run lists the pairs and changes nothing.
+"""
 
 comment_option = click.option(
     "-m",
@@ -29,15 +38,37 @@ comment_option = click.option(
     metavar="TEXT",
     help="Why: stored with the action and in the command history (default: '(no reason given)').",
 )
-targets_argument = click.argument("targets", metavar="HOST/CHECK...", nargs=-1, required=True)
+group_option = click.option(
+    "-g",
+    "--group",
+    "groups",
+    metavar="G",
+    multiple=True,
+    help="Every pair on the hosts of group or class G (may be repeated).",
+)
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="List the pairs the selection means; change nothing."
+)
+targets_argument = click.argument("targets", metavar="SELECTION...", nargs=-1)
+
+
+def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """SELECTION..., --group G and --dry-run: what every action on a selection takes."""
+    return targets_argument(group_option(dry_run_option(fn)))
+
+
 target_argument = click.argument("target", metavar="HOST/CHECK")
 
 
-def operator(app: App) -> Operator:
-    """The acting operator: the real Unix user, never a name from a flag."""
-    from survivor.actions.operator import Operator, current_user
+def operator(app: App, *, acting: bool = False) -> Operator:
+    """The acting operator: the real Unix user, never a name from a flag.
 
-    return Operator(app.config, app.state_store(), app.history_store(), current_user())
+    `acting`: give it a new operation id, shared by the command records it writes.
+    """
+    from survivor.actions.operator import Operator, current_user, operation_id
+
+    op = Operator(app.config, app.state_store(), app.history_store(), current_user())
+    return dataclasses.replace(op, operation=operation_id(now())) if acting else op
 
 
 def now() -> datetime:
@@ -47,20 +78,31 @@ def now() -> datetime:
 
 
 def apply_each(
-    app: App, targets: Sequence[str], action: Callable[[Operator, str, str], str]
+    app: App,
+    selection: tuple[Sequence[str], Sequence[str], bool],
+    action: Callable[[Operator, str, str], str],
 ) -> None:
-    """Run `action` on every target; print what was done, and every refusal on stderr."""
-    pairs = [parse_target(t) for t in targets]  # bad syntax: usage error before anything runs
-    op = operator(app)
-    refused = 0
+    """Run `action` on every selected pair; print what was done, and every refusal on stderr.
+
+    Exit 1 only when no pair was acted on.
+    """
+    targets, groups, dry_run = selection
+    pairs = select_pairs(app, targets, groups)
+    if dry_run:
+        for host, check in pairs:
+            click.echo(f"{host}/{check}")
+        return
+    op = operator(app, acting=True)
+    done = 0
     for host, check in pairs:
-        assert check is not None
         try:
             click.echo(action(op, host, check))
+            done += 1
         except SurvivorError as err:
             click.echo(f"Error: {err}", err=True)
-            refused += 1
-    if refused:
+    if len(pairs) > 1:
+        click.echo(f"{done} of {len(pairs)} pairs acted on (operation {op.operation})", err=True)
+    if not done:
         raise click.exceptions.Exit(1)
 
 
@@ -87,12 +129,36 @@ def parse_until_text(app: App, text: str, when: datetime) -> datetime:
         raise click.BadParameter(str(err), param_hint="--until") from None
 
 
-@click.command(epilog=TARGET_HELP)
-@targets_argument
-@comment_option
-@click.pass_obj
-@friendly_errors
-def ack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
+def pair_command(name: str, doc: str) -> click.Command:
+    """An action taking a selection and --comment, done by `survivor.actions.pairs.<name>`."""
+
+    @click.command(name=name, help=doc, epilog=SELECTION_EPILOG)
+    @selection_options
+    @comment_option
+    @click.pass_obj
+    @friendly_errors
+    def command(
+        app: App,
+        targets: tuple[str, ...],
+        groups: tuple[str, ...],
+        dry_run: bool,
+        comment: str | None,
+    ) -> None:
+        from survivor.actions import pairs
+
+        act = getattr(pairs, name)
+        when = now()
+        apply_each(
+            app,
+            (targets, groups, dry_run),
+            lambda op, h, c: act(op, h, c, comment=comment, now=when),
+        )
+
+    return command
+
+
+ack = pair_command(
+    "ack",
     """Acknowledge a problem: no more alerts about it until its code changes.
 
     Only a pair that is failing now (not OK, NOTYET or DEPEND), and is neither
@@ -101,37 +167,34 @@ def ack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
     another code (unless the alert plan keeps state across those codes), or
     by hand with `survivor unack`. No clear notice is sent for an
     acknowledged problem.
-    """
-    from survivor.actions import pairs
-
-    when = now()
-    apply_each(app, targets, lambda op, h, c: pairs.ack(op, h, c, comment=comment, now=when))
+    """,
+)
 
 
-@click.command(epilog=TARGET_HELP)
-@targets_argument
-@comment_option
-@click.pass_obj
-@friendly_errors
-def unack(app: App, targets: tuple[str, ...], comment: str | None) -> None:
+unack = pair_command(
+    "unack",
     """Remove an acknowledgement and re-run the check.
 
     The check is rescheduled first, so alerting resumes from a fresh result
     instead of the one that was acknowledged.
-    """
-    from survivor.actions import pairs
-
-    when = now()
-    apply_each(app, targets, lambda op, h, c: pairs.unack(op, h, c, comment=comment, now=when))
+    """,
+)
 
 
-@click.command(epilog=TARGET_HELP)
-@targets_argument
+@click.command(epilog=SELECTION_EPILOG)
+@selection_options
 @comment_option
 @until_option(required=False)
 @click.pass_obj
 @friendly_errors
-def inhibit(app: App, targets: tuple[str, ...], comment: str | None, until: str | None) -> None:
+def inhibit(
+    app: App,
+    targets: tuple[str, ...],
+    groups: tuple[str, ...],
+    dry_run: bool,
+    comment: str | None,
+    until: str | None,
+) -> None:
     """Silence all notifications of a pair: a maintenance switch.
 
     Unlike an acknowledgement, an inhibition survives code changes and
@@ -146,60 +209,39 @@ def inhibit(app: App, targets: tuple[str, ...], comment: str | None, until: str 
     end = None if until is None else parse_until_text(app, until, when)
     apply_each(
         app,
-        targets,
+        (targets, groups, dry_run),
         lambda op, h, c: pairs.inhibit(op, h, c, comment=comment, until=end, now=when),
     )
 
 
-@click.command(epilog=TARGET_HELP)
-@targets_argument
-@comment_option
-@click.pass_obj
-@friendly_errors
-def uninhibit(app: App, targets: tuple[str, ...], comment: str | None) -> None:
-    """Remove an inhibition and re-run the check, so alerting resumes on a fresh result."""
-    from survivor.actions import pairs
-
-    when = now()
-    apply_each(app, targets, lambda op, h, c: pairs.uninhibit(op, h, c, comment=comment, now=when))
+uninhibit = pair_command(
+    "uninhibit",
+    """Remove an inhibition and re-run the check, so alerting resumes on a fresh result.""",
+)
 
 
-@click.command(epilog=TARGET_HELP)
-@target_argument
-@comment_option
-@click.pass_obj
-@friendly_errors
-def escalate(app: App, target: str, comment: str | None) -> None:
+escalate = pair_command(
+    "escalate",
     """Make the next alert of a failing pair use the next rung of its escalation ladder.
 
     Needs an outstanding problem and an alert plan with a schedule in effect;
     refused with "Already at maximum escalation level" on the last rung. The
     daemon sends the escalated alert at its next alert tick, without waiting
     for the plan's pacing. Any change of the check's code resets it.
-    """
-    from survivor.actions import pairs
-
-    when = now()
-    apply_each(app, [target], lambda op, h, c: pairs.escalate(op, h, c, comment=comment, now=when))
+    """,
+)
 
 
-@click.command(epilog=TARGET_HELP)
-@targets_argument
-@comment_option
-@click.pass_obj
-@friendly_errors
-def reschedule(app: App, targets: tuple[str, ...], comment: str | None) -> None:
+reschedule = pair_command(
+    "reschedule",
     """Run a check at once instead of waiting for its schedule.
 
     The running daemon starts the check within seconds of the command (or
     when it next starts); the result updates state and history like any
     scheduled run. It is an extra run: the regular schedule goes on as
     before. Use `survivor check` to run a check without touching state.
-    """
-    from survivor.actions import pairs
-
-    when = now()
-    apply_each(app, targets, lambda op, h, c: pairs.reschedule(op, h, c, comment=comment, now=when))
+    """,
+)
 
 
 @click.command(epilog=TARGET_HELP)

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors, parse_target, say, visible
+from survivor.cli.app import (
+    App,
+    echo_json,
+    friendly_errors,
+    parse_target,
+    say,
+    select_pairs,
+    visible,
+)
 
 if TYPE_CHECKING:
     from survivor.clock import Clock
+    from survivor.downtime import Hold
     from survivor.views.rows import CheckRow
     from survivor.views.snapshot import Snapshot
 
 
 @click.command()
-@click.argument("target", required=False, metavar="[HOST[/CHECK]]")
+@click.argument("targets", nargs=-1, metavar="[SELECTION...]")
+@click.option(
+    "-g",
+    "--group",
+    "groups",
+    metavar="G",
+    multiple=True,
+    help="Only the hosts of group or class G (may be repeated).",
+)
 @click.option(
     "--problems",
     is_flag=True,
@@ -40,13 +57,22 @@ if TYPE_CHECKING:
 @click.pass_obj
 @friendly_errors
 def status(
-    app: App, target: str | None, problems: bool, as_json: bool, watch: bool, interval: float
+    app: App,
+    targets: tuple[str, ...],
+    groups: tuple[str, ...],
+    problems: bool,
+    as_json: bool,
+    watch: bool,
+    interval: float,
 ) -> None:
     """Show the daemon's health and the status of checks, from the state files.
 
-    Without arguments: every check@host pair, problems first. HOST shows one
-    host, HOST/CHECK one pair. Works whether or not the daemon runs; says when
-    its config on disk is newer than the one it runs. With --watch the view
+    Without arguments: every check@host pair, problems first. A SELECTION
+    narrows it: HOST (its checks), HOST/CHECK (one pair, with its ack,
+    inhibition and alert state), '*/CHECK' (that check on every host), or
+    --group G (a group or class); several may be given. Works whether or not
+    the daemon runs; says when its config on disk is newer than the one it
+    runs. With --watch the view
     stays on screen (cleared and redrawn on a terminal, repeated otherwise)
     until Ctrl-C.
 
@@ -57,18 +83,15 @@ def status(
 
     if watch and as_json:
         raise click.UsageError("--watch and --json do not go together")
-    host_filter, check_filter = (
-        (None, None) if target is None else parse_target(target, need_check=False)
-    )
-    view = StatusQuery(app, host_filter, check_filter, problems)
+    selected = select_pairs(app, targets, groups) if targets or groups else None
+    one = selected[0] if selected is not None and len(selected) == 1 else None
+    view = StatusQuery(app, selected, problems)
     clock = SystemClock()
     if watch:
         watch_status(view, clock, interval)
         return
     now = clock.now()
     snap, rows = view.read(now)
-    if target and not view.matches_config():
-        raise click.ClickException(f"nothing configured matches {target!r}")
     if as_json:
         daemon = {
             **(snap.daemon_doc or {}),
@@ -80,12 +103,14 @@ def status(
         if snap.daemon.error:
             daemon["error"] = snap.daemon.error
         checks = [r.to_dict(now) for r in rows]
-        if host_filter and check_filter:
+        if one is not None:
             for row in checks:
-                row["alerting"] = pair_alerting(app, host_filter, check_filter)
+                row["alerting"] = pair_alerting(app, *one)
+                hold = view.held.get(one)
+                row["alerting"]["downtime"] = None if hold is None else hold.describe()
         echo_json({"daemon": daemon, "checks": checks})
     else:
-        print_status(app, snap, rows, problems, host_filter, check_filter, now)
+        print_status(app, snap, rows, problems, one, view.held, now)
     if problems and (rows or snap.daemon.level == "problem"):
         raise SystemExit(1)  # something needs attention: for scripts, after the output
 
@@ -95,8 +120,8 @@ def print_status(
     snap: Snapshot,
     rows: list[CheckRow],
     problems: bool,
-    host: str | None,
-    check: str | None,
+    one: tuple[str, str] | None,
+    held: Mapping[tuple[str, str], Any],
     now: datetime,
 ) -> None:
     for line in snap.daemon.lines(now):
@@ -108,13 +133,16 @@ def print_status(
 
     for line in status_lines(snap, rows):
         say(line)
-    if host and check:
+    if one is not None:
         for pair_row in rows:  # one pair: its long output in full, as the plugin wrote it
             if pair_row.state.long_output:
                 click.echo("  long output:")
                 for text in pair_row.state.long_output.splitlines():
                     say(f"    {text}")
-        for line in pair_alerting_lines(pair_alerting(app, host, check), now):
+        hold = held.get(one)
+        if hold is not None:
+            say(f"  in {hold.describe()}: alerts held")
+        for line in pair_alerting_lines(pair_alerting(app, *one), now):
             say(line)
 
 
@@ -182,29 +210,46 @@ def pair_alerting_lines(info: dict[str, Any], now: datetime) -> list[str]:
 class StatusQuery:
     """The configured pairs a `status` invocation asks about, read fresh each time."""
 
-    def __init__(self, app: App, host: str | None, check: str | None, problems_only: bool) -> None:
+    def __init__(
+        self, app: App, selected: list[tuple[str, str]] | None, problems_only: bool
+    ) -> None:
+        """`selected`: the (host, check) pairs of a selection; None: every configured pair."""
         config = app.config
+        self.config = config
         self.state_dir = config.instance.state_dir
         self.instance = config.instance.name
-        self.host = host
-        self.check = check
         self.problems_only = problems_only
-        self.pairs = {
-            (h.name, c.name)
-            for c, h in config.pairs()
-            if (host is None or h.name == host) and (check is None or c.name == check)
-        }
-
-    def matches_config(self) -> bool:
-        return bool(self.pairs)
+        self.pairs = (
+            {(h.name, c.name) for c, h in config.pairs()} if selected is None else set(selected)
+        )
+        self.hosts = None if selected is None else {h for h, _ in selected}
+        self.held: dict[tuple[str, str], Hold] = {}  # pairs in downtime at the last read
 
     def read(self, now: datetime) -> tuple[Snapshot, list[CheckRow]]:
         from survivor.views.snapshot import read_snapshot
 
-        hosts = None if self.host is None else {self.host}
+        hosts = self.hosts
         snap = read_snapshot(self.state_dir, now, configured=self.pairs, hosts=hosts)
         rows = [r for r in snap.rows if r.configured and (not self.problems_only or r.problem)]
-        return snap, rows
+        return snap, self.mark_downtime(rows, now)
+
+    def mark_downtime(self, rows: list[CheckRow], now: datetime) -> list[CheckRow]:
+        """Flag the rows whose pair is in scheduled downtime now."""
+        import dataclasses
+
+        from survivor.clock import local_zone
+        from survivor.downtime import holds
+        from survivor.store.layout import StateLayout
+        from survivor.store.state import read_downtimes
+
+        found, _ = read_downtimes(StateLayout(self.state_dir))
+        held = holds(self.config, found, now, local_zone(self.config.instance.timezone))
+        self.held = held
+        if not held:
+            return rows
+        return [
+            dataclasses.replace(r, downtime=True) if (r.host, r.check) in held else r for r in rows
+        ]
 
 
 def watch_screen(view: StatusQuery, now: datetime, size: tuple[int, int] | None) -> str:

@@ -10,14 +10,15 @@ per reload.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from survivor.config import build, build_alerts, build_checks, fields
+from survivor.config import build, build_alerts, build_checks, build_downtimes, fields
 from survivor.config.diff import ConfigDiff, diff_configs
 from survivor.config.load import read_sources
 from survivor.config.yaml import collector_paused
-from survivor.errors import ConfigError
+from survivor.errors import ConfigError, ConfigProblem
 from survivor.model.config import Config
 
 __all__ = ["ConfigDiff", "ConfigError", "diff_configs", "load_config"]
@@ -51,10 +52,11 @@ def _load(
     default_timeout = 45.0 if instance is None else instance.default_timeout
     alerting = build_alerts.build_alerting(ctx, schedules, default_timeout)
     hosting = build_checks.build_hosting(ctx, schedules, alerting, default_timeout)
+    downtimes = build_downtimes.build_downtimes(ctx)
     if ctx.problems or instance is None:
-        rank = {str(file): index for index, file in enumerate(raw.files)}
-        raise ConfigError(sorted(ctx.problems, key=lambda p: (rank.get(p.file, len(rank)), p.line)))
-    return build.assemble(
+        _fail(raw.files, ctx.problems)
+    assert instance is not None
+    config = build.assemble(
         raw,
         instance,
         {
@@ -70,5 +72,16 @@ def _load(
             "alertplans": alerting.alertplans,
             "fixes": alerting.fixes,
             "dependencies": hosting.dependencies,
+            "downtimes": downtimes,
         },
     )
+    unmatched = list(build_downtimes.check_selections(config))
+    if unmatched:
+        _fail(raw.files, unmatched)
+    return config
+
+
+def _fail(files: Iterable[Path], problems: Iterable[ConfigProblem]) -> NoReturn:
+    """ConfigError with every problem, in the order of the files and their lines."""
+    rank = {str(file): index for index, file in enumerate(files)}
+    raise ConfigError(sorted(problems, key=lambda p: (rank.get(p.file, len(rank)), p.line)))

@@ -204,12 +204,10 @@ def _at_times(f: Fields) -> tuple[WeekTime, ...]:
     return tuple(times)
 
 
-def schedule_line(ctx: Context, value: Any, what: str, file: str, line: int) -> ScheduleLine | None:
-    """One `{days, from, until, every | at | never}` line."""
-    f = ctx.fields(value, what, SCHEDULE_LINE_KEYS, file, line)
-    if f is None:
-        return None
-    ok = len(ctx.problems)
+def window_fields(
+    ctx: Context, f: Fields, what: str, file: str, line: int
+) -> tuple[frozenset[int] | None, WeekTime | None, WeekTime | None]:
+    """`days`, `from` and `until` of a schedule line (or a downtime window), checked together."""
     days = None
     if "days" in f:
         try:
@@ -225,6 +223,16 @@ def schedule_line(ctx: Context, value: Any, what: str, file: str, line: int) -> 
             ctx.error(file, line, f"{what}: from: and until: must both name a day, or neither")
         elif start.day is not None and days is not None:
             ctx.error(file, line, f"{what}: days: cannot be combined with from/until naming a day")
+    return days, start, end
+
+
+def schedule_line(ctx: Context, value: Any, what: str, file: str, line: int) -> ScheduleLine | None:
+    """One `{days, from, until, every | at | never}` line."""
+    f = ctx.fields(value, what, SCHEDULE_LINE_KEYS, file, line)
+    if f is None:
+        return None
+    ok = len(ctx.problems)
+    days, start, end = window_fields(ctx, f, what, file, line)
     every = None
     if "every" in f:
         every = f.duration("every", None, minimum=timedelta(minutes=1), whole_minutes=True)
@@ -287,4 +295,5 @@ def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, An
         alertplans=MappingProxyType(sections["alertplans"]),
         fixes=MappingProxyType(sections["fixes"]),
         dependencies=sections["dependencies"],
+        downtimes=MappingProxyType(sections.get("downtimes", {})),
     )

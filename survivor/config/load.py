@@ -47,6 +47,7 @@ NAMED_SECTIONS = (
     "alertplans",
     "checks",
     "fixes",
+    "downtimes",
 )
 TOP_LEVEL_KEYS = frozenset((*NAMED_SECTIONS, "instance", "include", "dependencies"))
 DEFAULT_INCLUDE = ("conf.d/*.yaml",)
@@ -63,6 +64,7 @@ _SINGULAR = {
     "alertplans": "alert plan",
     "checks": "check",
     "fixes": "fix",
+    "downtimes": "downtime",
 }
 
 

@@ -335,6 +335,21 @@ class Dependency:
         return check in self.checks and host in self.hosts
 
 
+@dataclass(frozen=True, slots=True)
+class DowntimeDef:
+    """A recurring maintenance window (`downtimes:`): while one of `windows` is in effect
+    (their `days`/`from`/`until` read like a schedule line's), alerts of the selected
+    pairs are held. `select` are selectors as typed (HOST, HOST/CHECK, */CHECK),
+    `groups` group or class names; `survivor.selection` resolves them."""
+
+    name: str
+    select: tuple[str, ...]
+    groups: tuple[str, ...]
+    windows: tuple[ScheduleLine, ...]
+    comment: str = ""
+    mark: Mark = NO_MARK
+
+
 # --------------------------------------------------------------------------- config: instance
 
 
@@ -402,6 +417,7 @@ class Config:
     alertplans: Mapping[str, AlertPlan] = field(default_factory=dict, hash=False)
     fixes: Mapping[str, FixDef] = field(default_factory=dict, hash=False)
     dependencies: tuple[Dependency, ...] = ()
+    downtimes: Mapping[str, DowntimeDef] = field(default_factory=dict, hash=False)
     # Each file's bytes as they were read (for state/running-config.json): not compared.
     sources: tuple[tuple[Path, bytes], ...] = field(default=(), compare=False, repr=False)
     _memo: dict[str, str] = field(
@@ -419,6 +435,8 @@ class Config:
         known = self._memo.get("fingerprint")
         if known is None:
             sections = {name: getattr(self, name) for name in _FINGERPRINTED}
+            if self.downtimes:  # only when set, so that older configs keep their fingerprint
+                sections["downtimes"] = self.downtimes
             blob = json.dumps(sections, default=_canonical, sort_keys=True, separators=(",", ":"))
             known = self._memo["fingerprint"] = _short_hash(blob)
         return known

@@ -477,6 +477,56 @@ class Escalation:
             return cls(*_note_fields(d), int(d["level"]))
 
 
+@dataclass(frozen=True, slots=True)
+class Downtime:
+    """downtime/<id>.json: scheduled maintenance; alerts of `pairs` are held in [start, end).
+
+    `selection` is what the operator typed; `pairs` what it meant when the
+    downtime was added (a host added to a group later is not in it).
+    """
+
+    VERSION: ClassVar[int] = 1
+    id: str
+    user: str
+    comment: str
+    at: datetime
+    selection: str
+    pairs: tuple[tuple[str, str], ...]
+    start: datetime
+    end: datetime
+
+    def active(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **_note(self.VERSION, self.user, self.comment, self.at),
+            "id": self.id,
+            "selection": self.selection,
+            "pairs": [f"{host}/{check}" for host, check in self.pairs],
+            "start": utc_iso(self.start),
+            "end": utc_iso(self.end),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        with reading(d, cls.VERSION, "downtime"):
+            pairs = []
+            for text in d["pairs"]:
+                host, slash, check = str(text).partition("/")
+                if not slash:
+                    raise ValueError(f"pair {text!r} is not HOST/CHECK")
+                pairs.append((host, check))
+            return cls(
+                str(d["id"]),
+                *_note_fields(d),
+                str(d["selection"]),
+                tuple(pairs),
+                parse_iso(d["start"]),
+                parse_iso(d["end"]),
+            )
+
+
 # --------------------------------------------------------------------------- call lists
 
 

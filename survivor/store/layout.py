@@ -63,6 +63,7 @@ class StateLayout:
         self.hosts = root / "host"
         self.calllists = root / "calllist"  # also the one lock of all call lists
         self.fixlocks = root / "fixlocks"
+        self.downtimes = root / "downtime"  # also the one lock of all downtimes
         self.pair_dir = PairPaths(self.hosts)
 
     def pair_doc(self, host: str, check: str, name: str) -> Path:
@@ -78,6 +79,9 @@ class StateLayout:
 
     def request(self, request_id: str) -> Path:
         return safe_path(self.requests, request_id).with_suffix(".json")
+
+    def downtime(self, downtime_id: str) -> Path:
+        return safe_path(self.downtimes, downtime_id).with_suffix(".json")
 
 
 class HistoryLayout:

@@ -6,6 +6,7 @@ Layout (DESIGN.md §5)::
     state/host/<host>/<check>/check.json  alert.json  ack.json  inhibit.json  escalate.json
     state/calllist/<name>.json
     state/requests/<id>.json
+    state/downtime/<id>.json
 
 Every document is JSON with a "version" field. The daemon is the only writer of
 check.json; the CLI writes ack/inhibit/escalate under the entity lock and drops
@@ -24,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from survivor.errors import StateError
-from survivor.model.documents import CallListState, CheckState, ConfigSnapshot, Request, encode
+from survivor.model.documents import (
+    CallListState,
+    CheckState,
+    ConfigSnapshot,
+    Downtime,
+    Request,
+    encode,
+)
 from survivor.model.names import is_safe_name
 from survivor.store.fsio import EntityLocks, FileWriter, read_document
 from survivor.store.layout import StateLayout
@@ -214,6 +222,17 @@ class StateStore:
             path.unlink(missing_ok=True)
         return taken
 
+    # ---------------------------------------------------------------- downtimes
+
+    def write_downtime(self, downtime: Downtime) -> None:
+        self.writer.replace(self.layout.downtime(downtime.id), encode(downtime.to_dict()))
+
+    def remove_downtime(self, downtime_id: str) -> None:
+        self.writer.remove(self.layout.downtime(downtime_id))
+
+    def read_downtimes(self) -> tuple[list[Downtime], list[str]]:
+        return read_downtimes(self.layout)
+
     # ---------------------------------------------------------------- pruning
 
     def prune(self, keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -238,3 +257,25 @@ class StateStore:
                     self.locks.forget(Path(c.path))
                     removed.append((c.name, h.name))
         return removed
+
+
+def read_downtimes(layout: StateLayout) -> tuple[list[Downtime], list[str]]:
+    """Every downtime by start, and a problem for each unreadable file (left in place)."""
+    try:
+        names = sorted(e.name for e in os.scandir(layout.downtimes))
+    except FileNotFoundError:
+        return [], []
+    found: list[Downtime] = []
+    problems: list[str] = []
+    for name in names:
+        if name.startswith(".") or not name.endswith(".json"):
+            continue
+        path = layout.downtimes / name
+        try:
+            doc = read_document(path)
+            if doc is not None:
+                found.append(Downtime.from_dict(doc))
+        except (StateError, KeyError, ValueError, TypeError) as err:
+            problems.append(f"{path}: {err}")
+    found.sort(key=lambda d: (d.start, d.id))
+    return found, problems

@@ -202,9 +202,15 @@ def _daemon_families(out: Exposition, doc: Mapping[str, Any], running: bool) -> 
         ("sent", "Alerts delivered to a transmit module successfully."),
         ("throttled", "Alerts folded into a digest by alert_throttle."),
         ("failed", "Alerts whose format or transmit module failed."),
+        ("held", "Alert decisions about failing pairs held by a scheduled downtime."),
     ):
         out.family(f"alerts_{key}_total", "counter", help_text)
         out.sample(f"alerts_{key}_total", _number(alerts.get(key)))
+    out.gauge(
+        "pairs_in_downtime",
+        "check@host pairs in scheduled downtime at the last alert tick (alerts held).",
+        _number(alerts.get("in_downtime")),
+    )
 
 
 def _check_families(out: Exposition, samples: Sequence[CheckSample], cap: int) -> None:

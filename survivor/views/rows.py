@@ -69,6 +69,7 @@ class CheckRow:
     state: CheckState
     acked: bool = False
     inhibited: bool = False
+    downtime: bool = False  # in scheduled downtime (alerts held); set by callers with a config
     configured: bool | None = None  # None: no configuration was consulted
     present: bool = True  # False: no check.json yet (never ran, or not written)
     error: str | None = None  # why (part of) the state could not be read
@@ -85,6 +86,18 @@ class CheckRow:
     def problem(self) -> bool:
         return is_failing(self.state.rc)
 
+    def flags(self) -> list[str]:
+        """ACK, INHIBITED, DOWNTIME: what silences the pair, as the views show it."""
+        return [
+            word
+            for word, on in (
+                ("ACK", self.acked),
+                ("INHIBITED", self.inhibited),
+                ("DOWNTIME", self.downtime),
+            )
+            if on
+        ]
+
     def sort_key(self) -> tuple[int, str, str]:
         return (urgency(self.state.rc), self.host, self.check)
 
@@ -96,14 +109,13 @@ class CheckRow:
             problem=self.problem,
             acked=self.acked,
             inhibited=self.inhibited,
+            downtime=self.downtime,
             present=self.present,
             since_age=age_text(st.since, now) if st.since else "",
             last_age=age_text(st.last_start, now),
             next_due_in=due_text(st.next_due, now) if st.next_due else "",
             scalar_text="" if st.scalar is None else scalar_text(st.scalar),
-            flags=" ".join(
-                word for word, on in (("ACK", self.acked), ("INHIBITED", self.inhibited)) if on
-            ),
+            flags=" ".join(self.flags()),
         )
         d["configured"] = self.configured
         d["error"] = self.error

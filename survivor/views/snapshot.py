@@ -257,9 +257,7 @@ def status_lines(snap: Snapshot, rows: Sequence[CheckRow], *, width: int = 0) ->
         st = r.state
         since = age_text(st.since, now) if st.since else ""
         extra = f" [{scalar_text(st.scalar)}]" if st.scalar is not None else ""
-        flags = "".join(
-            f" {word}" for word, on in (("ACK", r.acked), ("INHIBITED", r.inhibited)) if on
-        )
+        flags = "".join(f" {word}" for word in r.flags())
         err = f" (state unreadable: {r.error})" if r.error else ""
         line = (
             f"{r.host:<{width_h}}  {r.check:<{width_c}}  {r.code:<9} "

@@ -82,19 +82,23 @@ def test_a_refused_ack_exits_1_with_the_reason(sc: Sc) -> None:
     assert not sc.pair_file("web1", "http", "ack").exists()
 
 
-def test_several_targets_each_get_a_line_and_one_refusal_fails_the_command(sc: Sc) -> None:
+def test_several_targets_each_get_a_line_and_a_refusal_is_reported(sc: Sc) -> None:
+    # Issue 22: exit 0 when at least one pair was acted on, 1 when none was.
     sc.set_check("web1", "http", 1)
     sc.set_check("web2", "http", 0)
     result = sc("ack", "web1/http", "web2/http")
-    assert result.exit_code == 1
+    assert result.exit_code == 0
     assert result.stdout.startswith("acknowledged web1/http")
     assert "web2/http is OK" in result.stderr
+    assert "1 of 2 pairs acted on" in result.stderr
+    assert not sc.pair_file("web2", "http", "ack").exists()
 
 
 def test_bad_target_syntax_is_a_usage_error(sc: Sc) -> None:
-    result = sc("ack", "web1")
+    result = sc("ack", "web1/../x")
     assert result.exit_code == 2
-    assert "expected HOST/CHECK" in result.stderr
+    assert "is not a valid check name" in result.stderr
+    assert sc("ack").exit_code == 2  # no selection at all
 
 
 def test_unknown_host_is_refused(sc: Sc) -> None:
@@ -223,3 +227,75 @@ def test_every_command_has_help(sc: Sc, args: list[str]) -> None:
     assert "Usage: " in result.stdout
     if args[0] != "calllist":
         assert "CHECK@HOST" in result.stdout and "--comment" in result.stdout
+
+
+# --------------------------------------------------------------------------- selections (issue 22)
+
+
+def test_a_host_acks_every_failing_check_and_reports_the_ok_one(sc: Sc) -> None:
+    sc.set_check("web1", "http", 1)
+    sc.set_check("web1", "smtp", 2)
+    sc.set_check("web1", "ping", 0)
+    result = sc("ack", "web1", "-m", "maintenance")
+    assert result.exit_code == 0, result.output
+    http, smtp = result.stdout.splitlines()
+    assert http.startswith("acknowledged web1/http (PROBLEM since ")
+    assert smtp.startswith("acknowledged web1/smtp (WARNING since ")
+    assert "web1/ping is OK; nothing to acknowledge" in result.stderr
+    assert not sc.pair_file("web1", "ping", "ack").exists()
+    records = [*sc.commands("web1", "http"), *sc.commands("web1", "smtp")]
+    assert [r["command"] for r in records] == ["ack", "ack"]
+    assert sc.commands("web1", "ping") == []
+    op_ids = {r["op_id"] for r in records}
+    assert len(op_ids) == 1 and all(isinstance(i, str) and i for i in op_ids)
+
+
+def test_each_invocation_has_its_own_operation_id(sc: Sc) -> None:
+    assert sc("reschedule", "web1/http").exit_code == 0
+    assert sc("reschedule", "web1/http").exit_code == 0
+    first, second = sc.commands("web1", "http")
+    assert first["op_id"] != second["op_id"]
+
+
+def test_star_check_and_group_select_pairs_on_several_hosts(sc: Sc) -> None:
+    result = sc("reschedule", "*/http", "--group", "db")
+    assert result.exit_code == 0, result.output
+    assert sorted((r["host"], r["check"]) for r in sc.requests()) == [
+        ("db1", "ping"),
+        ("web1", "http"),
+        ("web2", "http"),
+    ]
+
+
+def test_dry_run_lists_the_pairs_and_changes_nothing(sc: Sc) -> None:
+    sc.set_check("web2", "http", 1)
+    result = sc("ack", "web2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["web2/http", "web2/ping"]
+    assert not sc.pair_file("web2", "http", "ack").exists()
+    assert sc.commands("web2", "http") == []
+
+
+def test_when_no_pair_accepts_the_action_the_exit_code_is_1(sc: Sc) -> None:
+    sc.set_check("web1", "http", 0)
+    sc.set_check("web2", "http", 0)
+    result = sc("ack", "*/http")
+    assert result.exit_code == 1
+    assert "0 of 2 pairs acted on" in result.stderr
+
+
+def test_a_selection_matching_nothing_says_what_and_suggests(sc: Sc) -> None:
+    result = sc("inhibit", "wbe1", "web2/http")
+    assert result.exit_code == 1
+    assert "nothing configured matches 'wbe1'" in result.stderr
+    assert "did you mean 'web1'?" in result.stderr
+    assert not sc.pair_file("web2", "http", "inhibit").exists()  # nothing done at all
+
+
+def test_escalate_takes_a_selection(sc: Sc) -> None:
+    sc.set_check("web1", "http", 1)
+    sc.set_check("web2", "http", 1)
+    result = sc("escalate", "*/http")
+    assert result.exit_code == 0, result.output
+    assert sc.pair_file("web1", "http", "escalate").exists()
+    assert sc.pair_file("web2", "http", "escalate").exists()

@@ -140,7 +140,7 @@ def test_watch_and_json_do_not_mix(cli: Cli) -> None:
 
 
 def test_watch_frame_fits_the_terminal(tree: Tree) -> None:
-    query = StatusQuery(App(tree.config), None, None, False)
+    query = StatusQuery(App(tree.config), None, False)
     now = datetime.now(UTC)
     frame = watch_screen(query, now, (60, 8))
     lines = frame.splitlines()
@@ -227,3 +227,21 @@ def test_one_pair_shows_the_plugins_long_output(example_tree: Path) -> None:
     as_json = CliRunner().invoke(main, ["--config", config, "status", "db1/disk", "--json"])
     [row] = json.loads(as_json.output)["checks"]
     assert row["long_output"] == "/ 91%\n/var 40%"
+
+
+def test_status_filters_by_a_selection(cli: Cli) -> None:
+    """Issue 22: `status` takes the same selections as the operator actions."""
+    star = body(cli("status", "*/http").output)
+    assert sorted(line.split()[:2] for line in star) == [["web1", "http"], ["web2", "http"]]
+    several = body(cli("status", "db1", "web2/http").output)
+    assert sorted(line.split()[:2] for line in several) == [
+        ["db1", "disk"],
+        ["db1", "ping"],
+        ["web2", "http"],
+    ]
+    group = body(cli("status", "--group", "servers", "--problems").output)
+    assert [line.split()[:2] for line in group] == [["web1", "http"], ["db1", "disk"]]
+    data = json.loads(cli("status", "*/disk", "--json").output)
+    assert [(c["host"], c["check"]) for c in data["checks"]] == [("db1", "disk")]
+    typo = cli("status", "--group", "severs")
+    assert typo.exit_code == 1 and "did you mean 'servers'?" in typo.output

@@ -301,3 +301,97 @@ def test_fix_try_repairs_rechecks_at_once_and_then_clears(
     assert sorted(a["person"] for a in cleared) == ["alice", "bob", "carol"]
     fix_time = fixes[0]["t"]
     assert any(r["rc"] == 0 and r["t"] >= fix_time for r in results(scratch, "web1"))
+
+
+def test_a_downtime_holds_alerts_and_a_problem_still_there_is_alerted_as_new(
+    scratch: Path, daemon: list[DaemonProcess]
+) -> None:
+    """Issue 22: checks run and record through a downtime, nothing is sent, and the
+    problem is alerted from the first rung again when it ends. web2 (no downtime) is
+    the control: it escalates meanwhile."""
+    from survivor.model.documents import Downtime
+
+    write_config(scratch, ["web1", "web2"], pace="3m")
+    set_codes(scratch, {"*": 1})
+    origin = time.time()
+    d = DaemonProcess(scratch / "etc/survivor.yaml", scratch, origin=origin).start().wait_ready()
+    daemon.append(d)
+
+    def daemon_now() -> datetime:
+        return datetime.fromtimestamp(origin + (time.time() - origin) * d.speed, UTC)
+
+    def of(host: str) -> list[dict[str, Any]]:
+        return [a for a in alerts(scratch) if a["alert"]["host"] == host]
+
+    wait_until(lambda: of("web1"), 30, "the first alert for web1")
+    start = daemon_now()
+    end = start + timedelta(minutes=8)
+    store = StateStore(scratch / "state", FileWriter(FsyncPolicy.NEVER))
+    store.write_downtime(
+        Downtime("dt1", "tester", "patching", start, "web1", (("web1", "flaky"),), start, end)
+    )
+    assert [a["alert"]["try"] for a in of("web1")] == [1]
+
+    # The control escalates to try 2 while web1 is held.
+    wait_until(lambda: [a for a in of("web2") if a["alert"]["try"] == 2], 30, "web2 to escalate")
+    assert [a["alert"]["try"] for a in of("web1")] == [1]
+
+    # After the end: alerted as a new problem, from the first rung (never try 2).
+    again = wait_until(lambda: of("web1")[1:], 60, "web1 to be alerted again after the downtime")
+    assert again[0]["alert"]["try"] == 1 and again[0]["alert"]["escalated"] is False
+    assert daemon_now() >= end
+    during = [
+        r
+        for r in results(scratch, "web1")
+        if start <= datetime.fromisoformat(r["t"].replace("Z", "+00:00")) < end
+    ]
+    assert len(during) >= 5 and all(r["rc"] == 1 for r in during)  # checks kept running
+    counted = ((read_json(scratch / "state/daemon.json") or {}).get("alerts") or {}).get("held")
+    assert counted and counted >= 1
+    log = d.log_path.read_text()
+    assert "web1" in log and "alerts held" in log
+
+
+def test_a_recurring_config_window_holds_alerts_until_it_ends(
+    scratch: Path, daemon: list[DaemonProcess]
+) -> None:
+    """Issue 22: a `downtimes:` window of the config, read in the instance's zone (UTC
+    here), holds web1's alerts from the daemon's start to the window's end; web2 is the
+    control."""
+    write_config(scratch, ["web1", "web2"], pace="3m")
+    origin = time.time()
+    start = datetime.fromtimestamp(origin, UTC).replace(second=0, microsecond=0)
+    last = start + timedelta(minutes=9)  # `until` is inclusive: held through last:59
+    config = scratch / "etc" / "survivor.yaml"
+    text = config.read_text().replace(
+        "  alert_shift: 30s\n", "  alert_shift: 30s\n  timezone: UTC\n"
+    )
+    config.write_text(
+        text
+        + "downtimes:\n  patching:\n    select: web1\n"
+        + f"    window: {{from: '{start:%H:%M}', until: '{last:%H:%M}'}}\n"
+        + "    comment: weekly patching\n"
+    )
+    set_codes(scratch, {"*": 1})
+    d = DaemonProcess(config, scratch, origin=origin).start().wait_ready()
+    daemon.append(d)
+
+    def daemon_now() -> datetime:
+        return datetime.fromtimestamp(origin + (time.time() - origin) * d.speed, UTC)
+
+    def of(host: str) -> list[dict[str, Any]]:
+        return [a for a in alerts(scratch) if a["alert"]["host"] == host]
+
+    def sent_at(host: str) -> list[datetime]:
+        path = scratch / "history" / "host" / host / "flaky"
+        return [
+            datetime.fromisoformat(json.loads(x)["t"].replace("Z", "+00:00"))
+            for f in sorted(path.glob("alert-*.jsonl"))
+            for x in f.read_text().splitlines()
+        ]
+
+    end = last + timedelta(minutes=1)
+    first = wait_until(lambda: of("web1"), 60, "web1's alert after the window")
+    assert first[0]["alert"]["try"] == 1
+    assert min(sent_at("web1")) >= end
+    assert min(sent_at("web2")) < end  # the control was alerted while web1 was held
