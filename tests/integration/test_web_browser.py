@@ -212,3 +212,23 @@ def test_check_page_draws_the_plot(site: tuple[str, ChangingSource], tmp_path: P
     dom = chromium(tmp_path, "--dump-dom", url + "/check/web1/http").stdout
     assert dom.count("<circle") == 60 and "fp bbbbbbbbbbbb" in dom
     assert re.search(r'<dd data-k="state.code">PROBLEM</dd>', dom)
+
+
+def test_narrow_screen_gets_the_filter_and_time_controls(
+    site: tuple[str, ChangingSource], tmp_path: Path
+) -> None:
+    """At 400 px the page still renders (header, cards); the script turns on the row filter
+    and the UTC/local switch, which stay hidden without it."""
+    url, _ = site
+    out = tmp_path / "narrow.png"
+    proc = chromium(tmp_path, f"--screenshot={out}", "--window-size=400,1000", url + "/")
+    assert out.exists(), proc.stderr[-2000:]
+    width, _, rows = png_pixels(out.read_bytes())
+    assert width == 400
+    seen = colours(rows, step=2)
+    assert seen.get(HEADER_RGB, 0) > 20 and seen.get(PROBLEM_RGB, 0) > 5
+    dom = chromium(tmp_path, "--dump-dom", "--window-size=400,1000", url + "/").stdout
+    assert re.search(r'<input type="search" id="filter"[^>]*>', dom)
+    assert not re.search(r'<input type="search" id="filter"[^>]* hidden', dom)
+    assert re.search(r'<button type="button" id="timezone">times: (UTC|local)</button>', dom)
+    assert 'class="sortable"' in dom  # the column headers sort on click

@@ -143,11 +143,82 @@ SCRIPT = """\
       document.querySelector("main").classList.toggle("stale", running === false);
     }
     each("[data-plot]", function (el) { refreshPlot(el, data); });
+    enhance();
     body.setAttribute("data-refreshed", data.now || "");
     if (stamp) {
       stamp.textContent = "live, updated " + String(data.now || "").slice(11, 19) + "Z";
     }
   }
+  // Enhancements that need the script (the page works without them): filter the rows,
+  // sort a table by a column, show times in the browser's zone. Kept across refreshes.
+  var filterBox = document.getElementById("filter");
+  var zoneButton = document.getElementById("timezone");
+  var sorts = {};  // tbody data-rows -> [column index, direction]
+  var ISO = /^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z$/;
+  var local = false;
+  try { local = window.localStorage.getItem("survivor-local-time") === "1"; } catch (e) {}
+  function cellKey(tr, i) {
+    var td = tr.children[i];
+    var s = td ? (td.getAttribute("data-iso") || td.textContent) : "";
+    var n = parseFloat(s);
+    return isNaN(n) || String(n) !== s.trim() ? s.toLowerCase() : n;
+  }
+  function sortBody(tb) {
+    var how = sorts[tb.getAttribute("data-rows")];
+    if (!how) { return; }
+    var rows = Array.prototype.slice.call(tb.children);
+    rows.sort(function (a, b) {
+      var x = cellKey(a, how[0]), y = cellKey(b, how[0]);
+      return (x < y ? -1 : x > y ? 1 : 0) * how[1];
+    });
+    rows.forEach(function (tr) { tb.appendChild(tr); });
+  }
+  function enhance() {
+    var q = filterBox ? filterBox.value.trim().toLowerCase() : "";
+    each("tbody[data-rows]", function (tb) {
+      sortBody(tb);
+      Array.prototype.forEach.call(tb.children, function (tr) {
+        tr.hidden = !!q && tr.textContent.toLowerCase().indexOf(q) < 0;
+      });
+    });
+    each("td, dd", function (el) {
+      var iso = el.getAttribute("data-iso");
+      if (!iso && ISO.test(el.textContent)) {
+        iso = el.textContent;
+        el.setAttribute("data-iso", iso);
+      }
+      if (iso) {
+        el.textContent = local ? new Date(iso).toLocaleString() : iso;
+        el.title = local ? iso : new Date(iso).toLocaleString();
+      }
+    });
+    if (zoneButton) { zoneButton.textContent = "times: " + (local ? "local" : "UTC"); }
+  }
+  if (filterBox) {
+    filterBox.hidden = false;
+    filterBox.addEventListener("input", enhance);
+  }
+  if (zoneButton) {
+    zoneButton.hidden = false;
+    zoneButton.addEventListener("click", function () {
+      local = !local;
+      try { window.localStorage.setItem("survivor-local-time", local ? "1" : "0"); } catch (e) {}
+      enhance();
+    });
+  }
+  each("thead th", function (th) {
+    th.classList.add("sortable");
+    th.addEventListener("click", function () {
+      var tb = th.closest("table").querySelector("tbody[data-rows]");
+      if (!tb) { return; }
+      var key = tb.getAttribute("data-rows");
+      var i = Array.prototype.indexOf.call(th.parentNode.children, th);
+      var was = sorts[key];
+      sorts[key] = [i, was && was[0] === i ? -was[1] : 1];
+      enhance();
+    });
+  });
+  enhance();
   function tick() {
     fetch(api, {cache: "no-store"}).then(function (r) {
       return r.ok ? r.json() : Promise.reject("HTTP " + r.status);
@@ -237,4 +308,21 @@ ul.errors { color: var(--problem); }
 .plot { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .4em; }
 .plot svg { width: 100%; height: auto; display: block; }
 .muted { color: var(--muted); }
+#filter { margin-left: auto; padding: .2em .5em; border-radius: 4px; border: 0; min-width: 10em; }
+#filter + #timezone { margin-left: .5em; }
+#timezone { padding: .2em .6em; border-radius: 4px; border: 0; cursor: pointer; }
+#filter:not([hidden]) ~ #refreshed { margin-left: .8em; }
+th.sortable { cursor: pointer; user-select: none; }
+th.sortable:hover { color: var(--ink); }
+@media (max-width: 700px) {
+  header { flex-wrap: wrap; gap: .5em 1em; padding: .5em .7em; }
+  #filter { margin-left: 0; flex: 1 1 100%; }
+  #refreshed { margin-left: 0; }
+  main { padding: .6em .5em 1.5em; }
+  table { display: block; overflow-x: auto; }
+  td.comment { max-width: none; min-width: 12em; }
+  dl.facts { grid-template-columns: 1fr; }
+  dl.facts dd { margin-bottom: .4em; }
+  .card { min-width: 5.5em; }
+}
 """

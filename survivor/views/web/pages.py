@@ -28,6 +28,8 @@ PAGE = Template(
 <body$api>
 <header><a class="brand" href="/">survivor</a>
 <nav><a href="/">overview</a><a href="/queue">queue</a><a href="/metrics">metrics</a></nav>
+<input type="search" id="filter" placeholder="filter rows" aria-label="filter the rows" hidden>
+<button type="button" id="timezone" hidden>times: UTC</button>
 <span id="refreshed">$stamp</span></header>
 <main$stale>
 <p class="stale-note">The daemon is not running: these are the last results it wrote.</p>
