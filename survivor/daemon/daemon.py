@@ -44,6 +44,7 @@ from survivor.daemon.wiring import Parts, RunningConfig, Stores, build_parts
 from survivor.errors import ConfigError
 from survivor.model.config import Config
 from survivor.model.work import Mood
+from survivor.proc.limits import machine_capacity, raise_limits
 from survivor.store.fsio import DiskWriteError
 from survivor.store.pidfile import AlreadyRunningError
 from survivor.work.queue import WorkContext
@@ -81,7 +82,16 @@ class Daemon:
         generation = self._previous_generation(now) + 1
         stores.state.sweep_temps(now)
         running = RunningConfig(config, generation, now)
-        self.parts: Parts = build_parts(config, stores, running, clock, now)
+        limits = raise_limits()
+        machine = machine_capacity(limits)
+        self.parts: Parts = build_parts(config, stores, running, clock, now, machine=machine)
+        log.info(
+            "limits: %s open files, %s processes: up to %d checks at once, %d with this config",
+            limits.open_files or "unlimited",
+            limits.processes or "unlimited",
+            machine,
+            self.parts.check_pool.size,
+        )
         parts = self.parts
         self.status = DaemonStatus(self.config_path, started=now)
         self.heartbeat = Heartbeat(parts, self.status)
