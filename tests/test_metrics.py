@@ -215,3 +215,12 @@ def test_promtool_accepts_the_exposition() -> None:
         ["promtool", "check", "metrics"], input=render(), capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_checks_held_back_by_the_cap_are_exported() -> None:
+    doc = daemon_doc(NOW)
+    doc["pools"]["check"].update(waiting=250, waiting_s=42)
+    text = render_metrics(doc, queue_items(NOW), SAMPLES)
+    assert value(text, "survivor_pool_waiting", pool="check") == 250
+    assert value(text, "survivor_pool_waiting_seconds", pool="check") == 42
+    assert families(text)["survivor_pool_waiting_seconds"].type == "gauge"

@@ -177,6 +177,7 @@ class Daemon:
                         pool.check_health()
                     self.heartbeat.write_daemon_doc()
                     self.heartbeat.notify_status()
+                    self.heartbeat.log_back_pressure(mono)
                     next_beat = mono + HEARTBEAT_S
                 if mono >= next_metrics:
                     next_metrics = mono + METRICS_S

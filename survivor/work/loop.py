@@ -233,6 +233,13 @@ class LoopPool(Pool):
             self._start_loop(loop)
         return len(dead)
 
+    def stats(self) -> dict[str, int]:
+        """The queue's figures, and the back-pressure: due items held back because `size`
+        are in flight (`waiting`), and how long the oldest has waited (`waiting_s`)."""
+        doc = super().stats()
+        doc["waiting"], doc["waiting_s"] = self.queue.held_back(self.size, self.clock.time())
+        return doc
+
     def resize(self, size: int) -> None:
         """Run up to `size` items at once from now on (items in flight finish)."""
         with self.queue.cond:
