@@ -424,3 +424,13 @@ def socket_in_use() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+def test_overview_says_how_many_checks_wait_for_room(tmp_path: Path) -> None:
+    tree = full_tree(tmp_path / "tree")
+    doc = json.loads((tree.state / "daemon.json").read_text())
+    doc["pools"]["check"].update(waiting=250, waiting_s=42)
+    write_raw(tree.state / "daemon.json", json.dumps(doc))
+    with hold_pidfile(tree.state):
+        for site in serve(tree):
+            assert "250 WAITING for room, the oldest 42s" in site.get("/").text

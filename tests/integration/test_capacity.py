@@ -16,7 +16,7 @@ it costs its own run and nothing else, every other pair keeps its minute.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -60,9 +60,16 @@ echo "OK: answered after {NAP_S}s"
 
 
 @pytest.fixture
-def daemons(scratch: Path) -> Iterator[list[DaemonProcess]]:
+def start_daemon(scratch: Path) -> Iterator[Callable[[float], DaemonProcess]]:
+    """Start the daemon on the scratch tree's config at a clock speed; killed after the test."""
     started: list[DaemonProcess] = []
-    yield started
+
+    def start(speed: float) -> DaemonProcess:
+        d = DaemonProcess(scratch / "etc" / "survivor.yaml", scratch, speed=speed)
+        started.append(d)
+        return d.start().wait_ready()
+
+    yield start
     for d in started:
         d.kill()
 
@@ -90,12 +97,10 @@ def minutes_of(tree: Path, host: str, check: str) -> list[int]:
 
 
 def test_300_twenty_second_checks_keep_their_minute_with_the_default_config(
-    scratch: Path, daemons: list[DaemonProcess]
+    scratch: Path, start_daemon: Callable[[float], DaemonProcess]
 ) -> None:
     write_tree(scratch)
-    d = DaemonProcess(scratch / "etc" / "survivor.yaml", scratch, speed=SPEED)
-    daemons.append(d)
-    d.start().wait_ready()
+    start_daemon(SPEED)
     doc = read_json(scratch / "state" / "daemon.json")
     assert doc is not None
     started = datetime.fromisoformat(doc["started"].replace("Z", "+00:00")).timestamp()
@@ -134,7 +139,7 @@ def test_300_twenty_second_checks_keep_their_minute_with_the_default_config(
 
 
 def test_checks_held_back_by_max_running_checks_are_shown_and_logged_once_a_minute(
-    scratch: Path, daemons: list[DaemonProcess]
+    scratch: Path, start_daemon: Callable[[float], DaemonProcess]
 ) -> None:
     nap = scratch / "mod" / "check" / "nap"
     nap.write_text("#!/bin/sh\nsleep 1\necho OK\n")  # a whole minute at the test's 60x
@@ -147,9 +152,7 @@ def test_checks_held_back_by_max_running_checks_are_shown_and_logged_once_a_minu
             checks="  net0: {plugin: nap, hosts: [net]}",
         ).replace("  stuck: {plugin: hang, hosts: [h00], timeout: 3s}\n", "")
     )
-    d = DaemonProcess(scratch / "etc" / "survivor.yaml", scratch)  # 60x: a minute a second
-    daemons.append(d)
-    d.start().wait_ready()
+    d = start_daemon(60.0)  # a minute a second
 
     def pool() -> dict[str, int]:
         doc = read_json(scratch / "state" / "daemon.json") or {}
