@@ -16,12 +16,15 @@ it costs its own run and nothing else, every other pair keeps its minute.
 from __future__ import annotations
 
 import json
+import resource
+import signal
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from survivor.proc.limits import Limits, machine_capacity
 from tests.conftest import wait_until
 from tests.integration.daemonproc import DaemonProcess, history_lines, read_json
 
@@ -173,3 +176,38 @@ def test_checks_held_back_by_max_running_checks_are_shown_and_logged_once_a_minu
     # Once a minute, not once per check (five checks a minute are held back).
     assert len(notes) <= minutes + 2, (len(notes), minutes)
     assert "up to" in log and "checks at once, 1 with this config" in log
+
+
+def test_a_reload_applies_a_new_cap_and_no_cap_means_the_machines_limits(
+    scratch: Path, start_daemon: Callable[[float], DaemonProcess]
+) -> None:
+    def write(cap: str) -> None:
+        config = CONFIG.replace("  fsync: batch\n", f"  fsync: batch\n{cap}")
+        (scratch / "etc" / "survivor.yaml").write_text(
+            config.format(
+                hosts="  h00: {address: 127.0.0.1}",
+                host_list="h00",
+                checks="  net0: {plugin: hang, hosts: [net], timeout: 1s}",
+            ).replace("  stuck: {plugin: hang, hosts: [h00], timeout: 3s}\n", "")
+        )
+
+    def size_at(generation: int) -> int | None:
+        doc = read_json(scratch / "state" / "daemon.json") or {}
+        if doc.get("config", {}).get("generation") != generation:
+            return None
+        return int(doc["pools"]["check"]["size"])
+
+    write("  max_running_checks: 7\n  check_workers: 9\n")  # the smaller wins
+    d = start_daemon(60.0)
+    assert size_at(1) == 7
+    write("  check_workers: 3\n")
+    d.signal(signal.SIGHUP)
+    wait_until(lambda: size_at(2) == 3, 20, "the new cap after the reload")
+    write("")
+    d.signal(signal.SIGHUP)
+    wait_until(lambda: size_at(3) is not None, 20, "the third generation")
+    # No cap: what the hard limits allow (the daemon raised its soft limits to them).
+    hard = [resource.getrlimit(r)[1] for r in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC)]
+    limits = Limits(*(None if h == resource.RLIM_INFINITY else h for h in hard))
+    assert size_at(3) == machine_capacity(limits)
+    assert machine_capacity(limits) > 15  # the old fixed default
