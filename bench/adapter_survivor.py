@@ -30,7 +30,9 @@ the interpreter, so the PID the harness started is the daemon's.
 
 Options (`--b-opt KEY=VALUE`):
 
-    workers=N         instance.check_workers (default 16)
+    workers=N         instance.check_workers: at most N checks at once
+    workers=default   (the default) no concurrency setting: survivor's defaults, every
+                      due check at once within the machine's limits (what a user gets)
     protocol=P        plugin | survivor (default plugin)
     python=PATH       interpreter with survivor's dependencies (PyYAML, click,
                       watchdog, ...); default: the repository's .venv/ or venv/
@@ -74,6 +76,20 @@ sys.stdout.write("".join(line % json.dumps(h["name"]) for h in request["hosts"])
 """
 
 
+def parse_workers(value: str) -> int | None:
+    """`workers=`: a number of checks at once (check_workers), or `default` (None: write no
+    concurrency setting, so the pair measures survivor out of the box)."""
+    if value == "default":
+        return None
+    try:
+        workers = int(value)
+    except ValueError:
+        raise ValueError(f"workers={value!r}: expected a whole number or 'default'") from None
+    if workers < 1:
+        raise ValueError(f"workers={workers}: expected at least 1")
+    return workers
+
+
 def default_python() -> str:
     """The repository's virtualenv (`.venv/` or `venv/`) if there is one, else the harness's."""
     for name in (".venv", "venv"):
@@ -95,7 +111,7 @@ class SurvivorAdapter(Adapter):
 
     def __init__(self, workdir: Path, options: dict[str, str]):
         super().__init__(workdir, options)
-        self.workers = int(options.get("workers", 16))
+        self.workers = parse_workers(options.get("workers", "default"))
         self.protocol = options.get("protocol", "plugin")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol={self.protocol!r}: expected one of {', '.join(PROTOCOLS)}")
@@ -169,7 +185,7 @@ class SurvivorAdapter(Adapter):
         return {
             "run as": "python -m survivor --config <tmp>/etc/survivor.yaml run, foreground, "
             "started and stopped by PID",
-            "check_workers": self.workers,
+            "check_workers": "default (none written)" if self.workers is None else self.workers,
             "checks": how,
             "schedule": "every interval (1m), spread over the minute by a hash of check@host",
             "alerts / retries / dependencies": "none",
@@ -221,7 +237,7 @@ class SurvivorAdapter(Adapter):
             "history_dir": str(w / "history"),
             "module_dir": str(w / "mod"),
             "plugin_dirs": [str(argv0.parent)],
-            "check_workers": self.workers,
+            **({} if self.workers is None else {"check_workers": self.workers}),
             "fsync": self.fsync,
             "log": {"target": str(self.log_path), "level": self.log_level},
             "results_log": str(self.results_path),

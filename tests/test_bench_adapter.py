@@ -50,3 +50,24 @@ def test_results_lines_give_latency_and_duration(
     line = '{"check":"s000","host":"h000000","planned":100.0,"start":100.25,"duration_ms":3}'
     assert adapter.parse_result(line) == (0.25, 0.003)
     assert adapter.parse_result("not json") is None
+
+
+def _instance_lines(adapter_module: ModuleType, tmp_path: Path, options: dict[str, str]) -> str:
+    adapter = adapter_module.SurvivorAdapter(tmp_path, {"python": sys.executable, **options})
+    adapter.write_config(adapter_module.Workload(services=10))
+    text = (tmp_path / "etc" / "survivor.yaml").read_text()
+    return text.split("schedules:")[0]
+
+
+def test_workers_default_writes_no_concurrency_setting(
+    adapter_module: ModuleType, tmp_path: Path
+) -> None:
+    for options in ({}, {"workers": "default"}):  # no option means the default
+        instance = _instance_lines(adapter_module, tmp_path, options)
+        assert "check_workers" not in instance and "max_running_checks" not in instance
+
+
+def test_workers_n_caps_the_checks(adapter_module: ModuleType, tmp_path: Path) -> None:
+    assert "  check_workers: 16\n" in _instance_lines(adapter_module, tmp_path, {"workers": "16"})
+    with pytest.raises(ValueError, match="workers='many'"):
+        adapter_module.SurvivorAdapter(tmp_path, {"workers": "many"})

@@ -79,8 +79,10 @@ LAYERS: dict[str, float] = {
     "work.queue": 5,
     "work.steps": 5,
     "work.threads": 5,
+    "work.timeouts": 5,
     # 6. the edges: child processes, and everything on disk
     "proc": 6,
+    "proc.limits": 6,
     "proc.modules": 6,
     "proc.resolve": 6,
     "proc.runner": 6,

@@ -385,3 +385,36 @@ def test_two_loops_share_the_work_and_never_run_more_than_size(runner: ModuleRun
         peak = max(peak, at_once)
     assert peak == 3
     assert loops_seen == {"t-loop-1", "t-loop-2"}
+
+
+def test_items_held_back_by_the_cap_are_counted_with_their_wait(
+    runner: ModuleRunner, pools: Pools
+) -> None:
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        yield from shell(runner, "sleep 30", ctx)
+
+    pool = start(pools, 1, steps)
+    pool.submit([work_item(n, delay=-5.0) for n in range(3)])  # due five seconds ago
+    wait_until(lambda: pool.stats()["busy"] == 1 and pool.stats()["waiting"] == 2)
+    assert pool.stats()["waiting_s"] >= 5
+    pool.resize(3)  # room for all: nothing waits any more
+    wait_until(lambda: pool.stats()["busy"] == 3)
+    assert (pool.stats()["waiting"], pool.stats()["waiting_s"]) == (0, 0)
+
+
+def test_many_runs_in_flight_each_end_on_its_own_event(runner: ModuleRunner, pools: Pools) -> None:
+    """300 runs at once, ending in a staggered order: each is finished when its child
+    exits (its pidfd and pipes), not by a pass over all of them."""
+    done: list[str] = []
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        delay = (int(it.id[1:]) % 10) / 10
+        outcome = yield from shell(runner, f"sleep {delay}", ctx)
+        assert outcome.exit_status == 0 and not outcome.timed_out
+        done.append(it.id)
+
+    pool = start(pools, 1000, steps)
+    pool.submit([work_item(n) for n in range(300)])
+    wait_until(lambda: pool.stats()["completed"] == 300, 60, "300 runs")
+    assert sorted(done) == sorted(f"i{n}" for n in range(300))
+    assert all(not loop.timeouts and not loop.owners for loop in pool._loops)

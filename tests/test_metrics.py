@@ -240,3 +240,12 @@ def test_downtime_gauge_and_held_counter_from_daemon_json() -> None:
     text = render_metrics(doc, [], [])
     assert value(text, "survivor_alerts_held_total") == 4
     assert value(text, "survivor_pairs_in_downtime") == 3
+
+
+def test_checks_held_back_by_the_cap_are_exported() -> None:
+    doc = daemon_doc(NOW)
+    doc["pools"]["check"].update(waiting=250, waiting_s=42)
+    text = render_metrics(doc, queue_items(NOW), SAMPLES)
+    assert value(text, "survivor_pool_waiting", pool="check") == 250
+    assert value(text, "survivor_pool_waiting_seconds", pool="check") == 42
+    assert families(text)["survivor_pool_waiting_seconds"].type == "gauge"

@@ -323,3 +323,17 @@ def test_alert_records_on_the_web_name_people_not_python_reprs() -> None:
         }
     )["summary"]
     assert "recipients=alice (mail)" in line and "ok=yes" in line and "{" not in line
+
+
+def test_daemon_health_says_how_many_checks_wait_for_room_and_how_long() -> None:
+    doc = daemon_doc(NOW)
+    quiet = daemon_health(doc, 4242, NOW + timedelta(seconds=10)).lines(NOW)
+    assert not any("WAITING" in line for line in quiet)
+    doc["pools"]["check"].update(waiting=250, waiting_s=42)
+    health = daemon_health(doc, 4242, NOW + timedelta(seconds=10))
+    assert any(
+        line.startswith("pool check: 1 of 4 workers busy")
+        and line.endswith("; 250 WAITING for room, the oldest 42s")
+        for line in health.lines(NOW)
+    )
+    assert health.to_dict(NOW)["pools"]["check"]["waiting"] == 250  # status --json

@@ -557,3 +557,13 @@ def test_the_check_page_shows_a_plugins_long_output(tmp_path: Path) -> None:
         page = site.get("/check/db1/disk").text
         assert 'data-k="state.long_output" data-blank>/ 91%\n&lt;b&gt;x&lt;/b&gt;</pre>' in page
         assert site.get("/api/check/db1/disk").json()["state"]["long_output"] == "/ 91%\n<b>x</b>"
+
+
+def test_overview_says_how_many_checks_wait_for_room(tmp_path: Path) -> None:
+    tree = full_tree(tmp_path / "tree")
+    doc = json.loads((tree.state / "daemon.json").read_text())
+    doc["pools"]["check"].update(waiting=250, waiting_s=42)
+    write_raw(tree.state / "daemon.json", json.dumps(doc))
+    with hold_pidfile(tree.state):
+        for site in serve(tree):
+            assert "250 WAITING for room, the oldest 42s" in site.get("/").text

@@ -56,6 +56,7 @@ INSTANCE_KEYS = frozenset(
         "history_dir",
         "module_dir",
         "plugin_dirs",
+        "max_running_checks",
         "check_workers",
         "alert_workers",
         "default_timeout",
@@ -87,6 +88,11 @@ def _paths(f: Fields, key: str, base: Path, default: tuple[Path, ...]) -> tuple[
             continue
         paths.append(resolve_path(base, item))
     return tuple(paths)
+
+
+def _optional_count(f: Fields, key: str, maximum: int | None = None) -> int | None:
+    """A whole number of at least 1, or None when the key is absent or null."""
+    return None if f.get(key) is None else f.integer(key, 1, 1, maximum)
 
 
 def _log(ctx: Context, f: Fields, base: Path) -> LogConfig:
@@ -159,7 +165,8 @@ def build_instance(ctx: Context) -> InstanceConfig | None:
         history_dir=history_dir or base / "history",
         module_dirs=_paths(f, "module_dir", base, (default_module_dir,)),
         plugin_dirs=_paths(f, "plugin_dirs", base, DEFAULT_PLUGIN_DIRS),
-        check_workers=f.integer("check_workers", 15, 1, 1000),
+        max_running_checks=_optional_count(f, "max_running_checks"),
+        check_workers=_optional_count(f, "check_workers", 1000),
         alert_workers=f.integer("alert_workers", 5, 1, 100),
         default_timeout=f.seconds("default_timeout", 45.0),
         alert_throttle=f.integer("alert_throttle", 10, 0),

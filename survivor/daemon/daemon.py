@@ -47,6 +47,7 @@ from survivor.errors import ConfigError
 from survivor.model.config import Config
 from survivor.model.words import counted
 from survivor.model.work import Mood
+from survivor.proc.limits import machine_capacity, raise_limits
 from survivor.store.fsio import DiskWriteError
 from survivor.store.pidfile import AlreadyRunningError
 from survivor.work.queue import WorkContext
@@ -84,7 +85,16 @@ class Daemon:
         generation = self._previous_generation(now) + 1
         stores.state.sweep_temps(now)
         running = RunningConfig(config, generation, now)
-        self.parts: Parts = build_parts(config, stores, running, clock, now)
+        limits = raise_limits()
+        machine = machine_capacity(limits)
+        self.parts: Parts = build_parts(config, stores, running, clock, now, machine=machine)
+        log.info(
+            "limits: %s open files, %s processes: up to %d checks at once, %d with this config",
+            limits.open_files or "unlimited",
+            limits.processes or "unlimited",
+            machine,
+            self.parts.check_pool.size,
+        )
         parts = self.parts
         self.status = DaemonStatus(self.config_path, started=now)
         self.heartbeat = Heartbeat(parts, self.status)
@@ -177,6 +187,7 @@ class Daemon:
                         pool.check_health()
                     self.heartbeat.write_daemon_doc()
                     self.heartbeat.notify_status()
+                    self.heartbeat.log_back_pressure(mono)
                     next_beat = mono + HEARTBEAT_S
                 if mono >= next_metrics:
                     next_metrics = mono + METRICS_S

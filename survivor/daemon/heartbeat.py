@@ -9,6 +9,7 @@ STATUS= line when it changes.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +25,10 @@ from survivor.model.work import Mood
 from survivor.store.fsio import DiskWriteError
 from survivor.views.metrics import export
 
+log = logging.getLogger(__name__)
+
 HEARTBEAT_S = 15.0
+PRESSURE_LOG_S = 60.0  # checks held back are logged at most this often
 QUEUE_WRITE_S = 1.0  # queue.json at most this often...
 QUEUE_SHARE = 0.05  # ...and so that writing it takes at most this share of the time
 METRICS_S = 60.0
@@ -50,6 +54,31 @@ class Heartbeat:
         self.status = status
         self._last_status = ""
         self._last_queue: tuple[list[dict[str, Any]], dict[str, int]] | None = None
+        self._pressure_logged: float | None = None  # monotonic; None: not held back
+
+    def log_back_pressure(self, mono: float) -> None:
+        """Say in the log that due checks wait for room: once a minute while it lasts (not
+        once per check), and once when it is over."""
+        stats = self.parts.check_pool.stats()
+        waiting = stats.get("waiting", 0)
+        if waiting:
+            if self._pressure_logged is None or mono >= self._pressure_logged + PRESSURE_LOG_S:
+                inst = self.parts.running.config.instance
+                log.warning(
+                    "checks: %d due checks waiting for room, the oldest for %ds: %d running,"
+                    " the most allowed (max_running_checks %s, check_workers %s, the"
+                    " machine's limits %d)",
+                    waiting,
+                    stats.get("waiting_s", 0),
+                    stats.get("busy", 0),
+                    inst.max_running_checks,
+                    inst.check_workers,
+                    self.parts.machine,
+                )
+                self._pressure_logged = mono
+        elif self._pressure_logged is not None:
+            log.info("checks: no due check waits for room any more")
+            self._pressure_logged = None
 
     def daemon_doc(self) -> dict[str, Any]:
         """daemon.json: the heartbeat other tools read instead of asking the daemon."""

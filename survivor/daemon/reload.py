@@ -173,8 +173,9 @@ class Reloader:
         self.on_disk.reset()
         self.heartbeat.write_running_config()
         inst = new.instance
-        if inst.check_workers != parts.check_pool.size:
-            parts.check_pool.resize(inst.check_workers)
+        check_cap = parts.check_cap(inst)
+        if check_cap != parts.check_pool.size:
+            parts.check_pool.resize(check_cap)
         if inst.alert_workers != parts.alert_pool.size:
             parts.alert_pool.resize(inst.alert_workers)
         status.last_reload = {

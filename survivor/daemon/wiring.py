@@ -27,8 +27,9 @@ from survivor.checks.execute import RUN_NOW, CheckExecutor, CheckRunner
 from survivor.checks.record import CheckRecorder, ResultsLog
 from survivor.checks.scheduler import CheckScheduler, check_item, pairs_of
 from survivor.clock import Clock, local_zone
-from survivor.model.config import CheckDef, Config, FsyncPolicy
+from survivor.model.config import CheckDef, Config, FsyncPolicy, InstanceConfig
 from survivor.model.work import ItemIds
+from survivor.proc.limits import current_limits, machine_capacity, running_cap
 from survivor.proc.runner import ModuleRunner
 from survivor.store.books import AlertBook, CheckBook
 from survivor.store.fsio import EntityLocks, FileWriter
@@ -119,6 +120,11 @@ class Parts:
     alert_scheduler: AlertScheduler
     alert_pool: WorkerPool
     alert_executor: AlertExecutor
+    machine: int  # checks the process and open-file limits allow at once (proc.limits)
+
+    def check_cap(self, inst: InstanceConfig) -> int:
+        """How many checks may run at once under `inst`'s caps and the machine's limits."""
+        return running_cap(self.machine, inst.max_running_checks, inst.check_workers)
 
     def pools(self) -> tuple[Pool, Pool]:
         return (self.check_pool, self.alert_pool)
@@ -160,11 +166,16 @@ def build_parts(
     now: datetime,
     *,
     runner: ModuleRunner | None = None,
+    machine: int | None = None,
 ) -> Parts:
     """Every part, from the state on disk at `now`; starts no thread and no child.
 
-    `runner` replaces the module runner (tests pass a fake one).
+    `runner` replaces the module runner (tests pass a fake one). `machine` is how many
+    checks the limits allow at once (the daemon passes it after raising its limits;
+    by default the limits as they are).
     """
+    if machine is None:
+        machine = machine_capacity(current_limits())
     inst = config.instance
     tz = local_zone(inst.timezone)
     state, history = stores.state, stores.history
@@ -188,8 +199,9 @@ def build_parts(
         running.get,
         offload_records=inst.fsync is FsyncPolicy.ALWAYS,
     )
+    check_cap = running_cap(machine, inst.max_running_checks, inst.check_workers)
     check_pool = LoopPool(
-        "check", inst.check_workers, executor.steps, clock, CHECK_START_TICK, loops=CHECK_LOOPS
+        "check", check_cap, executor.steps, clock, CHECK_START_TICK, loops=CHECK_LOOPS
     )
     alert_stats = AlertStats()
     parts: Parts
@@ -227,6 +239,7 @@ def build_parts(
         alert_scheduler=alert_scheduler,
         alert_pool=alert_pool,
         alert_executor=alert_executor,
+        machine=machine,
     )
     parts.reconcile(config)
     return parts

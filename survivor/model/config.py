@@ -203,18 +203,36 @@ def _short_hash(blob: str) -> str:
 
 
 _FIELD_GETTERS: dict[type, attrgetter[Any]] = {}
+# Metadata of a field added after fingerprints were pinned: hashed only when set, so that
+# a config that does not use it keeps its fingerprint across the upgrade.
+ADDED = "fingerprint-when-set"
+
+
+_ADDED_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _with_added(value: Any, known: tuple[Any, ...]) -> tuple[Any, ...]:
+    names = _ADDED_FIELDS.get(type(value))
+    if names is None:
+        fields = value.__dataclass_fields__.items()
+        names = _ADDED_FIELDS[type(value)] = tuple(n for n, f in fields if f.metadata.get(ADDED))
+    if not names:
+        return known
+    added = [(n, getattr(value, n)) for n in names if getattr(value, n) is not None]
+    return (*known, *added) if added else known
 
 
 def _canonical(value: Any) -> Any:
     """JSON encoder hook for Config.fingerprint: dataclasses as field lists without marks."""
     getter = _FIELD_GETTERS.get(type(value))
     if getter is not None:
-        return getter(value)
+        return _with_added(value, getter(value))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = [name for name in value.__dataclass_fields__ if name != "mark"]
+        fields = value.__dataclass_fields__
+        names = [n for n, f in fields.items() if n != "mark" and not f.metadata.get(ADDED)]
         # two getters so that even a one-field dataclass gives a tuple
         _FIELD_GETTERS[type(value)] = attrgetter(names[0], *names)
-        return _FIELD_GETTERS[type(value)](value)
+        return _with_added(value, _FIELD_GETTERS[type(value)](value))
     if isinstance(value, frozenset | set):
         return sorted(value, key=str)
     if isinstance(value, MappingProxyType):
@@ -366,7 +384,10 @@ class InstanceConfig:
     history_dir: Path
     module_dirs: tuple[Path, ...]
     plugin_dirs: tuple[Path, ...]
-    check_workers: int = 15
+    # Checks running at once: None = as many as are due, within the machine's limits
+    # (survivor.proc.limits); either setting caps it, the smaller wins.
+    max_running_checks: int | None = field(default=None, metadata={ADDED: True})
+    check_workers: int | None = None
     alert_workers: int = 5
     default_timeout: float = 45.0
     alert_throttle: int = 10

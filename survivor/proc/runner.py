@@ -45,6 +45,11 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SEAL_INTERVAL = 1.0  # seconds between seal_fds() calls of a runner (and cwd checks)
 
 
+def run_time() -> float:
+    """The time runs are timed in (real monotonic seconds, whatever the daemon's clock)."""
+    return time.monotonic()
+
+
 class ModuleRunner:
     """Finds modules and plugins and runs them; safe to share between worker threads."""
 
@@ -215,6 +220,11 @@ class Running:
     def wait_s(self) -> float:
         """Seconds until `advance()` has something to do if no event comes first."""
         return self.session.wait_s(time.monotonic())
+
+    def wake_at(self) -> float:
+        """When `advance()` next has something to do if no event comes first, in
+        `run_time()` seconds."""
+        return self.session.wake_at(time.monotonic())
 
     def finish(self) -> ProcessOutcome:
         """Stop watching, close our descriptors and say what the run produced."""

@@ -373,6 +373,10 @@ class Session:
             signal_group(self.child.pid, signal.SIGKILL)
 
     def wait_s(self, now: float) -> float:
+        return max(0.0, self.wake_at(now) - now)
+
+    def wake_at(self, now: float) -> float:
+        """When `advance()` next has something to do if no event comes first (monotonic)."""
         if self.exited_at is not None:
             wake = self.exited_at + LINGER
         elif self.term_at is None:
@@ -383,7 +387,7 @@ class Session:
             wake = self.kill_at + REAP_PATIENCE
         if self.pidfd is None and self.exited_at is None:
             wake = min(wake, now + _POLL_INTERVAL)
-        return max(0.0, wake - now)
+        return wake
 
     def _read(self, fd: int) -> None:
         chunk = os.read(fd, _READ_SIZE)

@@ -71,10 +71,16 @@ class DaemonHealth:
             out.append(f"disk: FAILING: {self.disk_error or 'write errors'}")
         if self.running:
             for name, stats in sorted(self.pools.items()):
+                waiting = stats.get("waiting")
                 out.append(
                     f"pool {name}: {stats.get('busy', '?')} of {stats.get('size', '?')} workers "
                     f"busy, {stats.get('queued', '?')} queued, {stats.get('completed', '?')} "
                     f"done, {stats.get('failed', '?')} failed"
+                    + (
+                        f"; {waiting} WAITING for room, the oldest {stats.get('waiting_s', '?')}s"
+                        if waiting
+                        else ""
+                    )
                 )
         return out
 

@@ -289,12 +289,16 @@ def _queue_families(
     assert isinstance(pools, Mapping)
     rows = sorted((str(k), v) for k, v in pools.items() if isinstance(v, Mapping))
     for key, family_type, help_text in (
-        ("size", "gauge", "Worker threads of a pool."),
-        ("busy", "gauge", "Workers of a pool running an item now."),
+        ("size", "gauge", "Items a pool may run at once."),
+        ("busy", "gauge", "Items a pool is running now."),
         ("completed", "counter", "Items a pool finished since the daemon started."),
         ("failed", "counter", "Items whose handler raised, since the daemon started."),
+        ("waiting", "gauge", "Items due but held back because the pool runs its maximum."),
+        ("waiting_s", "gauge", "Seconds the oldest held-back item has waited past its time."),
     ):
         name = f"pool_{key}_total" if family_type == "counter" else f"pool_{key}"
+        if key == "waiting_s":
+            name = "pool_waiting_seconds"
         out.family(name, family_type, help_text)
         for pool, stats in rows:
             out.sample(name, _number(stats.get(key)), pool=pool)

@@ -233,6 +233,16 @@ class WorkQueue:
                 "failed": self.failed,
             }
 
+    def held_back(self, size: int, now: float) -> tuple[int, int]:
+        """Items due but not running because `size` are running already: how many, and how
+        many whole seconds the oldest has waited since its planned time (0, 0 when none).
+        Due items with room to spare are only between two turns of the loop: not counted."""
+        with self.cond:
+            if not self._due or len(self._running) < size:
+                return 0, 0
+            oldest = next(iter(self._due.values())).planned
+            return len(self._due), max(0, int(now - oldest))
+
     def scheduled(self) -> int:
         """Items accepted for later in the minute, not yet due (counted, not listed)."""
         with self.cond:

@@ -195,7 +195,9 @@ def test_instance_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "instance: {state_dir: s, history_dir: h}\n"))
     instance = config.instance
     assert instance.name == "main"
-    assert (instance.check_workers, instance.alert_workers) == (15, 5)
+    # Checks: no fixed number of slots; the machine's limits bound them (proc.limits).
+    assert (instance.max_running_checks, instance.check_workers) == (None, None)
+    assert instance.alert_workers == 5
     assert (instance.default_timeout, instance.alert_throttle) == (45.0, 10)
     assert instance.alert_shift == timedelta(seconds=60)
     assert instance.fsync is FsyncPolicy.BATCH and instance.timezone is None
@@ -285,3 +287,19 @@ def test_a_big_config_loads_fast(tmp_path: Path) -> None:
     elapsed = time.process_time() - started
     assert sum(len(c.hosts) for c in config.checks.values()) == 5000
     assert elapsed < 2.0, f"5,000 services took {elapsed:.2f}s of CPU"
+
+
+def test_max_running_checks_counts_in_the_fingerprint_only_when_set(tmp_path: Path) -> None:
+    base = "instance: {state_dir: s, history_dir: h%s}\n"
+    unset = load_config(write(tmp_path, base % ""))
+    null = load_config(write(tmp_path, base % ", max_running_checks: null"))
+    capped = load_config(write(tmp_path, base % ", max_running_checks: 200"))
+    assert capped.instance.max_running_checks == 200
+    assert unset.fingerprint == null.fingerprint != capped.fingerprint
+
+
+def test_max_running_checks_must_be_a_positive_whole_number(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"max_running_checks: 0 is out of range"):
+        load_config(
+            write(tmp_path, "instance: {state_dir: s, history_dir: h, max_running_checks: 0}\n")
+        )
