@@ -50,7 +50,8 @@ def reading(d: Mapping[str, Any], version: int, what: str) -> Iterator[None]:
     check_version(d, version, what)
     try:
         yield
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # OverflowError: int(1e400); RecursionError: a value nested too deep to convert
         raise StateError(f"{what} is malformed: {exc!r}") from exc
 
 

@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,8 +42,32 @@ class DiskWriteError(SurvivorError):
         super().__init__(f"cannot write {path}: {err.strerror or err}")
 
 
-def ensure_dir(path: Path) -> None:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+def ensure_dir(path: Path, mode: int = DIR_MODE, owner: tuple[int, int] | None = None) -> None:
+    """Create `path` and its missing parents with exactly `mode`, whatever the umask.
+
+    A root operator with umask 077 must not leave directories the daemon (its
+    own user) cannot read. With `owner` (uid, gid) a directory created here is
+    also given to that owner (used when root creates one for the daemon).
+    """
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise NotADirectoryError(
+                errno.ENOTDIR, "exists and is not a directory", str(path)
+            ) from None
+        return
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        ensure_dir(path.parent, DIR_MODE, owner)
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            return
+    os.chmod(path, mode)  # mkdir's mode went through the umask (and never sets the setgid bit)
+    if owner is not None and os.geteuid() == 0:
+        os.chown(path, *owner)
 
 
 def fsync_dir(path: Path) -> None:
@@ -370,18 +395,50 @@ class EntityLocks:
 # ---------------------------------------------------------------- reading
 
 
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # state documents are kilobytes; more is not ours
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def read_document(path: Path) -> dict[str, Any] | None:
-    """A state document, None if absent. Raises StateError if it is not a JSON object."""
+    """A state document, None if absent. Raises StateError if it is not a JSON object.
+
+    Only a regular file is read: O_NONBLOCK so a FIFO planted under the name
+    cannot hang the reader, O_NOFOLLOW so a planted symlink is refused, the
+    size bounded, and every decoding failure (a document nested too deep for
+    the parser, bad UTF-8) is a StateError, so the daemon moves it aside.
+    """
     try:
-        data = path.read_bytes()
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return None
-    except IsADirectoryError as err:
-        raise StateError(f"{path} is a directory") from err
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise StateError(f"{path} is a symlink (refused)") from err
+        if err.errno == errno.EISDIR:
+            raise StateError(f"{path} is a directory") from err
+        raise StateError(f"{path}: cannot read ({err.strerror or err})") from err
     try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise StateError(f"{path}: not JSON ({err})") from err
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise StateError(f"{path} is {kind}")
+        if st.st_size > MAX_DOCUMENT_BYTES:
+            raise StateError(f"{path}: {st.st_size} bytes, more than {MAX_DOCUMENT_BYTES}")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > MAX_DOCUMENT_BYTES:
+                raise StateError(f"{path}: more than {MAX_DOCUMENT_BYTES} bytes")
+            chunks.append(chunk)
+    except OSError as err:
+        raise StateError(f"{path}: cannot read ({err.strerror or err})") from err
+    finally:
+        os.close(fd)
+    try:
+        doc = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError) as err:
+        raise StateError(f"{path}: not JSON ({type(err).__name__}: {err})") from err
     if not isinstance(doc, dict):
         raise StateError(f"{path}: not a JSON object")
     return doc

@@ -1,0 +1,68 @@
+"""Issue 23 (hardening) against the real daemon: a broken step of the main loop, hostile
+state files at start."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.integration.daemonproc import DaemonProcess, read_json
+from tests.integration.test_daemon import daemons, start, write_config
+
+__all__ = ["daemons"]  # the fixture, shared with test_daemon
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def test_a_failing_requests_step_skips_no_other_step_of_the_main_loop(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    # requests/ the daemon cannot scan (here: a file; in the field: 0700 root from a root
+    # operator's umask). The queue.json writes, the heartbeat and the flush must go on.
+    write_config(scratch)
+    state = scratch / "state"
+    state.mkdir(exist_ok=True)
+    (state / "requests").write_text("not a directory")
+    d = start(daemons, scratch)
+    wait_until(lambda: (state / "queue.json").exists(), 20, "queue.json from the main loop")
+    first = read_json(state / "queue.json")
+    assert first is not None
+    wait_until(
+        lambda: (read_json(state / "queue.json") or {}).get("updated") != first["updated"],
+        20,
+        "queue.json rewritten",
+    )
+    log = d.log()
+    assert "requests" in log and "the other steps go on" in log
+    assert log.count("step requests failed") == 1  # rate-limited, not every 0.5 s
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(30) == 0
+
+
+def test_hostile_state_files_at_start_are_moved_aside(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    write_config(scratch)
+    pair = scratch / "state" / "host" / "web1" / "alive"
+    pair.mkdir(parents=True)
+    (pair / "check.json").write_text(
+        '{"version": 1, "rc": 0, "since": "2026-11-24T10:00:00.000Z", "consecutive": 1e400}'
+    )
+    other = scratch / "state" / "host" / "web2" / "alive"
+    other.mkdir(parents=True)
+    (other / "check.json").write_bytes(
+        b'{"version": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    )
+    (scratch / "state" / "daemon.json").write_text(
+        json.dumps({"version": 1, "config": {"generation": 1e400}})
+    )
+    d = start(daemons, scratch)
+    for p in (pair, other):
+        wait_until(lambda p=p: any(".corrupt-" in x.name for x in p.iterdir()), 20, "moved aside")
+        wait_until(lambda p=p: read_json(p / "check.json") is not None, 30, "a new check.json")
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(30) == 0
