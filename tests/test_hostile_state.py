@@ -13,7 +13,14 @@ import pytest
 from survivor.errors import StateError
 from survivor.model.config import FsyncPolicy
 from survivor.model.documents import CheckState, Request
-from survivor.store.fsio import FileWriter, read_document
+from survivor.store.fsio import (
+    Appender,
+    EntityLocks,
+    FileWriter,
+    read_document,
+    refuse_symlinked_pairs,
+)
+from survivor.store.pidfile import PidFile
 from survivor.store.state import StateStore
 
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
@@ -78,3 +85,71 @@ def test_directories_get_their_modes_whatever_the_umask(tmp_path: Path) -> None:
     assert mode(st.layout.hosts / "web1") == mode(st.layout.hosts / "web1" / "ping") == 0o755
     assert mode(st.layout.requests / "r1.json") == 0o644
     assert st.check_requests_dir() is None
+
+
+# ---------------------------------------------------------------- planted symlinks (item 3)
+
+
+def plant(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+
+
+def test_a_symlinked_history_file_is_moved_aside_and_the_record_kept(tmp_path: Path) -> None:
+    victim = tmp_path / "passwd"
+    victim.write_text("root:x:0:0\n")
+    month = tmp_path / "history/host/web1/ping/check-2026-11.jsonl"
+    plant(month, victim)
+    FileWriter(FsyncPolicy.NEVER).append(month, b'{"v": 1}\n')
+    assert victim.read_text() == "root:x:0:0\n"
+    assert not month.is_symlink() and month.read_bytes() == b'{"v": 1}\n'
+    assert (month.parent / "check-2026-11.jsonl.symlink-refused").is_symlink()
+
+
+def test_a_symlinked_results_log_is_moved_aside(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    log = tmp_path / "results.jsonl"
+    plant(log, victim)
+    appender = Appender(log, lambda: 0.0)
+    appender.write(b"{}\n")
+    appender.close()
+    assert victim.read_text() == "keep\n" and log.read_bytes() == b"{}\n"
+
+
+def test_a_symlinked_lock_creates_nothing_elsewhere(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "made-by-lock"
+    elsewhere.parent.mkdir()
+    pair = tmp_path / "state/host/web1/ping"
+    plant(pair / ".lock", elsewhere)
+    with EntityLocks().hold(pair):
+        pass
+    assert not elsewhere.exists()
+    assert (pair / ".lock").is_file() and not (pair / ".lock").is_symlink()
+
+
+def test_a_symlinked_pidfile_does_not_truncate_its_target(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    pidfile = PidFile(tmp_path / "state" / "survivor.pid")
+    plant(pidfile.path, victim)
+    pidfile.acquire()
+    try:
+        pidfile.write_pid(4242)
+        assert victim.read_text() == "precious\n"
+        assert pidfile.path.read_text() == "4242\n" and not pidfile.path.is_symlink()
+    finally:
+        pidfile.release()
+
+
+def test_symlinked_pair_directories_are_moved_aside(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    hosts = tmp_path / "state" / "host"
+    plant(hosts / "web1", outside)
+    plant(hosts / "web2" / "ping", outside)
+    (hosts / "web2" / "disk").mkdir()
+    assert refuse_symlinked_pairs(hosts) == 2
+    assert sorted(p.name for p in hosts.iterdir()) == ["web1.symlink-refused", "web2"]
+    assert sorted(p.name for p in (hosts / "web2").iterdir()) == ["disk", "ping.symlink-refused"]
+    assert refuse_symlinked_pairs(hosts) == 0

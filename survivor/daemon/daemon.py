@@ -45,7 +45,7 @@ from survivor.errors import ConfigError
 from survivor.model.config import Config
 from survivor.model.documents import as_int
 from survivor.model.work import Mood
-from survivor.store.fsio import DiskWriteError
+from survivor.store.fsio import DiskWriteError, refuse_symlinked_pairs
 from survivor.store.pidfile import AlreadyRunningError
 from survivor.work.queue import WorkContext
 
@@ -83,7 +83,7 @@ class Daemon:
         now = clock.now()
         generation = self._previous_generation(now) + 1
         stores.state.sweep_temps(now)
-        self._prepare_requests()
+        self._prepare_dirs()
         running = RunningConfig(config, generation, now)
         self.parts: Parts = build_parts(config, stores, running, clock, now)
         parts = self.parts
@@ -119,9 +119,15 @@ class Daemon:
         self.watcher.start()
         self.heartbeat.ready()
 
-    def _prepare_requests(self) -> None:
-        """requests/ exists with modes that let operators write and the daemon read (item 2)."""
+    def _prepare_dirs(self) -> None:
+        """No planted symlink among the pair directories; requests/ exists with modes that
+        let operators write and the daemon read (issue 23, items 2 and 3)."""
         state = self.stores.state
+        for hosts in (state.layout.hosts, self.stores.history.layout.hosts):
+            try:
+                refuse_symlinked_pairs(hosts)
+            except OSError as err:
+                log.error("state: cannot check %s for planted symlinks: %s", hosts, err)
         try:
             state.prepare_requests()
         except OSError as err:

@@ -70,10 +70,16 @@ class RunningConfig:
         return self._generation
 
     def swap(self, new: Config, now: datetime) -> int:
-        """Make `new` the running config; returns its generation."""
+        """Make `new` the running config; returns its generation.
+
+        The generation counts changes: a reload of the same config (same
+        fingerprint) keeps it, and only `loaded_at` and the reload record say
+        that it happened.
+        """
         with self._lock:
+            if new.fingerprint != self._config.fingerprint:
+                self._generation += 1
             self._config = new
-            self._generation += 1
             self.loaded_at = now
             return self._generation
 

@@ -19,6 +19,7 @@ import ctypes
 import errno
 import fcntl
 import json
+import logging
 import os
 import stat
 import threading
@@ -28,6 +29,8 @@ from typing import Any
 
 from survivor.errors import StateError, SurvivorError
 from survivor.model.config import FsyncPolicy
+
+log = logging.getLogger(__name__)
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -68,6 +71,59 @@ def ensure_dir(path: Path, mode: int = DIR_MODE, owner: tuple[int, int] | None =
     os.chmod(path, mode)  # mkdir's mode went through the umask (and never sets the setgid bit)
     if owner is not None and os.geteuid() == 0:
         os.chown(path, *owner)
+
+
+def open_refusing_symlink(path: Path, flags: int) -> int:
+    """`os.open` with O_NOFOLLOW; a symlink planted at `path` is moved aside, logged, and a
+    real file made in its place (so no record is lost and nothing is written through it)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as err:
+        if err.errno != errno.ELOOP or not os.path.islink(path):
+            raise
+    move_symlink_aside(path)
+    return os.open(path, flags | os.O_NOFOLLOW, FILE_MODE)
+
+
+def move_symlink_aside(path: Path) -> Path:
+    """Rename a planted symlink to `<name>.symlink-refused` (never followed, never deleted)."""
+    try:
+        points_to = os.readlink(path)
+    except OSError:
+        points_to = "?"
+    target = path.with_name(f"{path.name}.symlink-refused")
+    os.rename(path, target)
+    log.error(
+        "refused a symlink at %s (to %s): moved aside as %s; a real one is used instead",
+        path,
+        points_to,
+        target.name,
+    )
+    return target
+
+
+def refuse_symlinked_pairs(hosts: Path) -> int:
+    """Move aside symlinks planted as `hosts/<host>` or `hosts/<host>/<check>` (at start):
+    through one, the daemon would write state or history outside its directory."""
+    moved = 0
+    try:
+        host_entries = list(os.scandir(hosts))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for h in host_entries:
+        if h.name.endswith(".symlink-refused"):
+            continue
+        if h.is_symlink():
+            move_symlink_aside(Path(h.path))
+            moved += 1
+            continue
+        if not h.is_dir(follow_symlinks=False):
+            continue
+        for c in os.scandir(h.path):
+            if c.is_symlink() and not c.name.endswith(".symlink-refused"):
+                move_symlink_aside(Path(c.path))
+                moved += 1
+    return moved
 
 
 def fsync_dir(path: Path) -> None:
@@ -166,11 +222,11 @@ class FileWriter:
         if not line.endswith(b"\n"):
             raise ValueError("a history record must end with a newline")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            fd = open_refusing_symlink(path, _APPEND_FLAGS)
         except FileNotFoundError:
             try:
                 ensure_dir(path.parent)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                fd = open_refusing_symlink(path, _APPEND_FLAGS)
             except OSError as err:
                 raise DiskWriteError(path, err) from err
             self._mark_dir(path.parent)
@@ -235,6 +291,8 @@ class FileWriter:
 
 
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -322,12 +380,11 @@ class Appender:
             if inode != self._inode:
                 self._close()
         if self._fd is None:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             try:
-                fd = os.open(self.path, flags, FILE_MODE)
+                fd = open_refusing_symlink(self.path, _APPEND_FLAGS)
             except FileNotFoundError:
                 ensure_dir(self.path.parent)
-                fd = os.open(self.path, flags, FILE_MODE)
+                fd = open_refusing_symlink(self.path, _APPEND_FLAGS)
             self._fd, self._inode, self._checked = fd, os.fstat(fd).st_ino, now
         return self._fd
 
@@ -374,10 +431,10 @@ class EntityLocks:
         with self._thread_lock(lock_path):
             try:
                 try:
-                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                    fd = open_refusing_symlink(lock_path, _LOCK_FLAGS)
                 except FileNotFoundError:
                     ensure_dir(directory)
-                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                    fd = open_refusing_symlink(lock_path, _LOCK_FLAGS)
             except OSError as err:
                 raise DiskWriteError(lock_path, err) from err
             try:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from survivor.errors import SurvivorError
-from survivor.store.fsio import FILE_MODE, ensure_dir
+from survivor.store.fsio import ensure_dir, open_refusing_symlink
 
 
 class AlreadyRunningError(SurvivorError):
@@ -37,7 +37,9 @@ class PidFile:
     def acquire(self) -> None:
         ensure_dir(self.path.parent)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            # A symlink planted as the pidfile is moved aside: truncating it would truncate
+            # whatever it points to.
+            fd = open_refusing_symlink(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

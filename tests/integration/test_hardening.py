@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration import faultkit as fk
 from tests.integration.daemonproc import DaemonProcess, read_json
 from tests.integration.test_daemon import daemons, start, write_config
 
@@ -36,7 +37,7 @@ def test_a_failing_requests_step_skips_no_other_step_of_the_main_loop(
         20,
         "queue.json rewritten",
     )
-    log = d.log()
+    log = d.log_path.read_text()
     assert "requests" in log and "the other steps go on" in log
     assert log.count("step requests failed") == 1  # rate-limited, not every 0.5 s
     d.signal(signal.SIGTERM)
@@ -66,3 +67,52 @@ def test_hostile_state_files_at_start_are_moved_aside(
         wait_until(lambda p=p: read_json(p / "check.json") is not None, 30, "a new check.json")
     d.signal(signal.SIGTERM)
     assert d.wait_exit(30) == 0
+
+
+def test_a_reload_without_changes_keeps_the_generation_and_is_recorded(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    config = write_config(scratch)
+    start(daemons, scratch)
+    for _ in range(2):
+        done = fk.cli(scratch, "reload", "--wait")
+        assert done.returncode == 0, done.stderr
+        assert "no changes; generation 1 kept" in done.stdout
+    doc = read_json(scratch / "state" / "daemon.json")
+    assert doc is not None and doc["config"]["generation"] == 1
+    assert doc["last_reload"]["ok"] is True
+    config.write_text(config.read_text() + "  extra: {module: warn, hosts: [web1]}\n")
+    done = fk.cli(scratch, "reload", "--wait")
+    assert done.returncode == 0 and "generation 2" in done.stdout, done.stderr
+    events = [
+        json.loads(line)
+        for f in sorted((scratch / "history" / "daemon").iterdir())
+        for line in f.read_text().splitlines()
+    ]
+    assert [(e["event"], e.get("generation")) for e in events] == [
+        ("start", 1),
+        ("reload", 1),
+        ("reload", 1),
+        ("reload", 2),
+    ]
+
+
+def test_a_symlinked_pair_directory_is_refused_and_the_pair_keeps_running(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    write_config(scratch)
+    outside = scratch / "outside"
+    outside.mkdir()
+    for root in ("state", "history"):
+        (scratch / root / "host").mkdir(parents=True, exist_ok=True)
+        (scratch / root / "host" / "web1").symlink_to(outside, target_is_directory=True)
+    d = start(daemons, scratch)
+    pair = scratch / "state" / "host" / "web1" / "alive"
+    wait_until(lambda: read_json(pair / "check.json") is not None, 30, "check.json of web1")
+    assert not (scratch / "state" / "host" / "web1").is_symlink()
+    assert (scratch / "state" / "host" / "web1.symlink-refused").is_symlink()
+    assert list(outside.iterdir()) == []
+    assert "refused a symlink" in d.log_path.read_text()
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(30) == 0
+    assert list(outside.iterdir()) == []
