@@ -77,6 +77,8 @@ def test_directories_get_their_modes_whatever_the_umask(tmp_path: Path) -> None:
             Request(id="r1", action="reschedule", user="root", at=NOW, host="web1", check="ping")
         )
         st.write_check("web1", "ping", CheckState())
+        month = tmp_path / "history/host/web1/ping/command-2026-11.jsonl"
+        FileWriter(FsyncPolicy.NEVER).append(month, b"{}\n")
     finally:
         os.umask(old)
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
@@ -85,6 +87,7 @@ def test_directories_get_their_modes_whatever_the_umask(tmp_path: Path) -> None:
     assert mode(st.layout.hosts / "web1") == mode(st.layout.hosts / "web1" / "ping") == 0o755
     assert mode(st.layout.requests / "r1.json") == 0o644
     assert st.check_requests_dir() is None
+    assert mode(month) == 0o644 and mode(month.parent) == 0o755
 
 
 # ---------------------------------------------------------------- planted symlinks (item 3)

@@ -87,6 +87,8 @@ class Daemon:
         running = RunningConfig(config, generation, now)
         self.parts: Parts = build_parts(config, stores, running, clock, now)
         parts = self.parts
+        for path, err in stores.pidfile.problems:  # a full or read-only disk: say so in health
+            parts.health.failed(DiskWriteError(path, err))
         self.status = DaemonStatus(self.config_path, started=now)
         self.heartbeat = Heartbeat(parts, self.status)
         self.on_disk = ConfigOnDisk(parts, self.status, self.heartbeat)
@@ -188,6 +190,7 @@ class Daemon:
             if mono >= next_beat:
                 for pool in parts.pools():
                     self._step("pool health", pool.check_health)
+                self._step("outages", self._record_outages)
                 if self._step("heartbeat", self.heartbeat.write_daemon_doc):
                     next_beat = mono + HEARTBEAT_S  # a failed one is tried again at once
                 self._step("status", self.heartbeat.notify_status)
@@ -215,6 +218,32 @@ class Daemon:
         else:
             return True
         return False
+
+    def _record_outages(self, *, ongoing: bool = False) -> None:
+        """Each disk outage that ended, with its span and the history records it cost, as a
+        `disk-outage` event (DESIGN §5: disk errors in the daemon events history). Written
+        once the disk works again (the events file may be on the disk that failed); at
+        shutdown an outage still going on is recorded as `ongoing`."""
+        health = self.parts.health
+        outages = health.take_outages()
+        current = health.current_outage() if ongoing else None
+        if current is not None:
+            outages.append(current)
+        for outage in outages:
+            try:
+                self.stores.history.append_event(self.clock.now(), "disk-outage", **outage)
+            except DiskWriteError as err:
+                health.failed(err, record_lost=outage["ongoing"])  # else tried again, not lost
+                if not outage["ongoing"]:
+                    health.keep_outage(outage)
+                continue
+            log.warning(
+                "disk: outage from %s to %s recorded: %d write errors, %d history records lost",
+                outage["since"],
+                outage["until"],
+                outage["errors"],
+                outage["history_records_lost"],
+            )
 
     def _notice_changes(self, mono: float, heartbeat: bool) -> None:
         """Debounced file events; on the heartbeat also compare stamps (no events on NFS)."""
@@ -263,6 +292,7 @@ class Daemon:
         for step in (
             lambda: self.heartbeat.write_queue(force=True),
             self.heartbeat.write_daemon_doc,
+            lambda: self._record_outages(ongoing=True),
             lambda: self.event("stop", pid=os.getpid(), generation=generation),
             self.stores.writer.flush,
         ):

@@ -101,7 +101,9 @@ class Stores:
         locks = EntityLocks()
         state = StateStore(inst.state_dir, writer, locks)
         history = HistoryStore(inst.history_dir, writer)
-        return cls(writer, locks, state, history, PidFile(state.layout.pidfile))
+        # history_dir is locked too: two instances must not append to one history.
+        pidfile = PidFile(state.layout.pidfile, also=(history.root,))
+        return cls(writer, locks, state, history, pidfile)
 
 
 @dataclass(slots=True)
@@ -164,7 +166,7 @@ def build_parts(
     inst = config.instance
     tz = local_zone(inst.timezone)
     state, history = stores.state, stores.history
-    health = DiskHealth(clock)
+    health = DiskHealth(clock, history.root)  # counts the history records an outage costs
     if runner is None:
         runner = ModuleRunner(
             inst.module_dirs,

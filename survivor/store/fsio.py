@@ -232,6 +232,9 @@ class FileWriter:
             self._mark_dir(path.parent)
         except OSError as err:
             raise DiskWriteError(path, err) from err
+        if self._chmod:  # a tight umask (root's 077): others must read history too
+            with contextlib.suppress(OSError):  # not our file: its owner set its mode
+                os.fchmod(fd, FILE_MODE)
         try:
             write_record(fd, line, path)
             if self.policy is FsyncPolicy.ALWAYS:

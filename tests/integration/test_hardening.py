@@ -116,3 +116,92 @@ def test_a_symlinked_pair_directory_is_refused_and_the_pair_keeps_running(
     d.signal(signal.SIGTERM)
     assert d.wait_exit(30) == 0
     assert list(outside.iterdir()) == []
+
+
+def stopped(d: DaemonProcess) -> None:
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(30) == 0
+
+
+def refused_start(daemons: list[DaemonProcess], config: Path, tree: Path) -> str:
+    """Start a second daemon that must exit 1 at once; returns what it logged."""
+    second = DaemonProcess(config, tree)
+    daemons.append(second)
+    second.log_path = tree / "second.log"
+    second.start()
+    assert second.wait_exit(20) == 1
+    return second.log_path.read_text()
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_the_daemon_starts_on_a_read_only_or_full_state_filesystem(
+    scratch: Path, daemons: list[DaemonProcess], fault: str
+) -> None:
+    write_config(scratch)
+    state = scratch / "state"
+    with fk.tmpfs(state, "256k") as fs:
+        first = start(daemons, scratch)
+        wait_until(lambda: (state / "host" / "web2" / "alive" / "check.json").exists(), 20, "state")
+        stopped(first)
+        fs.remount("ro") if fault == "read-only" else fs.fill()
+        seen = len(fk.results(scratch))
+        d = start(daemons, scratch)  # READY=1, no traceback
+        wait_until(lambda: len(fk.results(scratch)) >= seen + 4, 20, "checks to keep running")
+        log = d.log_path.read_text()
+        assert "Traceback" not in log
+        assert "pidfile: cannot write" in log and "running anyway" in log
+        # A second daemon is still refused: the directory itself is locked.
+        refused = refused_start(daemons, scratch / "etc" / "survivor.yaml", scratch)
+        assert "already uses this state directory" in refused
+        stopped(d)
+        fs.remount("rw") if fault == "read-only" else fs.free()
+
+
+def test_two_instances_may_not_share_a_history_dir(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    config = write_config(scratch)
+    first = start(daemons, scratch)
+    other = scratch / "etc" / "other.yaml"
+    other.write_text(config.read_text().replace("state_dir: ../state", "state_dir: ../state2"))
+    text = refused_start(daemons, other, scratch)
+    assert f"pid {first.pid}" in text and "history directory" in text, text
+    assert str(scratch / "state") in text  # names the other instance's state_dir
+    assert not (scratch / "state2" / "host").exists()
+
+
+def test_a_history_outage_is_recorded_with_its_span_and_the_records_lost(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    write_config(scratch)
+    history = scratch / "history"
+    with fk.tmpfs(history, "256k") as fs:
+        fs.fill()  # full before the start: the start event is lost too
+        d = start(daemons, scratch)
+        wait_until(lambda: len(fk.results(scratch)) >= 6, 20, "checks during the outage")
+        fs.free()
+
+        def outages() -> list[dict[str, object]]:
+            return [e for e in fk.events(scratch) if e["event"] == "disk-outage"]
+
+        for host in ("web1", "web2"):
+            wait_until(
+                lambda h=host: fk.history_records(history, h, "alive"),  # type: ignore[misc]
+                20,
+                f"history of {host} to resume",
+            )
+        wait_until(outages, 20, "a disk-outage event")
+        stopped(d)  # an outage that ended but is not yet recorded is recorded at the stop
+        results = len(fk.results(scratch))
+        recorded = sum(len(fk.history_records(history, h, "alive")) for h in ("web1", "web2"))
+        lost_results = results - recorded
+        assert lost_results >= 6
+        # Every result that is not in history is counted, plus the lost start event. (At a
+        # minute per second, a check every minute can make one outage look like several.)
+        found = outages()
+        assert sum(o["history_records_lost"] for o in found) == lost_results + 1, found  # type: ignore[misc]
+        for o in found:
+            assert o["since"] <= o["until"], o  # type: ignore[operator]
+            assert "No space left" in str(o["last_error"])
+        assert {e["event"] for e in fk.events(scratch)} == {"disk-outage", "stop"}
+        assert "history records lost" in d.log_path.read_text()
