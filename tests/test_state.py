@@ -70,7 +70,17 @@ def test_check_json_without_long_output_still_reads(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b"{", b"[1, 2]", b'{"version": 99, "rc": 0}', b'{"version": 1}']
+    "content",
+    [
+        b"",
+        b"{",
+        b"[1, 2]",
+        b'{"version": 99, "rc": 0}',
+        b'{"version": 1}',
+        # issue 23 item 4: these killed the daemon at start
+        b'{"version": 1, "rc": 1, "since": "2026-11-24T10:05:00.000Z", "consecutive": 1e400}',
+        b'{"version": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
 )
 def test_bad_state_files_are_moved_aside_by_the_daemon(tmp_path: Path, content: bytes) -> None:
     st = store(tmp_path)

@@ -204,8 +204,9 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except SurvivorError as err:
             raise click.ClickException(str(err)) from err
         except PermissionError as err:
+            what = err.filename if err.filename is not None else "operation not permitted"
             raise click.ClickException(
-                f"{err.filename}: permission denied (run as the survivor user or root)"
+                f"{what}: permission denied (run as the survivor user or root)"
             ) from err
 
     return wrapper

@@ -104,6 +104,19 @@ def _daemon_pid(app: App) -> int:
     return pid
 
 
+def _send(pid: int, sig: signal.Signals) -> None:
+    """Signal the daemon; a refusal names the daemon and who may signal it."""
+    try:
+        os.kill(pid, sig)
+    except PermissionError:
+        raise click.ClickException(
+            f"cannot send {sig.name} to the survivor daemon (pid {pid}): permission denied; "
+            "run this as the daemon's user or root"
+        ) from None
+    except ProcessLookupError:
+        raise click.ClickException(f"the survivor daemon (pid {pid}) has just exited") from None
+
+
 def _read_daemon_doc(app: App) -> dict[str, Any]:
     from survivor.errors import StateError
     from survivor.store.fsio import read_document
@@ -135,9 +148,10 @@ def reload(app: App, wait: bool, timeout: float) -> None:
     pid = _daemon_pid(app)
     before = _read_daemon_doc(app)
     generation = int((before.get("config") or {}).get("generation", 0))
+    before_reload = before.get("last_reload")
     clock = SystemClock()
     sent_at = clock.time()
-    os.kill(pid, signal.SIGHUP)
+    _send(pid, signal.SIGHUP)
     if not wait:
         click.echo(f"sent SIGHUP to survivor (pid {pid})")
         return
@@ -148,6 +162,9 @@ def reload(app: App, wait: bool, timeout: float) -> None:
         last = doc.get("last_reload") or {}
         if new_gen > generation:
             click.echo(f"reloaded: generation {new_gen} ({last.get('diff', 'no changes')})")
+            return
+        if last.get("ok") is True and last != before_reload and _after(last.get("at"), sent_at):
+            click.echo(f"reloaded: no changes; generation {new_gen} kept")
             return
         if last and last.get("ok") is False and _after(last.get("at"), sent_at):
             for error in last.get("errors", []):
@@ -180,7 +197,7 @@ def _after(iso: object, epoch: float) -> bool:
 def stop(app: App, wait: bool, timeout: float) -> None:
     """Stop the running daemon (SIGTERM): running checks finish, state is written, exit 0."""
     pid = _daemon_pid(app)
-    os.kill(pid, signal.SIGTERM)
+    _send(pid, signal.SIGTERM)
     if not wait:
         click.echo(f"sent SIGTERM to survivor (pid {pid})")
         return

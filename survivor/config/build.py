@@ -73,13 +73,18 @@ INSTANCE_KEYS = frozenset(
 LOG_KEYS = frozenset(("target", "level"))
 
 
-def _paths(f: Fields, key: str, base: Path, default: tuple[Path, ...]) -> tuple[Path, ...]:
+def _paths(
+    f: Fields, key: str, base: Path, default: tuple[Path, ...], *, may_be_empty: bool = False
+) -> tuple[Path, ...]:
     value = f.get(key)
     if value is None:
         return default
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, list):
         f.bad(key, f"expected a path or a list of paths, got {describe(value)}")
+        return default
+    if not items and not may_be_empty:
+        f.bad(key, "expected at least one path, got an empty list")
         return default
     paths = []
     for item in items:
@@ -164,7 +169,8 @@ def build_instance(ctx: Context) -> InstanceConfig | None:
         state_dir=state_dir or base / "state",
         history_dir=history_dir or base / "history",
         module_dirs=_paths(f, "module_dir", base, (default_module_dir,)),
-        plugin_dirs=_paths(f, "plugin_dirs", base, DEFAULT_PLUGIN_DIRS),
+        # `plugin_dirs: []`: plugins only from module_dir/check/ (README, decisions)
+        plugin_dirs=_paths(f, "plugin_dirs", base, DEFAULT_PLUGIN_DIRS, may_be_empty=True),
         max_running_checks=_optional_count(f, "max_running_checks"),
         check_workers=_optional_count(f, "check_workers", 1000),
         alert_workers=f.integer("alert_workers", 5, 1, 100),

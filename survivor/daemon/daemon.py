@@ -45,10 +45,11 @@ from survivor.daemon.watch import ChangeInbox, FileWatcher
 from survivor.daemon.wiring import Parts, RunningConfig, Stores, build_parts
 from survivor.errors import ConfigError
 from survivor.model.config import Config
+from survivor.model.documents import as_int
 from survivor.model.words import counted
 from survivor.model.work import Mood
 from survivor.proc.limits import machine_capacity, raise_limits
-from survivor.store.fsio import DiskWriteError
+from survivor.store.fsio import DiskWriteError, refuse_symlinked_pairs
 from survivor.store.pidfile import AlreadyRunningError
 from survivor.work.queue import WorkContext
 
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 EXIT_CONFIG = 78  # EX_CONFIG: systemd and init scripts show it as a configuration error
 WATCH_QUIET_S = 2.0  # debounce: act on file changes after this long without another
 FLUSH_S = 1.0  # fsync: batch commits at least this often
+STEP_LOG_S = 60.0  # a failing main-loop step is logged with its traceback at most this often
 
 
 class Daemon:
@@ -67,6 +69,7 @@ class Daemon:
         self.inbox = SignalInbox()
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._step_logged: dict[str, float] = {}
 
     # ---------------------------------------------------------------- start-up
 
@@ -84,6 +87,7 @@ class Daemon:
         now = clock.now()
         generation = self._previous_generation(now) + 1
         stores.state.sweep_temps(now)
+        self._prepare_dirs()
         running = RunningConfig(config, generation, now)
         limits = raise_limits()
         machine = machine_capacity(limits)
@@ -96,6 +100,8 @@ class Daemon:
             self.parts.check_pool.size,
         )
         parts = self.parts
+        for path, err in stores.pidfile.problems:  # a full or read-only disk: say so in health
+            parts.health.failed(DiskWriteError(path, err))
         self.status = DaemonStatus(self.config_path, started=now)
         self.heartbeat = Heartbeat(parts, self.status)
         self.on_disk = ConfigOnDisk(parts, self.status, self.heartbeat)
@@ -129,6 +135,23 @@ class Daemon:
         self.watcher.start()
         self.heartbeat.ready()
 
+    def _prepare_dirs(self) -> None:
+        """No planted symlink among the pair directories; requests/ exists with modes that
+        let operators write and the daemon read (issue 23, items 2 and 3)."""
+        state = self.stores.state
+        for hosts in (state.layout.hosts, self.stores.history.layout.hosts):
+            try:
+                refuse_symlinked_pairs(hosts)
+            except OSError as err:
+                log.error("state: cannot check %s for planted symlinks: %s", hosts, err)
+        try:
+            state.prepare_requests()
+        except OSError as err:
+            log.error("state: cannot create %s: %s", state.layout.requests, err)
+        problem = state.check_requests_dir()
+        if problem is not None:
+            log.error("state: %s", problem)
+
     def _previous_generation(self, now: datetime) -> int:
         """The generation the last daemon on this state directory ran, from its daemon.json."""
         state = self.stores.state
@@ -136,7 +159,9 @@ class Daemon:
         if doc is not None and doc.get("version") != 1:
             state.move_aside(state.layout.daemon, f"version {doc.get('version')!r}", now)
             return 0
-        return int(((doc or {}).get("config") or {}).get("generation", 0))
+        config = (doc or {}).get("config")
+        generation = as_int(config.get("generation")) if isinstance(config, dict) else None
+        return generation if generation is not None and generation >= 0 else 0
 
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -173,35 +198,73 @@ class Daemon:
                     continue
                 return self.shutdown(sig)
             mono = self.clock.monotonic()
-            try:
-                apply_requests(parts)
-                if mono >= next_flush:
-                    self.stores.writer.flush()
-                    next_flush = mono + FLUSH_S
-                if mono >= next_queue:
-                    self.heartbeat.write_queue(force=mono >= next_beat)
-                    next_queue = queue_write_due(mono, self.clock.monotonic())
-                self._notice_changes(mono, heartbeat=mono >= next_beat)
-                if mono >= next_beat:
-                    for pool in parts.pools():
-                        pool.check_health()
-                    self.heartbeat.write_daemon_doc()
-                    self.heartbeat.notify_status()
-                    self.heartbeat.log_back_pressure(mono)
-                    next_beat = mono + HEARTBEAT_S
-                if mono >= next_metrics:
-                    next_metrics = mono + METRICS_S
-                    self.heartbeat.export_metrics()
-                if wd_interval is not None and mono >= next_wd:
-                    if all(t.is_alive() for t in self.threads):
-                        notify.sd_notify("WATCHDOG=1")
-                    next_wd = mono + wd_interval
-            except DiskWriteError as err:
-                parts.health.failed(err)
-            except Exception:
-                log.exception("main loop: unexpected error; carrying on")
+            # Each step on its own: one that fails (an unreadable requests/, a full disk)
+            # never skips the flush, queue, heartbeat or watchdog after it.
+            self._step("requests", apply_requests, parts)
+            if mono >= next_flush and self._step("flush", self.stores.writer.flush):
+                next_flush = mono + FLUSH_S  # a failed flush is tried again at once
+            if mono >= next_queue:
+                self._step("queue", self.heartbeat.write_queue, force=mono >= next_beat)
+                next_queue = queue_write_due(mono, self.clock.monotonic())
+            self._step("changes", self._notice_changes, mono, heartbeat=mono >= next_beat)
+            if mono >= next_beat:
+                for pool in parts.pools():
+                    self._step("pool health", pool.check_health)
+                self._step("outages", self._record_outages)
+                if self._step("heartbeat", self.heartbeat.write_daemon_doc):
+                    next_beat = mono + HEARTBEAT_S  # a failed one is tried again at once
+                self._step("status", self.heartbeat.notify_status)
+                self._step("back pressure", self.heartbeat.log_back_pressure, mono)
+            if mono >= next_metrics:
+                next_metrics = mono + METRICS_S
+                self._step("metrics", self.heartbeat.export_metrics)
+            if wd_interval is not None and mono >= next_wd:
+                next_wd = mono + wd_interval
+                if all(t.is_alive() for t in self.threads):
+                    self._step("watchdog", notify.sd_notify, "WATCHDOG=1")
             self.inbox.wake.wait(0.5)  # signals and file events wake it at once
             self.inbox.wake.clear()
+
+    def _step(self, name: str, fn: Callable[..., object], *args: Any, **kwargs: Any) -> bool:
+        """One step of the main loop; its failure is counted or logged (once a minute a step)."""
+        try:
+            fn(*args, **kwargs)
+        except DiskWriteError as err:
+            self.parts.health.failed(err)
+        except Exception:
+            mono = self.clock.monotonic()
+            if mono - self._step_logged.get(name, -1e18) >= STEP_LOG_S:
+                self._step_logged[name] = mono
+                log.exception("main loop: step %s failed; the other steps go on", name)
+        else:
+            return True
+        return False
+
+    def _record_outages(self, *, ongoing: bool = False) -> None:
+        """Each disk outage that ended, with its span and the history records it cost, as a
+        `disk-outage` event (DESIGN §5: disk errors in the daemon events history). Written
+        once the disk works again (the events file may be on the disk that failed); at
+        shutdown an outage still going on is recorded as `ongoing`."""
+        health = self.parts.health
+        outages = health.take_outages()
+        current = health.current_outage() if ongoing else None
+        if current is not None:
+            outages.append(current)
+        for outage in outages:
+            try:
+                self.stores.history.append_event(self.clock.now(), "disk-outage", **outage)
+            except DiskWriteError as err:
+                health.failed(err, record_lost=outage["ongoing"])  # else tried again, not lost
+                if not outage["ongoing"]:
+                    health.keep_outage(outage)
+                continue
+            log.warning(
+                "disk: outage from %s to %s recorded: %d write errors, %d history records lost",
+                outage["since"],
+                outage["until"],
+                outage["errors"],
+                outage["history_records_lost"],
+            )
 
     def _reopen_files(self) -> None:
         """SIGUSR1: reopen the log file and results_log (after logrotate moved them)."""
@@ -258,6 +321,7 @@ class Daemon:
         for step in (
             lambda: self.heartbeat.write_queue(force=True),
             self.heartbeat.write_daemon_doc,
+            lambda: self._record_outages(ongoing=True),
             lambda: self.heartbeat.export_metrics(up=False),
             lambda: self.event("stop", pid=os.getpid(), generation=generation),
             self.stores.writer.flush,

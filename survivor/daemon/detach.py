@@ -41,12 +41,12 @@ def run_detached(config_path: Path, clock: Clock, *, grace: float = 10.0) -> int
         return EXIT_CONFIG
     survivor = Daemon(config_path, clock, grace=grace)
     survivor.prepare(config)  # takes the pidfile lock: a second daemon fails here, visibly
-    assert survivor.stores.pidfile.fd is not None
+    assert survivor.stores.pidfile.descriptors()
     context = pydaemon.DaemonContext(
         detach_process=True,
         umask=0o022,
         working_directory="/",
-        files_preserve=[survivor.stores.pidfile.fd],
+        files_preserve=survivor.stores.pidfile.descriptors(),
         # No handlers from python-daemon (its None means SIG_IGN, which every module
         # would inherit); our inbox records signals from start-up on.
         signal_map={},

@@ -71,10 +71,16 @@ class RunningConfig:
         return self._generation
 
     def swap(self, new: Config, now: datetime) -> int:
-        """Make `new` the running config; returns its generation."""
+        """Make `new` the running config; returns its generation.
+
+        The generation counts changes: a reload of the same config (same
+        fingerprint) keeps it, and only `loaded_at` and the reload record say
+        that it happened.
+        """
         with self._lock:
+            if new.fingerprint != self._config.fingerprint:
+                self._generation += 1
             self._config = new
-            self._generation += 1
             self.loaded_at = now
             return self._generation
 
@@ -96,7 +102,9 @@ class Stores:
         locks = EntityLocks()
         state = StateStore(inst.state_dir, writer, locks)
         history = HistoryStore(inst.history_dir, writer)
-        return cls(writer, locks, state, history, PidFile(state.layout.pidfile))
+        # history_dir is locked too: two instances must not append to one history.
+        pidfile = PidFile(state.layout.pidfile, also=(history.root,))
+        return cls(writer, locks, state, history, pidfile)
 
 
 @dataclass(slots=True)
@@ -179,7 +187,7 @@ def build_parts(
     inst = config.instance
     tz = local_zone(inst.timezone)
     state, history = stores.state, stores.history
-    health = DiskHealth(clock)
+    health = DiskHealth(clock, history.root)  # counts the history records an outage costs
     if runner is None:
         runner = ModuleRunner(
             inst.module_dirs,

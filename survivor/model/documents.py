@@ -52,7 +52,8 @@ def reading(d: Mapping[str, Any], version: int, what: str) -> Iterator[None]:
     check_version(d, version, what)
     try:
         yield
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # OverflowError: int(1e400); RecursionError: a value nested too deep to convert
         raise StateError(f"{what} is malformed: {exc!r}") from exc
 
 
@@ -437,17 +438,17 @@ class Inhibit:
         return self.until is None or now < self.until
 
     @classmethod
-    def from_dict_lenient(cls, d: Mapping[str, Any]) -> Self:
-        """inhibit.json for the views: what can be read of a damaged one (never raises)."""
+    def from_dict_lenient(cls, d: Mapping[str, Any]) -> tuple[Self | None, str | None]:
+        """inhibit.json for the views, and what was wrong with it (never raises).
+
+        A damaged one (an `until` that does not parse, say) fails closed: not
+        inhibited, as the daemon ignores it and sends alerts; never "inhibited
+        forever", which would hide exactly what the operator must see.
+        """
         try:
-            return cls.from_dict(d)
-        except StateError:
-            return cls(
-                str(d.get("user") or "?"),
-                str(d.get("comment") or ""),
-                parse_time(d.get("at")) or EPOCH,
-                parse_time(d.get("until")),
-            )
+            return cls.from_dict(d), None
+        except StateError as err:
+            return None, f"{err}; not inhibited"
 
     def to_dict(self) -> dict[str, Any]:
         return {**_note(self.VERSION, self.user, self.comment, self.at), "until": _iso(self.until)}

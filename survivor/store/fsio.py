@@ -19,7 +19,9 @@ import ctypes
 import errno
 import fcntl
 import json
+import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +29,8 @@ from typing import Any
 
 from survivor.errors import StateError, SurvivorError
 from survivor.model.config import FsyncPolicy
+
+log = logging.getLogger(__name__)
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -41,8 +45,85 @@ class DiskWriteError(SurvivorError):
         super().__init__(f"cannot write {path}: {err.strerror or err}")
 
 
-def ensure_dir(path: Path) -> None:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+def ensure_dir(path: Path, mode: int = DIR_MODE, owner: tuple[int, int] | None = None) -> None:
+    """Create `path` and its missing parents with exactly `mode`, whatever the umask.
+
+    A root operator with umask 077 must not leave directories the daemon (its
+    own user) cannot read. With `owner` (uid, gid) a directory created here is
+    also given to that owner (used when root creates one for the daemon).
+    """
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise NotADirectoryError(
+                errno.ENOTDIR, "exists and is not a directory", str(path)
+            ) from None
+        return
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        ensure_dir(path.parent, DIR_MODE, owner)
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            return
+    os.chmod(path, mode)  # mkdir's mode went through the umask (and never sets the setgid bit)
+    if owner is not None and os.geteuid() == 0:
+        os.chown(path, *owner)
+
+
+def open_refusing_symlink(path: Path, flags: int) -> int:
+    """`os.open` with O_NOFOLLOW; a symlink planted at `path` is moved aside, logged, and a
+    real file made in its place (so no record is lost and nothing is written through it)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as err:
+        if err.errno != errno.ELOOP or not os.path.islink(path):
+            raise
+    move_symlink_aside(path)
+    return os.open(path, flags | os.O_NOFOLLOW, FILE_MODE)
+
+
+def move_symlink_aside(path: Path) -> Path:
+    """Rename a planted symlink to `<name>.symlink-refused` (never followed, never deleted)."""
+    try:
+        points_to = os.readlink(path)
+    except OSError:
+        points_to = "?"
+    target = path.with_name(f"{path.name}.symlink-refused")
+    os.rename(path, target)
+    log.error(
+        "refused a symlink at %s (to %s): moved aside as %s; a real one is used instead",
+        path,
+        points_to,
+        target.name,
+    )
+    return target
+
+
+def refuse_symlinked_pairs(hosts: Path) -> int:
+    """Move aside symlinks planted as `hosts/<host>` or `hosts/<host>/<check>` (at start):
+    through one, the daemon would write state or history outside its directory."""
+    moved = 0
+    try:
+        host_entries = list(os.scandir(hosts))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for h in host_entries:
+        if h.name.endswith(".symlink-refused"):
+            continue
+        if h.is_symlink():
+            move_symlink_aside(Path(h.path))
+            moved += 1
+            continue
+        if not h.is_dir(follow_symlinks=False):
+            continue
+        for c in os.scandir(h.path):
+            if c.is_symlink() and not c.name.endswith(".symlink-refused"):
+                move_symlink_aside(Path(c.path))
+                moved += 1
+    return moved
 
 
 def fsync_dir(path: Path) -> None:
@@ -141,16 +222,19 @@ class FileWriter:
         if not line.endswith(b"\n"):
             raise ValueError("a history record must end with a newline")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            fd = open_refusing_symlink(path, _APPEND_FLAGS)
         except FileNotFoundError:
             try:
                 ensure_dir(path.parent)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                fd = open_refusing_symlink(path, _APPEND_FLAGS)
             except OSError as err:
                 raise DiskWriteError(path, err) from err
             self._mark_dir(path.parent)
         except OSError as err:
             raise DiskWriteError(path, err) from err
+        if self._chmod:  # a tight umask (root's 077): others must read history too
+            with contextlib.suppress(OSError):  # not our file: its owner set its mode
+                os.fchmod(fd, FILE_MODE)
         try:
             write_record(fd, line, path)
             if self.policy is FsyncPolicy.ALWAYS:
@@ -210,6 +294,8 @@ class FileWriter:
 
 
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -297,12 +383,11 @@ class Appender:
             if inode != self._inode:
                 self._close()
         if self._fd is None:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             try:
-                fd = os.open(self.path, flags, FILE_MODE)
+                fd = open_refusing_symlink(self.path, _APPEND_FLAGS)
             except FileNotFoundError:
                 ensure_dir(self.path.parent)
-                fd = os.open(self.path, flags, FILE_MODE)
+                fd = open_refusing_symlink(self.path, _APPEND_FLAGS)
             self._fd, self._inode, self._checked = fd, os.fstat(fd).st_ino, now
         return self._fd
 
@@ -349,10 +434,10 @@ class EntityLocks:
         with self._thread_lock(lock_path):
             try:
                 try:
-                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                    fd = open_refusing_symlink(lock_path, _LOCK_FLAGS)
                 except FileNotFoundError:
                     ensure_dir(directory)
-                    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                    fd = open_refusing_symlink(lock_path, _LOCK_FLAGS)
             except OSError as err:
                 raise DiskWriteError(lock_path, err) from err
             try:
@@ -370,18 +455,50 @@ class EntityLocks:
 # ---------------------------------------------------------------- reading
 
 
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # state documents are kilobytes; more is not ours
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def read_document(path: Path) -> dict[str, Any] | None:
-    """A state document, None if absent. Raises StateError if it is not a JSON object."""
+    """A state document, None if absent. Raises StateError if it is not a JSON object.
+
+    Only a regular file is read: O_NONBLOCK so a FIFO planted under the name
+    cannot hang the reader, O_NOFOLLOW so a planted symlink is refused, the
+    size bounded, and every decoding failure (a document nested too deep for
+    the parser, bad UTF-8) is a StateError, so the daemon moves it aside.
+    """
     try:
-        data = path.read_bytes()
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return None
-    except IsADirectoryError as err:
-        raise StateError(f"{path} is a directory") from err
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise StateError(f"{path} is a symlink (refused)") from err
+        if err.errno == errno.EISDIR:
+            raise StateError(f"{path} is a directory") from err
+        raise StateError(f"{path}: cannot read ({err.strerror or err})") from err
     try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise StateError(f"{path}: not JSON ({err})") from err
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise StateError(f"{path} is {kind}")
+        if st.st_size > MAX_DOCUMENT_BYTES:
+            raise StateError(f"{path}: {st.st_size} bytes, more than {MAX_DOCUMENT_BYTES}")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > MAX_DOCUMENT_BYTES:
+                raise StateError(f"{path}: more than {MAX_DOCUMENT_BYTES} bytes")
+            chunks.append(chunk)
+    except OSError as err:
+        raise StateError(f"{path}: cannot read ({err.strerror or err})") from err
+    finally:
+        os.close(fd)
+    try:
+        doc = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError) as err:
+        raise StateError(f"{path}: not JSON ({type(err).__name__}: {err})") from err
     if not isinstance(doc, dict):
         raise StateError(f"{path}: not a JSON object")
     return doc

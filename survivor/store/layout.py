@@ -6,7 +6,7 @@
     state/requests/<id>.json
     history/host/<host>/<check>/<kind>-YYYY-MM.jsonl
     history/calllist/<name>-YYYY-MM.jsonl
-    history/daemon/events-YYYY-MM.jsonl
+    history/daemon/events-YYYY-MM.jsonl  history/survivor.pid (the lock of history_dir)
 
 The stores write through these, and the views and commands read through the
 same ones, so a change of layout is a change here. Every name that becomes a

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -34,10 +35,18 @@ from survivor.model.documents import (
     encode,
 )
 from survivor.model.names import is_safe_name
-from survivor.store.fsio import EntityLocks, FileWriter, read_document
+from survivor.store.fsio import (
+    DiskWriteError,
+    EntityLocks,
+    FileWriter,
+    ensure_dir,
+    read_document,
+)
 from survivor.store.layout import StateLayout
 
 log = logging.getLogger(__name__)
+
+REQUESTS_MODE = 0o2770
 
 
 class StateStore:
@@ -196,8 +205,44 @@ class StateStore:
 
     # ---------------------------------------------------------------- requests
 
+    def prepare_requests(self) -> None:
+        """Create `requests/` (the daemon at start, the CLI before its first request).
+
+        Mode 2770: the daemon's user and the members of its group (the operators
+        who may act: group `survivor` in the shipped unit) write requests there;
+        setgid so each request keeps that group. When root creates it, it is
+        given to the owner of `state_dir` (the daemon's user), so a root
+        operator's umask cannot lock the daemon out.
+        """
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            ensure_dir(self.root)
+            st = os.stat(self.root)
+        ensure_dir(self.layout.requests, REQUESTS_MODE, (st.st_uid, st.st_gid))
+
+    def check_requests_dir(self) -> str | None:
+        """Why the daemon cannot read and empty `requests/`, or None when it can."""
+        path = self.layout.requests
+        if os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            return None
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            return f"{path}: {err.strerror or err}"
+        return (
+            f"{path} (uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}) is not readable "
+            f"and writable by the daemon (uid {os.geteuid()}): operator requests cannot be "
+            f"applied; chown it to the daemon's user and chmod {REQUESTS_MODE:04o}"
+        )
+
     def submit_request(self, request: Request) -> Path:
         path = self.layout.request(request.id)
+        if not os.path.isdir(self.layout.requests):
+            try:
+                self.prepare_requests()
+            except OSError as err:
+                raise DiskWriteError(self.layout.requests, err) from err
         self.writer.replace(path, encode(request.to_dict()))
         return path
 

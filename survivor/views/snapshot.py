@@ -145,15 +145,17 @@ def read_snapshot(
         doc = _read(pair_dir / "check.json", row_errors) if "check" in names else None
         state, why = CheckState.from_dict_lenient(doc) if doc is not None else (CheckState(), None)
         extra = read_pair_docs(pair_dir, [n for n in ("ack", "inhibit") if n in names], row_errors)
-        problems = [e for e in (why, *row_errors) if e]
+        inhibit, inhibit_why = (
+            Inhibit.from_dict_lenient(extra["inhibit"]) if "inhibit" in extra else (None, None)
+        )
+        problems = [e for e in (why, inhibit_why, *row_errors) if e]
         rows.append(
             CheckRow(
                 host=host,
                 check=check,
                 state=state,
                 acked="ack" in extra,
-                inhibited="inhibit" in extra
-                and Inhibit.from_dict_lenient(extra["inhibit"]).active(now),
+                inhibited=inhibit is not None and inhibit.active(now),
                 configured=None if configured is None else (host, check) in configured,
                 present=doc is not None,
                 error="; ".join(problems) if problems else None,

@@ -138,7 +138,7 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_notify_ready_reloading_and_stopping(scratch: Path, daemons: list[DaemonProcess]) -> None:
-    fk.write_config(scratch, ALIVE)
+    config = fk.write_config(scratch, ALIVE)
     d = DaemonProcess(scratch / "etc" / "survivor.yaml", scratch)
     daemons.append(d)
     d.start()
@@ -146,8 +146,9 @@ def test_notify_ready_reloading_and_stopping(scratch: Path, daemons: list[Daemon
     assert any(f.startswith("STATUS=") and "generation 1" in f for f in first), first
     assert (scratch / "state" / "survivor.pid").read_text().strip() == str(d.pid)
 
+    config.write_text(config.read_text() + "  extra: {module: warn, hosts: [web1]}\n")
     before = monotonic_usec()
-    d.signal(signal.SIGHUP)
+    d.signal(signal.SIGHUP)  # a changed config: generation 2 (the same one keeps generation 1)
     fields = collect(d, lambda f: "RELOADING=1" in f and "READY=1" in f[f.index("RELOADING=1") :])
     after = monotonic_usec()
     assert fields.index("RELOADING=1") < fields.index("READY=1")
@@ -281,9 +282,10 @@ def test_stop_wait_returns_once_the_daemon_is_gone(
 def test_generation_keeps_counting_across_restarts(
     scratch: Path, daemons: list[DaemonProcess]
 ) -> None:
-    fk.write_config(scratch, ALIVE)
+    config = fk.write_config(scratch, ALIVE)
     d = fk.start_daemon(daemons, scratch)
-    d.signal(signal.SIGHUP)
+    config.write_text(config.read_text() + "  extra: {module: warn, hosts: [web1]}\n")
+    d.signal(signal.SIGHUP)  # a changed config: a new generation (an unchanged one keeps it)
     wait_until(lambda: fk.generation(scratch) == 2, 10, "generation 2")
     d.signal(signal.SIGTERM)
     assert d.wait_exit(30) == 0
@@ -401,8 +403,10 @@ def test_run_daemon_detaches_and_is_controlled_by_its_pidfile(
         again = fk.cli(scratch, "run", "--daemon", timeout=30)
         assert again.returncode == 1 and f"pid {pid}" in again.stderr, again.stderr
 
-        assert fk.cli(scratch, "reload", "--wait").returncode == 0
-        assert fk.generation(scratch) == 2
+        reloaded = fk.cli(scratch, "reload", "--wait")
+        assert reloaded.returncode == 0 and "no changes" in reloaded.stdout, reloaded.stderr
+        assert fk.generation(scratch) == 1  # the same config keeps its generation
+        assert fk.daemon_doc(scratch)["last_reload"]["ok"] is True
         stopped = fk.cli(scratch, "stop", "--wait")
         assert stopped.returncode == 0, stopped.stderr
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
@@ -538,8 +542,10 @@ def test_init_script_lifecycle(scratch: Path, init: Init) -> None:
     reloaded = init("reload")
     assert reloaded.returncode == 0, reloaded.stderr
     assert fk.generation(scratch) == 2
+    before = fk.daemon_doc(scratch)["last_reload"]["at"]
     assert init("force-reload").returncode == 0
-    assert fk.generation(scratch) == 3
+    assert fk.generation(scratch) == 2  # nothing changed: the generation stays
+    assert fk.daemon_doc(scratch)["last_reload"]["at"] != before  # but it did reload
 
     restarted = init("restart")
     assert restarted.returncode == 0, restarted.stderr
