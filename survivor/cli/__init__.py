@@ -62,6 +62,8 @@ COMMAND_MODULES = {
     "fix": "ops_cmds",
     "calllist": "calllist_cmds",
     "web": "web_cmds",
+    "broker-config": "remote_cmds",
+    "worker": "remote_cmds",
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from survivor.config import build, build_alerts, build_checks, fields
+from survivor.config import build, build_alerts, build_checks, build_workers, fields
 from survivor.config.diff import ConfigDiff, diff_configs
 from survivor.config.load import read_sources
 from survivor.config.yaml import collector_paused
@@ -42,6 +42,7 @@ def _load(path: Path, base_dir: Path | None) -> Config:
     default_timeout = 45.0 if instance is None else instance.default_timeout
     alerting = build_alerts.build_alerting(ctx, schedules, default_timeout)
     hosting = build_checks.build_hosting(ctx, schedules, alerting, default_timeout)
+    remote = build_workers.build_remote(ctx, "main" if instance is None else instance.name, hosting)
     if ctx.problems or instance is None:
         rank = {str(file): index for index, file in enumerate(raw.files)}
         raise ConfigError(sorted(ctx.problems, key=lambda p: (rank.get(p.file, len(rank)), p.line)))
@@ -61,5 +62,6 @@ def _load(path: Path, base_dir: Path | None) -> Config:
             "alertplans": alerting.alertplans,
             "fixes": alerting.fixes,
             "dependencies": hosting.dependencies,
+            "remote": remote,
         },
     )

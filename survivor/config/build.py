@@ -286,4 +286,8 @@ def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, An
         alertplans=MappingProxyType(sections["alertplans"]),
         fixes=MappingProxyType(sections["fixes"]),
         dependencies=sections["dependencies"],
+        workers=sections["remote"].workers,
+        worker_groups=MappingProxyType(sections["remote"].groups),
+        placement=MappingProxyType(sections["remote"].placement),
+        host_placement=MappingProxyType(sections["remote"].host_placement),
     )
