@@ -20,6 +20,7 @@ connect), STATUS= with the connection state, and STOPPING=1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -172,15 +173,20 @@ class Worker:
         return 0
 
     async def _connect(self) -> bool:
-        """Connect, retrying forever until it works or a stop is asked; False when stopped."""
+        """Connect, retrying forever until it works or a stop is asked; False when stopped.
+
+        nats-py itself retries the first connection forever when reconnects are unlimited
+        (each failure reaches `_on_error`), so the attempt races the stop event: a worker
+        told to stop before the broker was ever reachable still exits at once.
+        """
         import nats
 
         broker = self.cfg.broker
         tls = ssl.create_default_context(cafile=str(broker.ca))
         tls.load_cert_chain(str(broker.cert), str(broker.key))
         while not self._stop.is_set():
-            try:
-                self._nc = await nats.connect(
+            connecting = asyncio.create_task(
+                nats.connect(
                     servers=list(broker.servers),
                     tls=tls,
                     name=f"survivor-worker {self.cfg.name}",
@@ -192,6 +198,17 @@ class Worker:
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
+            )
+            stopping = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                return False
+            try:
+                self._nc = connecting.result()
             except Exception as err:  # nats-py raises many kinds; each is "not yet"
                 self._say(f"cannot connect to {', '.join(broker.servers)}: {err or type(err)}")
                 await self._wait(self._stop, RECONNECT_WAIT_S)
@@ -349,7 +366,10 @@ class Worker:
     # ----------------------------------------------------------------------- connection events
 
     async def _on_error(self, err: Exception) -> None:
-        self._say(f"broker error: {err or type(err).__name__}")
+        if self._nc is None or not self._nc.is_connected:
+            self._say(f"cannot connect to the broker: {err or type(err).__name__}; retrying")
+        else:
+            self._say(f"broker error: {err or type(err).__name__}")
 
     async def _on_disconnected(self) -> None:
         log.warning("worker %s: disconnected from the broker; reconnecting", self.cfg.name)

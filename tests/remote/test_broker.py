@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import signal
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -321,3 +322,107 @@ def test_worker_drains_on_sigterm(site: Site, workers: list[WorkerProc]) -> None
 
     assert asyncio.run(main()) == 0
     assert wait_until(lambda: "draining" in workers[0].log_text(), 5)
+
+
+# --------------------------------------------------------------------------- revocation
+
+
+def test_a_revoked_worker_is_refused_after_a_reload_and_its_open_connection_is_cut(
+    site: Site, tmp_path: Path
+) -> None:
+    """Remove the worker, re-render, `nats-server --signal reload=PID`: a new connection
+    is refused, and the connection it had open is closed by the server."""
+    config = tmp_path / "survivor.yaml"
+    shutil.copytree(site.pki.root, tmp_path / "pki")
+    port = free_port()
+    config.write_text(SCHEDULER_CONFIG.format(port=port, prefix=PREFIX))
+
+    def render() -> None:
+        args = ["--config", str(config), "broker-config", "--listen", f"127.0.0.1:{port}",
+                "--server-cert", str(site.pki.root / "server.pem"),
+                "--server-key", str(site.pki.root / "server.key")]  # fmt: skip
+        rendered = CliRunner().invoke(main, args)
+        assert rendered.exit_code == 0, rendered.output
+        (tmp_path / "nats.conf").write_text(rendered.output)
+
+    render()
+    assert NATS_SERVER is not None
+    broker = Broker(NATS_SERVER, tmp_path / "nats.conf", port, tmp_path / "nats.log").start()
+    try:
+
+        async def main_() -> None:
+            closed = asyncio.Event()
+
+            async def on_closed() -> None:
+                closed.set()
+
+            revoked = await connect(broker.url, site.pki.tls("dc1-b"), closed_cb=on_closed)
+            await revoked.subscribe(f"{PREFIX}.check.dc1", queue="dc1")
+            await revoked.flush()
+            text = config.read_text().replace('    dc1-b: {subject: "CN=dc1-b"}\n', "")
+            config.write_text(text.replace("[dc1-a, dc1-b]", "[dc1-a]"))
+            render()
+            subprocess.run(
+                [NATS_SERVER, "--signal", f"reload={broker.proc.pid}"],  # type: ignore[union-attr]
+                check=True,
+                capture_output=True,
+            )
+            await asyncio.wait_for(closed.wait(), 10)  # the server cut the open connection
+            with pytest.raises(Exception) as refused:
+                await connect(broker.url, site.pki.tls("dc1-b"))
+            assert "authorization" in repr(refused.value).lower()
+            kept = await connect(broker.url, site.pki.tls("dc1-a"))  # others are unaffected
+            await kept.close()
+
+        asyncio.run(main_())
+    finally:
+        broker.stop()
+
+
+def test_worker_waits_for_the_broker_and_reconnects_after_a_restart(
+    site: Site, workers: list[WorkerProc], tmp_path: Path
+) -> None:
+    port = free_port()
+    conf = tmp_path / "nats.conf"
+    conf.write_text(
+        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
+    )
+    assert NATS_SERVER is not None
+    broker = Broker(NATS_SERVER, conf, port, tmp_path / "nats.log")
+    path = site.worker_file("dc1-a", ["dc1"]).read_text()
+    (site.root / "late.yaml").write_text(path.replace(f":{site.broker.port}", f":{port}"))
+    proc = WorkerProc(site.root / "late.yaml", site.root).start()
+    workers.append(proc)
+    try:
+        proc.wait_for("READY=1")  # running, though no broker is there yet
+        assert wait_until(lambda: "cannot connect to the broker" in proc.log_text(), 10)
+        broker.start()
+        proc.wait_for("STATUS=connected", timeout=20)
+
+        async def served() -> Status:
+            nc = await connect(broker.url, site.pki.tls("scheduler"))
+            try:
+                return (await ask(nc, "dc1", check(module="ok"), "w-30")).status
+            finally:
+                await nc.close()
+
+        assert asyncio.run(served()) is Status.OK
+        broker.stop()
+        broker.start()
+        assert wait_until(lambda: "reconnected" in proc.log_text(), 20)
+        assert asyncio.run(served()) is Status.OK
+    finally:
+        broker.stop()
+
+
+def test_a_worker_that_never_reached_the_broker_still_stops_at_sigterm(
+    site: Site, workers: list[WorkerProc]
+) -> None:
+    text = site.worker_file("dc1-a", ["dc1"]).read_text()
+    (site.root / "alone.yaml").write_text(text.replace(f":{site.broker.port}", f":{free_port()}"))
+    proc = WorkerProc(site.root / "alone.yaml", site.root).start()
+    workers.append(proc)
+    proc.wait_for("READY=1")
+    assert wait_until(lambda: "cannot connect to the broker" in proc.log_text(), 10)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait_exit(10) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -137,3 +138,44 @@ def test_worker_file_problems_carry_file_and_line(pki: Pki, tmp_path: Path) -> N
     assert any(line == 1 and "not the CN of its certificate" in m for line, m in found), found
     assert any(line == 2 and "'a.b' is not a NATS subject token" in m for line, m in found), found
     assert any(line == 7 and "did you mean 'concurrency'" in m for line, m in found), found
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_worker_file_loads(pki: Pki, tmp_path: Path) -> None:
+    shutil.copytree(pki.root, tmp_path / "pki")
+    shutil.copy(REPO / "etc" / "worker.yaml", tmp_path / "worker.yaml")
+    cfg = load_worker_config(tmp_path / "worker.yaml")
+    assert (cfg.name, cfg.groups, cfg.concurrency) == ("dc1-a", ("dc1",), 100)
+    assert cfg.broker.cert == tmp_path / "pki" / "dc1-a.pem"
+
+
+def test_worker_unit_is_notify_and_passes_systemd_analyze(tmp_path: Path) -> None:
+    text = (REPO / "etc" / "survivor-worker@.service").read_text()
+    assert "Type=notify" in text and "RestartPreventExitStatus=78" in text
+    assert "worker --config /etc/survivor/worker-%i.yaml" in text
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "survivor-worker@dc1-a.service"
+    unit.write_text(text.replace("/usr/local/bin/survivor", "/bin/true"))
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "survivor-worker" not in done.stderr, done.stderr
+
+
+def test_without_workers_nats_is_never_imported(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from survivor.config import load_config\n"
+        "import survivor.cli.remote_cmds, survivor.remote.worker\n"
+        f"load_config(Path({str(REPO / 'etc' / 'survivor.yaml')!r}))\n"
+        "assert 'nats' not in sys.modules, 'nats imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
