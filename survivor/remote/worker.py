@@ -403,8 +403,15 @@ def _work_id(data: bytes) -> str:
     return value[:200] if isinstance(value, str) else ""
 
 
+def _not_asyncio_ssl_eof(record: logging.LogRecord) -> bool:
+    # asyncio warns "returning true from eof_received() has no effect when using ssl" at
+    # every broker disconnect: noise next to our own "disconnected from the broker".
+    return "eof_received()" not in record.getMessage()
+
+
 def run_worker(cfg: WorkerConfig, clock: Clock) -> int:
     """The worker's main: the runner from its own directories, then the loop until stopped."""
+    logging.getLogger("asyncio").addFilter(_not_asyncio_ssl_eof)
     runner = ModuleRunner(
         cfg.module_dirs,
         cfg.plugin_dirs,
