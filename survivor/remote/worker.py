@@ -130,6 +130,7 @@ class Worker:
         self.hashes = ModuleHashes()
         self.in_flight = 0
         self.draining = False
+        self.killing = False  # the drain grace is over: runs still going are being killed
         self._stop = asyncio.Event()  # first signal: drain
         self._stop_now = asyncio.Event()  # second signal: stop at once
         self._idle = asyncio.Event()
@@ -258,6 +259,7 @@ class Worker:
                 self.cfg.name,
                 self.in_flight,
             )
+            self.killing = True
             for pid in self.runner.running():
                 self.runner.kill_group(pid)
             await self._wait(self._idle, 2 * self.runner.kill_grace + 1)
@@ -300,6 +302,13 @@ class Worker:
             )
             sha = "" if path is None else self._sha(path)  # cached; a new file is hashed once
             duration_ms = int((self.clock.monotonic() - began) * 1000)
+            if self.killing:
+                # Like a check killed at the daemon's shutdown, this run says nothing about
+                # the service: `error`, so the scheduler serves it elsewhere.
+                log.warning("worker %s: %s: killed at stop; no result", self.cfg.name, what)
+                reply = error_reply(request.work_id, self.cfg.name, "worker stopping: run killed")
+                await self._respond(msg, reply)
+                return
             log.info(
                 "worker %s: %s: %s (%d ms)",
                 self.cfg.name,

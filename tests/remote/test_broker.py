@@ -426,3 +426,48 @@ def test_a_worker_that_never_reached_the_broker_still_stops_at_sigterm(
     assert wait_until(lambda: "cannot connect to the broker" in proc.log_text(), 10)
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit(10) == 0
+
+
+def test_worker_refuses_work_past_its_deadline(site: Site, workers: list[WorkerProc]) -> None:
+    async def main() -> WorkReply:
+        nc = await connect(site.broker.url, site.pki.tls("scheduler"))
+        start_worker(site, workers, "dc1-a")
+        late = datetime.now(UTC) - timedelta(seconds=1)
+        data = work_request(check(module="ok"), [WEB1], work_id="w-40", fingerprint="f",
+                            deadline=late)  # fmt: skip
+        msg = await nc.request(f"{PREFIX}.check.dc1", data, timeout=10)
+        await nc.close()
+        return parse_reply(msg.data, work_id="w-40", hosts=["web1"], max_bytes=1 << 20)
+
+    reply = asyncio.run(main())
+    assert reply.status is Status.ERROR and reply.error == "deadline passed"
+
+
+@pytest.mark.slow
+def test_a_draining_worker_kills_what_outlives_the_grace_and_still_answers(
+    site: Site, workers: list[WorkerProc]
+) -> None:
+    async def main() -> tuple[WorkReply, int]:
+        nc = await connect(site.broker.url, site.pki.tls("scheduler"))
+        proc = start_worker(site, workers, "dc2-a", groups=["dc2"])
+        hung = asyncio.create_task(ask(nc, "dc2", check(module="hang", timeout=60), "w-50", 40))
+        await asyncio.wait_for(_until(lambda: _has_child(proc)), 10)
+        proc.signal(signal.SIGTERM)
+        reply = await hung
+        await nc.close()
+        return reply, proc.wait_exit(30)
+
+    reply, status = asyncio.run(main())
+    assert status == 0
+    # like a check killed at the daemon's stop: no result, so the scheduler serves it elsewhere
+    assert reply.status is Status.ERROR and reply.error == "worker stopping: run killed"
+    assert "killing 1 run(s) still going after the grace" in workers[0].log_text()
+
+
+def _has_child(proc: WorkerProc) -> bool:
+    """Whether the worker has started a child (the `hang` module) yet."""
+    assert proc.proc is not None
+    children = Path(f"/proc/{proc.proc.pid}/task")
+    return any(
+        (task / "children").read_text().strip() for task in children.iterdir() if task.is_dir()
+    )
