@@ -274,6 +274,13 @@ class Worker:
     async def _on_request(self, msg: Any) -> None:
         """Answer busy or refuse at once; otherwise start the run and return."""
         try:
+            await self._take(msg)
+        except Exception:  # one bad request never stops the subscription
+            log.exception("worker %s: request not handled", self.cfg.name)
+            await self._respond(msg, error_reply(_work_id(msg.data), self.cfg.name, "internal"))
+
+    async def _take(self, msg: Any) -> None:
+        try:
             request = parse_request(msg.data)
         except Refused as why:
             log.warning("worker %s: request refused: %s", self.cfg.name, why)

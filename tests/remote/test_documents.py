@@ -8,6 +8,8 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from survivor.model.config import CheckDef, CheckKind, Host
 from survivor.model.work import CheckResult
@@ -119,3 +121,33 @@ def test_a_hostile_reply_is_dropped_and_logged(
     [record] = caplog.records
     assert "remote disk@web1: reply dropped (work w1)" in record.getMessage()
     assert why in record.getMessage()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(
+    ["version", "kind", "check", "module", "plugin", "argv", "args", "hosts", "timeout",
+     "work_id", "fingerprint", "deadline", "v", "status", "worker", "results", "t",
+     "duration_ms", "module_sha256", "error"]
+)  # fmt: skip
+
+
+@given(st.dictionaries(KEYS, JSON, max_size=8), st.binary(max_size=64))
+@settings(max_examples=300, deadline=None)
+def test_anything_from_the_wire_is_read_or_refused_never_a_crash(
+    changes: dict[str, object], noise: bytes
+) -> None:
+    for data in (request_bytes(**changes), good_reply(**changes), noise):
+        try:
+            parse_request(data)
+        except Refused:
+            pass
+        try:
+            parse_reply(data, work_id="w1", hosts=["web1", "web2"], max_bytes=1 << 16)
+        except Refused:
+            pass
