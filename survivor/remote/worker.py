@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 30.0
 DRAIN_GRACE_S = 10.0
 RECONNECT_WAIT_S = 2.0
+BROKER_CALL_S = 2.0  # at most this long for each call to the broker while stopping
 
 
 # --------------------------------------------------------------------------- running one request
@@ -169,7 +170,10 @@ class Worker:
         finally:
             self._executor.shutdown(wait=True, cancel_futures=True)
             if self._nc is not None and not self._nc.is_closed:
-                await self._nc.close()
+                try:
+                    await self._nc.close()
+                except Exception as err:  # nats-py 2.x fails closing a connection that broke
+                    log.debug("worker %s: close: %r", self.cfg.name, err)
         log.info("worker %s: stopped", self.cfg.name)
         return 0
 
@@ -243,7 +247,7 @@ class Worker:
         for sub in self._subs:
             try:
                 # drain, not unsubscribe: requests already delivered get `busy`, not silence
-                await sub.drain()
+                await asyncio.wait_for(sub.drain(), BROKER_CALL_S)  # never hang a stop
             except Exception as err:  # a closed connection: nothing more will arrive anyway
                 log.debug("worker %s: unsubscribe: %s", self.cfg.name, err)
         if self.in_flight:
@@ -264,8 +268,8 @@ class Worker:
                 self.runner.kill_group(pid)
             await self._wait(self._idle, 2 * self.runner.kill_grace + 1)
         try:
-            await self._publish_heartbeat()
-            await self._nc.flush(timeout=2)
+            await asyncio.wait_for(self._publish_heartbeat(), BROKER_CALL_S)
+            await self._nc.flush(timeout=BROKER_CALL_S)
         except Exception as err:
             log.debug("worker %s: last heartbeat: %s", self.cfg.name, err)
 

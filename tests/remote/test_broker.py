@@ -471,3 +471,26 @@ def _has_child(proc: WorkerProc) -> bool:
     return any(
         (task / "children").read_text().strip() for task in children.iterdir() if task.is_dir()
     )
+
+
+def test_a_worker_whose_broker_is_gone_still_stops_at_sigterm(
+    site: Site, workers: list[WorkerProc], tmp_path: Path
+) -> None:
+    port = free_port()
+    conf = tmp_path / "nats.conf"
+    conf.write_text(
+        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
+    )
+    assert NATS_SERVER is not None
+    broker = Broker(NATS_SERVER, conf, port, tmp_path / "nats.log").start()
+    text = site.worker_file("dc1-a", ["dc1"]).read_text()
+    (site.root / "orphan.yaml").write_text(text.replace(f":{site.broker.port}", f":{port}"))
+    proc = WorkerProc(site.root / "orphan.yaml", site.root).start()
+    workers.append(proc)
+    try:
+        proc.wait_for("STATUS=connected")
+    finally:
+        broker.stop()
+    assert wait_until(lambda: "disconnected from the broker" in proc.log_text(), 10)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait_exit(15) == 0
