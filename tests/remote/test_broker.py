@@ -155,6 +155,26 @@ async def ask(nc: Any, group: str, chk: CheckDef, work_id: str, timeout: float =
     return parse_reply(msg.data, work_id=work_id, hosts=["web1"], max_bytes=1 << 20)
 
 
+def private_broker(site: Site, tmp_path: Path) -> Broker:
+    """A second nats-server (not started) with the site's configuration on another port."""
+    port = free_port()
+    conf = tmp_path / "nats.conf"
+    conf.write_text(
+        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
+    )
+    assert NATS_SERVER is not None
+    return Broker(NATS_SERVER, conf, port, tmp_path / "nats.log")
+
+
+def worker_for_port(site: Site, workers: list[WorkerProc], port: int, stem: str) -> WorkerProc:
+    """Worker dc1-a (not waited for) whose broker is at `port`."""
+    text = site.worker_file("dc1-a", ["dc1"]).read_text()
+    (site.root / f"{stem}.yaml").write_text(text.replace(f":{site.broker.port}", f":{port}"))
+    proc = WorkerProc(site.root / f"{stem}.yaml", site.root).start()
+    workers.append(proc)
+    return proc
+
+
 # --------------------------------------------------------------------------- approval
 
 
@@ -203,6 +223,16 @@ def test_a_request_to_a_group_with_no_live_member_gets_no_responders(site: Site)
         await nc.close()
 
     asyncio.run(main())
+
+
+async def slow_run(
+    nc: Any, group: str, marker: Path, seconds: float, work_id: str
+) -> asyncio.Task[WorkReply]:
+    """Ask `group` to run the `slow` module; return once it runs (it touched `marker`)."""
+    slow = check("slow", module="slow", args={"marker": str(marker), "seconds": seconds})
+    asked = asyncio.create_task(ask(nc, group, slow, work_id))
+    await asyncio.wait_for(_until(marker.exists), 10)
+    return asked
 
 
 async def _until(cond: Any, step: float = 0.02) -> None:
@@ -276,9 +306,7 @@ def test_worker_answers_busy_past_its_concurrency(site: Site, workers: list[Work
     async def main() -> None:
         nc = await connect(site.broker.url, site.pki.tls("scheduler"))
         start_worker(site, workers, "dc1-b", concurrency=1)
-        slow = check("slow", module="slow", args={"marker": str(marker), "seconds": 1.5})
-        first = asyncio.create_task(ask(nc, "dc1", slow, "w-10"))
-        await asyncio.wait_for(_until(marker.exists), 10)
+        first = await slow_run(nc, "dc1", marker, 1.5, "w-10")
         second = await ask(nc, "dc1", check(module="ok"), "w-11")
         assert second.status is Status.BUSY and second.worker == "dc1-b"
         done = await first
@@ -296,9 +324,7 @@ def test_worker_drains_on_sigterm(site: Site, workers: list[WorkerProc]) -> None
     async def main() -> None:
         nc = await connect(site.broker.url, site.pki.tls("scheduler"))
         proc = start_worker(site, workers, "dc2-a", groups=["dc2"])
-        slow = check("slow", module="slow", args={"marker": str(marker), "seconds": 2})
-        in_flight = asyncio.create_task(ask(nc, "dc2", slow, "w-20"))
-        await asyncio.wait_for(_until(marker.exists), 10)
+        in_flight = await slow_run(nc, "dc2", marker, 2, "w-20")
         proc.signal(signal.SIGTERM)
         proc.wait_for("STOPPING=1")
 
@@ -382,17 +408,8 @@ def test_a_revoked_worker_is_refused_after_a_reload_and_its_open_connection_is_c
 def test_worker_waits_for_the_broker_and_reconnects_after_a_restart(
     site: Site, workers: list[WorkerProc], tmp_path: Path
 ) -> None:
-    port = free_port()
-    conf = tmp_path / "nats.conf"
-    conf.write_text(
-        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
-    )
-    assert NATS_SERVER is not None
-    broker = Broker(NATS_SERVER, conf, port, tmp_path / "nats.log")
-    path = site.worker_file("dc1-a", ["dc1"]).read_text()
-    (site.root / "late.yaml").write_text(path.replace(f":{site.broker.port}", f":{port}"))
-    proc = WorkerProc(site.root / "late.yaml", site.root).start()
-    workers.append(proc)
+    broker = private_broker(site, tmp_path)
+    proc = worker_for_port(site, workers, broker.port, "late")
     try:
         proc.wait_for("READY=1")  # running, though no broker is there yet
         assert wait_until(lambda: "cannot connect to the broker" in proc.log_text(), 10)
@@ -418,10 +435,7 @@ def test_worker_waits_for_the_broker_and_reconnects_after_a_restart(
 def test_a_worker_that_never_reached_the_broker_still_stops_at_sigterm(
     site: Site, workers: list[WorkerProc]
 ) -> None:
-    text = site.worker_file("dc1-a", ["dc1"]).read_text()
-    (site.root / "alone.yaml").write_text(text.replace(f":{site.broker.port}", f":{free_port()}"))
-    proc = WorkerProc(site.root / "alone.yaml", site.root).start()
-    workers.append(proc)
+    proc = worker_for_port(site, workers, free_port(), "alone")
     proc.wait_for("READY=1")
     assert wait_until(lambda: "cannot connect to the broker" in proc.log_text(), 10)
     proc.signal(signal.SIGTERM)
@@ -476,17 +490,8 @@ def _has_child(proc: WorkerProc) -> bool:
 def test_a_worker_whose_broker_is_gone_still_stops_at_sigterm(
     site: Site, workers: list[WorkerProc], tmp_path: Path
 ) -> None:
-    port = free_port()
-    conf = tmp_path / "nats.conf"
-    conf.write_text(
-        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
-    )
-    assert NATS_SERVER is not None
-    broker = Broker(NATS_SERVER, conf, port, tmp_path / "nats.log").start()
-    text = site.worker_file("dc1-a", ["dc1"]).read_text()
-    (site.root / "orphan.yaml").write_text(text.replace(f":{site.broker.port}", f":{port}"))
-    proc = WorkerProc(site.root / "orphan.yaml", site.root).start()
-    workers.append(proc)
+    broker = private_broker(site, tmp_path).start()
+    proc = worker_for_port(site, workers, broker.port, "orphan")
     try:
         proc.wait_for("STATUS=connected")
     finally:
