@@ -29,8 +29,12 @@ LAYERS: dict[str, float] = {
     "cli.ops_cmds": 1,
     "cli.queue_cmds": 1,
     "cli.report_cmds": 1,
+    "cli.remote_cmds": 1,
     "cli.status_cmds": 1,
     "cli.web_cmds": 1,
+    # 1.5 the remote worker: a process of its own, using the daemon's notify and logging
+    "remote": 1.5,
+    "remote.worker": 1.5,
     # 2. the process: start-up, signals, the main loop, reload, shutdown
     "daemon": 2,
     "daemon.daemon": 2,
@@ -97,12 +101,16 @@ LAYERS: dict[str, float] = {
     "store.pidfile": 6,
     "store.state": 6,
     # 7. the core, pure: no threads, children, writes or clock reads
+    "remote.brokerconf": 7.25,
+    "remote.certs": 7.25,
+    "remote.workerconf": 7.25,
     "alertplan": 7.1,
     "calllist": 7.2,
     "protocol": 7.2,
     "protocol.alerts": 7.2,
     "protocol.modules": 7.2,
     "protocol.plugins": 7.2,
+    "protocol.remote": 7.2,
     "composite": 7.3,
     "schedule": 7.3,
     "timespec": 7.3,
@@ -115,6 +123,7 @@ LAYERS: dict[str, float] = {
     "config.build_deps": 7.3,
     "config.build_downtimes": 7.3,
     "config.build_hosts": 7.3,
+    "config.build_workers": 7.3,
     "config.convert": 7.3,
     "config.diff": 7.3,
     "config.fields": 7.3,
@@ -223,8 +232,9 @@ def test_only_clock_reads_time() -> None:
 
 
 def test_threads_start_only_in_work_and_daemon() -> None:
-    pattern = re.compile(r"\bThread\(")
-    assert strays(pattern, set(), ("work/", "daemon/")) == []
+    # and in the remote worker, a process of its own whose runs block on a pool
+    pattern = re.compile(r"\bThread\(|ThreadPoolExecutor\(")
+    assert strays(pattern, {"remote/worker.py"}, ("work/", "daemon/")) == []
 
 
 def test_children_start_only_in_proc() -> None:

@@ -64,6 +64,8 @@ COMMAND_MODULES = {
     "downtime": "downtime_cmds",
     "web": "web_cmds",
     "report": "report_cmds",
+    "broker-config": "remote_cmds",
+    "worker": "remote_cmds",
 }
 
 

@@ -80,14 +80,15 @@ def validate(app: App, no_modules: bool) -> None:
         )
     if no_modules:
         return
+    from survivor.cli.remote_cmds import validate_workers
     from survivor.proc.modules import validate_modules
 
     failures = 0
-    for line, ok in validate_modules(config):
+    for line, ok in (*validate_workers(config), *validate_modules(config)):
         click.echo(line)
         failures += not ok
     if failures:
-        raise click.ClickException(f"{failures} module(s) failed validation")
+        raise click.ClickException(f"{failures} module(s) or certificate(s) failed validation")
 
 
 def _daemon_pid(app: App) -> int:

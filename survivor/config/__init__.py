@@ -14,7 +14,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from survivor.config import build, build_alerts, build_checks, build_downtimes, fields
+from survivor.config import (
+    build,
+    build_alerts,
+    build_checks,
+    build_downtimes,
+    build_workers,
+    fields,
+)
 from survivor.config.diff import ConfigDiff, diff_configs
 from survivor.config.load import read_sources
 from survivor.config.yaml import collector_paused
@@ -53,6 +60,7 @@ def _load(
     alerting = build_alerts.build_alerting(ctx, schedules, default_timeout)
     hosting = build_checks.build_hosting(ctx, schedules, alerting, default_timeout)
     downtimes = build_downtimes.build_downtimes(ctx)
+    remote = build_workers.build_remote(ctx, "main" if instance is None else instance.name, hosting)
     if ctx.problems or instance is None:
         _fail(raw.files, ctx.problems)
     assert instance is not None
@@ -73,6 +81,7 @@ def _load(
             "fixes": alerting.fixes,
             "dependencies": hosting.dependencies,
             "downtimes": downtimes,
+            "remote": remote,
         },
     )
     unmatched = list(build_downtimes.check_selections(config))

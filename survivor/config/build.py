@@ -309,4 +309,8 @@ def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, An
         fixes=MappingProxyType(sections["fixes"]),
         dependencies=sections["dependencies"],
         downtimes=MappingProxyType(sections.get("downtimes", {})),
+        workers=sections["remote"].workers,
+        worker_groups=MappingProxyType(sections["remote"].groups),
+        placement=MappingProxyType(sections["remote"].placement),
+        host_placement=MappingProxyType(sections["remote"].host_placement),
     )

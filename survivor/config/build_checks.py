@@ -28,6 +28,7 @@ from survivor.config.fields import Context, Fields, describe
 from survivor.config.load import Entry
 from survivor.config.marked import MList, MMap
 from survivor.model.config import (
+    LOCAL_TARGET,
     CheckDef,
     CheckKind,
     Mark,
@@ -49,6 +50,7 @@ CHECK_KEYS = frozenset(
         "timeout",
         "retry",
         "fix",
+        "placement",
     )
 )
 
@@ -198,11 +200,19 @@ def _check(
         timeout=f.seconds("timeout", default_timeout),
         retry=f.duration("retry", None, minimum=timedelta(minutes=1), whole_minutes=True),
         fix=f.reference("fix", "fix", defined["fixes"]),
+        placement_local=_placement_local(f) if "placement" in m else False,
         mark=Mark(entry.file, entry.line),
     )
     if variables:
         _check_variables(ctx, out, check, variables, f)
     return check, f, components
+
+
+def _placement_local(f: Fields) -> bool:
+    """`placement: local`: the one value a check may give (DESIGN §7b)."""
+    if f.get("placement") != LOCAL_TARGET:
+        f.bad("placement", f"expected {LOCAL_TARGET!r} (run only on the scheduler)")
+    return True
 
 
 def _check_variables(

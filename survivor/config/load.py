@@ -48,8 +48,10 @@ NAMED_SECTIONS = (
     "checks",
     "fixes",
     "downtimes",
+    "worker_groups",
+    "placement",
 )
-TOP_LEVEL_KEYS = frozenset((*NAMED_SECTIONS, "instance", "include", "dependencies"))
+TOP_LEVEL_KEYS = frozenset((*NAMED_SECTIONS, "instance", "include", "dependencies", "workers"))
 DEFAULT_INCLUDE = ("conf.d/*.yaml",)
 
 _SINGULAR = {
@@ -65,6 +67,8 @@ _SINGULAR = {
     "checks": "check",
     "fixes": "fix",
     "downtimes": "downtime",
+    "worker_groups": "worker group",
+    "placement": "placement of",
 }
 
 
@@ -90,6 +94,7 @@ class RawConfig:
     base_dir: Path
     files: list[Path] = field(default_factory=list)
     instance: Entry | None = None
+    workers: Entry | None = None  # `workers:` (DESIGN §7b), in any one file
     sections: dict[str, dict[str, Entry]] = field(default_factory=dict)
     dependencies: list[Entry] = field(default_factory=list)
     problems: list[ConfigProblem] = field(default_factory=list)
@@ -169,6 +174,19 @@ def _take_document(raw: RawConfig, doc: Any, file: str, is_instance: bool) -> No
             raw.instance = Entry("instance", value, file, line)
             continue
         if value is None:
+            continue
+        if key == "workers":
+            if raw.workers is not None:
+                first = raw.workers
+                raw.problems.append(
+                    ConfigProblem(
+                        file,
+                        line,
+                        f"workers: is defined twice: at {first.file}:{first.line} and here",
+                    )
+                )
+                continue
+            raw.workers = Entry("workers", value, file, line)
             continue
         if key == "dependencies":
             if not isinstance(value, MList):

@@ -155,6 +155,7 @@ class CheckDef:
     timeout: float = 45.0  # seconds
     retry: timedelta | None = None  # re-check interval while not OK
     fix: str | None = None
+    placement_local: bool = False  # `placement: local`: only ever on the scheduler (§7b)
     mark: Mark = NO_MARK
     # `hosts` as a set, for "does it run on this host" at every run (a tuple is a scan).
     host_set: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
@@ -164,7 +165,7 @@ class CheckDef:
 
     def to_dict(self) -> dict[str, Any]:
         """The definition as plain data: what the fingerprint is taken over."""
-        return {
+        plain = {
             "name": self.name,
             "kind": self.kind.value,
             "module": self.module,
@@ -179,6 +180,9 @@ class CheckDef:
             "retry": None if self.retry is None else self.retry.total_seconds(),
             "fix": self.fix,
         }
+        if self.placement_local:  # only when set, so that older fingerprints stay as they were
+            plain["placement"] = "local"
+        return plain
 
 
 def _plain(value: Any) -> Any:
@@ -222,6 +226,11 @@ def _with_added(value: Any, known: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*known, *added) if added else known
 
 
+# Fields left out of Config.fingerprint: where a definition was written, and the check's
+# `placement: local`, which Config.fingerprint adds only when set (older hashes stay).
+_NOT_CANONICAL = frozenset(("mark", "placement_local"))
+
+
 def _canonical(value: Any) -> Any:
     """JSON encoder hook for Config.fingerprint: dataclasses as field lists without marks."""
     getter = _FIELD_GETTERS.get(type(value))
@@ -229,7 +238,9 @@ def _canonical(value: Any) -> Any:
         return _with_added(value, getter(value))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = value.__dataclass_fields__
-        names = [n for n, f in fields.items() if n != "mark" and not f.metadata.get(ADDED)]
+        names = [
+            n for n, f in fields.items() if n not in _NOT_CANONICAL and not f.metadata.get(ADDED)
+        ]
         # two getters so that even a one-field dataclass gives a tuple
         _FIELD_GETTERS[type(value)] = attrgetter(names[0], *names)
         return _with_added(value, _FIELD_GETTERS[type(value)](value))
@@ -368,6 +379,70 @@ class DowntimeDef:
     mark: Mark = NO_MARK
 
 
+# --------------------------------------------------------------------------- config: remote workers
+
+LOCAL_TARGET = "local"  # the scheduler itself, as a target of a placement list
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """How to reach the NATS broker (DESIGN §7b), paths already resolved."""
+
+    servers: tuple[str, ...]
+    ca: Path
+    cert: Path
+    key: Path
+    subject_prefix: str
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedWorker:
+    """A worker allowed to serve: its name and its certificate's subject (`CN=dc1-a`)."""
+
+    name: str
+    subject: str
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersConfig:
+    """The `workers:` section: the broker, the allow-list, and dispatch tuning."""
+
+    broker: BrokerConfig
+    approved: Mapping[str, ApprovedWorker] = field(default_factory=dict, hash=False)
+    dispatch_grace: float = 5.0  # seconds added to a check's timeout before the next group
+    breaker_after: int = 3  # timeouts in a row that open a group's breaker
+    breaker_for: float = 60.0  # seconds a breaker stays open
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerGroup:
+    name: str
+    workers: tuple[str, ...]  # approved worker names
+    mark: Mark = NO_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One `placement:` entry: the hosts of a group or class and where their checks run.
+
+    `targets` is the ordered failover list of worker group names and
+    LOCAL_TARGET; `local` is implied last unless the list says `{local: false}`
+    (then it is absent) or names `local` itself.
+    """
+
+    selector: str  # the host group or class named
+    targets: tuple[str, ...]
+    hosts: tuple[str, ...]
+    mark: Mark = NO_MARK
+
+    @property
+    def local_allowed(self) -> bool:
+        return LOCAL_TARGET in self.targets
+
+
 # --------------------------------------------------------------------------- config: instance
 
 
@@ -441,6 +516,10 @@ class Config:
     downtimes: Mapping[str, DowntimeDef] = field(default_factory=dict, hash=False)
     # Each file's bytes as they were read (for state/running-config.json): not compared.
     sources: tuple[tuple[Path, bytes], ...] = field(default=(), compare=False, repr=False)
+    workers: WorkersConfig | None = None  # None: no remote workers, nats-py never imported
+    worker_groups: Mapping[str, WorkerGroup] = field(default_factory=dict, hash=False)
+    placement: Mapping[str, Placement] = field(default_factory=dict, hash=False)  # by selector
+    host_placement: Mapping[str, Placement] = field(default_factory=dict, hash=False)  # by host
     _memo: dict[str, str] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -458,6 +537,15 @@ class Config:
             sections = {name: getattr(self, name) for name in _FINGERPRINTED}
             if self.downtimes:  # only when set, so that older configs keep their fingerprint
                 sections["downtimes"] = self.downtimes
+            if self.workers is not None:  # absent otherwise: configs without it keep their hash
+                sections.update(
+                    workers=self.workers,
+                    worker_groups=self.worker_groups,
+                    placement=self.placement,
+                )
+            local_only = [c.name for c in self.checks.values() if c.placement_local]
+            if local_only:
+                sections["placement_local"] = local_only
             blob = json.dumps(sections, default=_canonical, sort_keys=True, separators=(",", ":"))
             known = self._memo["fingerprint"] = _short_hash(blob)
         return known
@@ -471,6 +559,13 @@ class Config:
     def pair_count(self) -> int:
         """How many check@host pairs `pairs()` yields, without walking them."""
         return sum(len(check.hosts) for check in self.checks.values())
+
+    def targets_for(self, check: CheckDef, host: Host) -> tuple[str, ...]:
+        """Where check@host runs, in order of preference (DESIGN §7b); `("local",)` if unplaced."""
+        placed = self.host_placement.get(host.name)
+        if placed is None or check.placement_local:
+            return (LOCAL_TARGET,)
+        return placed.targets
 
     def schedule_for(self, check: CheckDef, host: Host) -> Schedule | None:
         """The check's own schedule, else the host's class schedule."""

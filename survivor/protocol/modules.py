@@ -34,6 +34,7 @@ __all__ = [
     "fix_request",
     "parse_check_output",
     "parse_fix_output",
+    "result_from_dict",
 ]
 
 # --------------------------------------------------------------------------- requests
@@ -186,8 +187,12 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 def _result_from_line(line: str, default_duration_ms: int) -> CheckResult | None:
     obj = _json_object(line)
-    if obj is None:
-        return None
+    return None if obj is None else result_from_dict(obj, default_duration_ms)
+
+
+def result_from_dict(obj: Mapping[str, Any], default_duration_ms: int = 0) -> CheckResult | None:
+    """A result object `{"host", "rc", ...}` as a CheckResult, or None when it is not valid
+    (also for results that come back from a remote worker, protocol.remote)."""
     host = obj.get("host")
     rc = obj.get("rc")
     if not isinstance(host, str) or not isinstance(rc, int) or not is_valid_code(rc):
