@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from survivor.cli.app import App, echo_json, friendly_errors, say
+from survivor.cli.app import App, echo_json, friendly_errors, say, select_pairs
 
-TARGET_HELP = "HOST/CHECK, HOST (all its checks) or '*/CHECK' (that check on every host)"
 CSV_FIELDS = (
     "host",
     "check",
@@ -28,7 +27,10 @@ CSV_FIELDS = (
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.argument("targets", nargs=-1, metavar="[SELECTION...]")
+@click.option(
+    "-g", "--group", "groups", metavar="G", multiple=True, help="The hosts of group or class G."
+)
 @click.option(
     "--since",
     help="Start of the period (ISO 8601, or YYYY-MM-DD; default: 30 days before --until).",
@@ -41,6 +43,7 @@ CSV_FIELDS = (
 def report(
     app: App,
     targets: tuple[str, ...],
+    groups: tuple[str, ...],
     since: str | None,
     until_text: str | None,
     as_json: bool,
@@ -48,7 +51,8 @@ def report(
 ) -> None:
     """Availability of each check@host over a period, from its history alone.
 
-    TARGET is HOST/CHECK, HOST (all its checks) or '*/CHECK'. Per pair: the share
+    SELECTION is HOST/CHECK, HOST (all its checks), '*/CHECK' or --group G, as for the
+    operator actions. Per pair: the share
     of time in OK, WARNING, PROBLEM and other codes; time no result covers (the
     daemon was down, the check not yet configured) is shown as unknown, never as
     OK: a result counts for at most twice its check's interval. Then the number
@@ -66,7 +70,7 @@ def report(
     config = app.config
     store = app.history_store()
     rows: list[dict[str, Any]] = []
-    for host, check in _pairs(app, targets):
+    for host, check in select_pairs(app, targets, groups):
         checkdef, hostdef = config.checks[check], config.hosts[host]
         cover = max_cover(config.schedule_for(checkdef, hostdef), checkdef.retry)
         r = availability(store.read(host, check, since=start - cover), start, until, cover)
@@ -90,23 +94,6 @@ def _when(text: str, hint: str) -> datetime:
             f"{text!r} is not a time; use ISO 8601 (2026-11-01T00:00:00Z) or a date (2026-11-01)",
             param_hint=hint,
         ) from None
-
-
-def _pairs(app: App, targets: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(host, check) pairs of the config that the targets name, in config order."""
-    config = app.config
-    wanted: list[tuple[str, str]] = []
-    for target in targets:
-        host, _, check = target.partition("/")
-        found = [
-            (h.name, c.name)
-            for c, h in config.pairs()
-            if (host in ("*", h.name)) and (not check or check in ("*", c.name))
-        ]
-        if not found:
-            raise click.ClickException(f"nothing configured matches {target!r} ({TARGET_HELP})")
-        wanted.extend(p for p in found if p not in wanted)
-    return wanted
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

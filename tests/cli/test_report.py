@@ -74,3 +74,18 @@ def test_report_text_and_errors(cli: Cli) -> None:
     assert cli("report", "nohost/disk").exit_code == 1
     bad = cli("report", "db1/disk", "--since", "yesterday")
     assert bad.exit_code == 2 and "ISO 8601" in bad.output
+
+
+def test_report_takes_a_group(cli: Cli) -> None:
+    fill(cli)
+    out = cli(
+        "report",
+        "--group",
+        "servers",
+        "--since",
+        "2026-11-20T10:00:00Z",
+        "--until",
+        "2026-11-20T11:00:00Z",
+        "--json",
+    ).output
+    assert {(r["host"], r["check"]) for r in json.loads(out)} >= {("db1", "disk"), ("web1", "http")}
