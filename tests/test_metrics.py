@@ -99,9 +99,9 @@ def test_duration_and_lag_are_gauges_per_check_without_sum_and_count() -> None:
     for name in ("survivor_check_duration_seconds", "survivor_check_start_lag_seconds"):
         assert families(text)[name].type == "gauge"
         assert f"{name}_sum" not in text and f"{name}_count" not in text
-    assert value(text, "survivor_check_duration_seconds", check="http", quantile="0.5") == 0.3
-    assert value(text, "survivor_check_duration_seconds", check="http", quantile="0.99") == 5.0
-    assert value(text, "survivor_check_start_lag_seconds", check="http", quantile="0.5") == 0.2
+    assert value(text, "survivor_check_duration_seconds", check="http", percentile="50") == 0.3
+    assert value(text, "survivor_check_duration_seconds", check="http", percentile="99") == 5.0
+    assert value(text, "survivor_check_start_lag_seconds", check="http", percentile="50") == 0.2
     with pytest.raises(AssertionError):
         value(text, "survivor_check_duration_seconds", check="custom")  # never ran
 
@@ -176,7 +176,7 @@ def test_collect_reads_the_state_files(tmp_path: Path) -> None:
     assert value(text, "survivor_checks", code="PROBLEM") == 1
     assert value(text, "survivor_checks", code="OK") == 3
     assert value(text, "survivor_checks", code="NOTYET") == 0  # db1/ping never ran: no state
-    assert value(text, "survivor_check_start_lag_seconds", check="http", quantile="0.99") == 2.0
+    assert value(text, "survivor_check_start_lag_seconds", check="http", percentile="99") == 2.0
     assert value(text, "survivor_queue_items", kind="check", state="running") == 1
 
 
@@ -199,7 +199,7 @@ def test_export_writes_the_textfile_atomically(tmp_path: Path) -> None:
     export(path, FileWriter(FsyncPolicy.NEVER), daemon_doc(NOW), queue_items(NOW), states)
     text = path.read_text()
     assert value(text, "survivor_check_status", check="http", host="web1") == 1
-    assert value(text, "survivor_check_duration_seconds", check="http", quantile="0.5") == 1.5
+    assert value(text, "survivor_check_duration_seconds", check="http", percentile="50") == 1.5
     ran = state(1, minutes_ago=1, duration_ms=1500).last_start
     assert ran is not None
     assert value(

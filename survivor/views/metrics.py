@@ -16,10 +16,12 @@ textfile. The most urgent pairs are kept (problems first), and
 is aggregated by check name or code, so it stays small at any scale.
 
 The duration and start-lag families describe the *latest* run of each host
-of a check (quantiles over hosts, labelled `quantile`), not a cumulative
-history, so they are gauges: a summary's `_sum` and `_count` would invite
-`rate()` over snapshots. `survivor_check_last_run_timestamp_seconds` says
-per pair when it last ran (under the same cap as `survivor_check_status`).
+of a check (quantiles over hosts, labelled `percentile`: 50, 90, 99), not a
+cumulative history, so they are gauges: a summary's `_sum` and `_count` would
+invite `rate()` over snapshots. Prometheus reserves the `quantile` label for
+summaries (`promtool check metrics` refuses it on a gauge).
+`survivor_check_last_run_timestamp_seconds` says per pair when it last ran
+(under the same cap as `survivor_check_status`).
 """
 
 from __future__ import annotations
@@ -268,7 +270,8 @@ def _check_families(out: Exposition, samples: Sequence[CheckSample], cap: int) -
         for check in sorted(by_check):
             values = sorted(by_check[check])
             for q in QUANTILES:
-                out.sample(name, _quantile(values, q), check=check, quantile=format_value(q))
+                percentile = format_value(q * 100)
+                out.sample(name, _quantile(values, q), check=check, percentile=percentile)
 
 
 def _queue_families(
