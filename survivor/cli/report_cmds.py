@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from survivor.cli.app import App, echo_json, friendly_errors, say, select_pairs
+from survivor.views.rows import span_text
 
 CSV_FIELDS = (
     "host",
@@ -121,16 +122,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _span(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    return "-" if seconds is None else span_text(seconds, tenths=True)
 
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:

@@ -20,16 +20,16 @@ from survivor.model.words import scalar_text
 # --------------------------------------------------------------------------- time text
 
 
-def span_text(secs: float) -> str:
-    """A duration for people: 45s, 12m, 5h, 3d."""
+def span_text(secs: float, *, tenths: bool = False) -> str:
+    """A duration for people: 45s, 12m, 5h, 3d (5.5h, 3.2d with `tenths`)."""
     secs = int(secs)
     if secs < 120:
         return f"{secs}s"
     if secs < 7200:
         return f"{secs // 60}m"
     if secs < 172800:
-        return f"{secs // 3600}h"
-    return f"{secs // 86400}d"
+        return f"{secs / 3600:.1f}h" if tenths else f"{secs // 3600}h"
+    return f"{secs / 86400:.1f}d" if tenths else f"{secs // 86400}d"
 
 
 def age_text(t: datetime | None, now: datetime) -> str:
