@@ -58,7 +58,8 @@ def _load(
     schedules = build.build_schedules(ctx)
     default_timeout = 45.0 if instance is None else instance.default_timeout
     alerting = build_alerts.build_alerting(ctx, schedules, default_timeout)
-    hosting = build_checks.build_hosting(ctx, schedules, alerting, default_timeout)
+    check_limits = None if instance is None else instance.check_limits
+    hosting = build_checks.build_hosting(ctx, schedules, alerting, default_timeout, check_limits)
     downtimes = build_downtimes.build_downtimes(ctx)
     remote = build_workers.build_remote(ctx, "main" if instance is None else instance.name, hosting)
     if ctx.problems or instance is None:

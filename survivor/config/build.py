@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from survivor.config import convert
+from survivor.config.build_checks import limits_over, read_limits
 from survivor.config.fields import Context, Fields, describe, resolve_path
 from survivor.config.load import RawConfig
 from survivor.config.marked import MList, MMap
@@ -68,6 +69,7 @@ INSTANCE_KEYS = frozenset(
         "results_log",
         "timezone",
         "output_cap",
+        "check_limits",
     )
 )
 LOG_KEYS = frozenset(("target", "level"))
@@ -183,6 +185,9 @@ def build_instance(ctx: Context) -> InstanceConfig | None:
         results_log=f.path("results_log", base),
         timezone=timezone,
         output_cap=output_cap,
+        check_limits=limits_over(None, read_limits(f, "check_limits"))
+        if "check_limits" in f
+        else None,
         mark=Mark(entry.file, entry.line),
     )
 

@@ -11,6 +11,7 @@ of a 100,000-service config, so selections are cached per name.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 
 from survivor.config import convert
@@ -28,10 +29,12 @@ from survivor.config.fields import Context, Fields, describe
 from survivor.config.load import Entry
 from survivor.config.marked import MList, MMap
 from survivor.model.config import (
+    LIMIT_KEYS,
     LOCAL_TARGET,
     CheckDef,
     CheckKind,
     Mark,
+    ModuleLimits,
     Schedule,
 )
 from survivor.model.names import is_safe_name
@@ -51,17 +54,24 @@ CHECK_KEYS = frozenset(
         "retry",
         "fix",
         "placement",
+        "limits",
     )
 )
+MIN_MEMORY_LIMIT = 1 << 20  # the module's own binary and libraries need more than this
+UNLIMITED = "unlimited"  # a check's way out of instance.check_limits, key by key
 
 
 def build_hosting(
-    ctx: Context, schedules: dict[str, Schedule], alerting: Alerting, default_timeout: float
+    ctx: Context,
+    schedules: dict[str, Schedule],
+    alerting: Alerting,
+    default_timeout: float,
+    default_limits: ModuleLimits | None = None,
 ) -> Hosting:
     out = Hosting()
     hosts_and_classes(ctx, out)
     groups(ctx, out)
-    _checks(ctx, out, default_timeout)
+    _checks(ctx, out, _Defaults(default_timeout, default_limits))
     _effective_schedules(ctx, out, schedules)
     build_dependencies(ctx, out)
     return out
@@ -122,13 +132,21 @@ def _argv(f: Fields) -> tuple[tuple[str, ...], dict[str, int]]:
 Components = dict[str, list[tuple[str, int]]]
 
 
-def _checks(ctx: Context, out: Hosting, default_timeout: float) -> None:
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    """What `instance:` gives every check that does not say otherwise."""
+
+    timeout: float
+    limits: ModuleLimits | None
+
+
+def _checks(ctx: Context, out: Hosting, defaults: _Defaults) -> None:
     composites: list[tuple[CheckDef, Fields, Components]] = []
     for name, entry in ctx.raw.sections["checks"].items():
         if not is_safe_name(name):
             ctx.safe_name(name, "check", entry.file, entry.line)
             continue
-        built = _check(ctx, out, name, entry, default_timeout)
+        built = _check(ctx, out, name, entry, defaults)
         if built is None:
             continue
         check, f, components = built
@@ -140,7 +158,7 @@ def _checks(ctx: Context, out: Hosting, default_timeout: float) -> None:
 
 
 def _check(
-    ctx: Context, out: Hosting, name: str, entry: Entry, default_timeout: float
+    ctx: Context, out: Hosting, name: str, entry: Entry, defaults: _Defaults
 ) -> tuple[CheckDef, Fields, Components] | None:
     """One check; on the hot path, so keys are tested on the mapping itself."""
     what = f"check {name!r}"
@@ -197,10 +215,11 @@ def _check(
         optional=tuple(n for n, _ in components.get("optional", ())),
         schedule=f.reference("schedule", "schedule", defined["schedules"]),
         alertplan=f.reference("alertplan", "alert plan", defined["alertplans"]),
-        timeout=f.seconds("timeout", default_timeout),
+        timeout=f.seconds("timeout", defaults.timeout),
         retry=f.duration("retry", None, minimum=timedelta(minutes=1), whole_minutes=True),
         fix=f.reference("fix", "fix", defined["fixes"]),
         placement_local=_placement_local(f) if "placement" in m else False,
+        limits=_check_limits(f, defaults.limits, kind, "limits" in m),
         mark=Mark(entry.file, entry.line),
     )
     if variables:
@@ -213,6 +232,70 @@ def _placement_local(f: Fields) -> bool:
     if f.get("placement") != LOCAL_TARGET:
         f.bad("placement", f"expected {LOCAL_TARGET!r} (run only on the scheduler)")
     return True
+
+
+def read_limits(f: Fields, key: str) -> dict[str, int | None]:
+    """A `limits:` mapping: each key given, with None for `unlimited`; problems reported.
+
+    `memory` is the address space (a size: `512M`, `2G`), `cpu` seconds of CPU
+    time (a duration, whole seconds: `30s`, `2m`), `files` open descriptors.
+    """
+    limits = f.ctx.fields(f.get(key), f"{f.what}: {key}", LIMIT_FIELDS, f.file, f.line(key))
+    if limits is None:
+        return {}
+    given: dict[str, int | None] = {}
+    for name in LIMIT_KEYS:
+        if name not in limits:
+            continue
+        value = limits.get(name)
+        if value == UNLIMITED:
+            given[name] = None
+        elif name == "memory":
+            try:
+                size = convert.size(value)
+            except ValueError as exc:
+                limits.bad(name, f"{exc}, or {UNLIMITED}")
+                continue
+            if size < MIN_MEMORY_LIMIT:
+                limits.bad(name, f"{value!r} is less than 1M: the module could not even start")
+                continue
+            given[name] = size
+        elif name == "cpu":
+            seconds = limits.duration(name, None, minimum=timedelta(seconds=1))
+            if seconds is not None:
+                given[name] = int(seconds.total_seconds())
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 3:
+            given[name] = value
+        else:
+            limits.bad(
+                name,
+                f"expected a whole number of descriptors of at least 3 (stdin, stdout, stderr)"
+                f" or {UNLIMITED}, got {describe(value)}",
+            )
+    return given
+
+
+LIMIT_FIELDS = frozenset(LIMIT_KEYS)
+
+
+def limits_over(base: ModuleLimits | None, given: dict[str, int | None]) -> ModuleLimits | None:
+    """`given` over `base` key by key; None when nothing is limited."""
+    merged = {key: getattr(base, key, None) for key in LIMIT_KEYS}
+    merged.update(given)
+    limits = ModuleLimits(**merged)
+    return limits if limits.to_dict() else None
+
+
+def _check_limits(
+    f: Fields, default: ModuleLimits | None, kind: CheckKind, given: bool
+) -> ModuleLimits | None:
+    """The check's own limits over the instance's; a composite has none (its components
+    run with theirs)."""
+    if kind is CheckKind.COMPOSITE:
+        if given:
+            f.bad("limits", "a composite check runs no module: give its components limits")
+        return None
+    return limits_over(default, read_limits(f, "limits")) if given else default
 
 
 def _check_variables(

@@ -85,12 +85,14 @@ def format_duration(value: timedelta) -> str:
 
 # --------------------------------------------------------------------------- sizes
 
-_SIZE_RE = re.compile(r"\A\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*\Z")
-_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+_SIZE_RE = re.compile(r"\A\s*(\d+)\s*(B|KiB|MiB|GiB|TiB|K|M|G|T)?\s*\Z")
+# K, M, G and T are powers of 1024, as in systemd's MemoryMax= and `ulimit`.
+_SIZE_UNITS = {None: 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SIZE_UNITS.update({"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4})
 
 
 def size(value: object) -> int:
-    """A byte count: an integer or `512B`, `64KiB`, `1MiB`, `1GiB`."""
+    """A byte count: an integer or `512B`, `64KiB`/`64K`, `1MiB`/`1M`, `2GiB`/`2G`, `1T`."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"size {value} is negative")
@@ -99,7 +101,10 @@ def size(value: object) -> int:
         match = _SIZE_RE.match(value)
         if match is not None:
             return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
-    raise ValueError(f"{value!r} is not a size: write a number of bytes or e.g. 64KiB, 1MiB")
+    raise ValueError(
+        f"{value!r} is not a size: write a number of bytes or e.g. 64K, 512M, 2G"
+        " (powers of 1024; KiB, MiB, GiB too)"
+    )
 
 
 # --------------------------------------------------------------------------- days and times

@@ -136,6 +136,78 @@ class Group:
 
 # --------------------------------------------------------------------------- config: checks
 
+# Metadata of a field added after fingerprints were pinned: hashed only when set, so that
+# a config that does not use it keeps its fingerprint across the upgrade.
+ADDED = "fingerprint-when-set"
+
+LIMIT_KEYS = ("memory", "cpu", "files")  # a `limits:` mapping's keys, in the order shown
+CPU_KILL_AFTER = 1  # seconds of CPU past the `cpu` limit (SIGXCPU) before the kernel's SIGKILL
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleLimits:
+    """What one run of a check's module or plugin may take (`limits:`, issue 23).
+
+    Set in the child before it executes (survivor.proc.limits), so they hold
+    from its first instruction and are inherited by what it starts (each
+    process gets its own allowance). None: not limited.
+    """
+
+    memory: int | None = None  # bytes of address space (RLIMIT_AS): an allocation past it fails
+    cpu: int | None = None  # seconds of CPU time (RLIMIT_CPU): SIGXCPU, then SIGKILL
+    files: int | None = None  # open descriptors (RLIMIT_NOFILE)
+
+    def to_dict(self) -> dict[str, int]:
+        """The limits that are set (what fingerprints and remote requests carry)."""
+        return {key: value for key in LIMIT_KEYS if (value := getattr(self, key)) is not None}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> ModuleLimits:
+        """The inverse of `to_dict`; ValueError names a key or value that is not one."""
+        unknown = sorted(set(doc) - set(LIMIT_KEYS))
+        if unknown:
+            raise ValueError(f"unknown limit {unknown[0]!r} (known: {', '.join(LIMIT_KEYS)})")
+        for key, value in doc.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"limit {key} must be a whole number of at least 1")
+        return cls(**doc)
+
+    def describe(self) -> str:
+        """`memory 512M, cpu 5 s, files 64`: the limits as a comment shows them."""
+        parts = []
+        if self.memory is not None:
+            parts.append(f"memory {size_text(self.memory)}")
+        if self.cpu is not None:
+            parts.append(f"cpu {self.cpu} s")
+        if self.files is not None:
+            parts.append(f"files {self.files}")
+        return ", ".join(parts)
+
+    def why_killed(self, signal_name: str) -> str:
+        """How a result names a run ended by `signal_name` under these limits:
+        `SIGXCPU: cpu limit 5 s`, else the signal and every limit in effect (a
+        SIGKILL past the cpu limit, a SIGSEGV or SIGABRT after a failed allocation)."""
+        if signal_name == "SIGXCPU" and self.cpu is not None:
+            return f"{signal_name}: cpu limit {self.cpu} s"
+        return f"{signal_name}; limits: {self.describe()}"
+
+    def why_no_result(self, stderr: bytes) -> str:
+        """What a result adds when a run under these limits gave none of its own:
+        `limits: memory 64M; its stderr ends: MemoryError` (an allocation past the
+        memory limit fails, and what the module made of that is on its stderr)."""
+        lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+        last = next((line for line in reversed(lines) if line), "")
+        why = f"limits: {self.describe()}"
+        return f"{why}; its stderr ends: {last[:200]}" if last else why
+
+
+def size_text(size: int) -> str:
+    """A byte count as the config would write it: `512M`, `2G`, `64K`, `1000 bytes`."""
+    for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size} bytes"
+
 
 @dataclass(frozen=True, slots=True)
 class CheckDef:
@@ -156,6 +228,8 @@ class CheckDef:
     retry: timedelta | None = None  # re-check interval while not OK
     fix: str | None = None
     placement_local: bool = False  # `placement: local`: only ever on the scheduler (§7b)
+    # `limits:` (with instance.check_limits filled in); None: none, and not fingerprinted
+    limits: ModuleLimits | None = field(default=None, metadata={ADDED: True})
     mark: Mark = NO_MARK
     # `hosts` as a set, for "does it run on this host" at every run (a tuple is a scan).
     host_set: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
@@ -182,6 +256,8 @@ class CheckDef:
         }
         if self.placement_local:  # only when set, so that older fingerprints stay as they were
             plain["placement"] = "local"
+        if self.limits is not None:  # likewise
+            plain["limits"] = self.limits.to_dict()
         return plain
 
 
@@ -207,9 +283,6 @@ def _short_hash(blob: str) -> str:
 
 
 _FIELD_GETTERS: dict[type, attrgetter[Any]] = {}
-# Metadata of a field added after fingerprints were pinned: hashed only when set, so that
-# a config that does not use it keeps its fingerprint across the upgrade.
-ADDED = "fingerprint-when-set"
 
 
 _ADDED_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -473,6 +546,8 @@ class InstanceConfig:
     results_log: Path | None = None
     timezone: str | None = None  # schedules are local time; None = the system's zone
     output_cap: int = 65536  # bytes of stdout kept per module run (per host for batched runs)
+    # `check_limits:` the limits of every check that does not set its own (ModuleLimits)
+    check_limits: ModuleLimits | None = field(default=None, metadata={ADDED: True})
     mark: Mark = NO_MARK
 
 

@@ -151,7 +151,12 @@ def test_size() -> None:
     assert convert.size("64KiB") == 65536
     assert convert.size("1MiB") == 1048576
     assert convert.size("512B") == 512
-    for bad in ("1MB", -1, "KiB", 1.5, True):
+    # K, M, G, T as in systemd's MemoryMax= (powers of 1024), for a check's limits: memory
+    assert convert.size("512M") == 512 << 20
+    assert convert.size("2G") == 2 << 30
+    assert convert.size("64K") == 64 << 10
+    assert convert.size("1T") == 1 << 40
+    for bad in ("1MB", -1, "KiB", 1.5, True, "2g", "M"):
         with pytest.raises(ValueError):
             convert.size(bad)
 
