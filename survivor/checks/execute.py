@@ -19,11 +19,11 @@ from survivor.checks.record import CheckRecorder
 from survivor.clock import Clock, from_epoch
 from survivor.errors import ModuleError
 from survivor.model.codes import ReturnCode
-from survivor.model.config import CheckDef, CheckKind, Config, Host
+from survivor.model.config import CheckDef, CheckKind, Config, Host, ModuleLimits
 from survivor.model.work import CheckResult, WorkItem
 from survivor.proc.runner import ModuleRunner
 from survivor.proc.session import ProcessOutcome
-from survivor.protocol.modules import check_request, parse_check_output
+from survivor.protocol.modules import check_request, explain_missing, parse_check_output
 from survivor.protocol.plugins import expand_argv, parse_plugin_output
 from survivor.work.steps import PAUSE, Offload, Steps, drive, outcome_of
 
@@ -212,7 +212,9 @@ class CheckRunner:
             path = self.runner.resolve("check", check.module)
             request = check_request(check.name, check.args, hosts, check.timeout)
             cap = config.instance.output_cap * max(1, len(hosts))
-            outcome = yield from self._run(ctx, [str(path)], request, check.timeout, cap)
+            outcome = yield from self._run(
+                ctx, [str(path)], request, check.timeout, cap, check.limits
+            )
         except ModuleError as err:
             return [CheckResult(h, int(ReturnCode.MISCONFIG), str(err)) for h in names]
         if outcome.stderr:
@@ -224,17 +226,13 @@ class CheckRunner:
             truncated=outcome.truncated,
             default_duration_ms=outcome.duration_ms,
         )
-        results = [parsed[h] for h in names]
-        if outcome.signal is not None and not outcome.timed_out:
-            # Say why hosts got nothing: "no result from module (killed by SIGSEGV)".
-            why = f" (module killed by {_signal_name(outcome.signal)})"
-            results = [
-                replace(r, comment=r.comment + why)
-                if r.comment.startswith("no result from module")
-                else r
-                for r in results
-            ]
-        return results
+        # Say why hosts got nothing: "no result from module (module killed by SIGSEGV)".
+        return explain_missing(
+            [parsed[h] for h in names],
+            signal_name=None if outcome.timed_out else _signal_name(outcome.signal),
+            limits=check.limits,
+            stderr=outcome.stderr,
+        )
 
     def _run_plugin(
         self, check: CheckDef, host: Host, ctx: WorkContext | None
@@ -243,7 +241,7 @@ class CheckRunner:
         try:
             path = self.runner.resolve_plugin(check.plugin)
             argv = [str(path), *expand_argv(check.argv, host)]
-            outcome = yield from self._run(ctx, argv, b"", check.timeout, None)
+            outcome = yield from self._run(ctx, argv, b"", check.timeout, None, check.limits)
         except (ModuleError, ValueError) as err:
             return CheckResult(host.name, int(ReturnCode.MISCONFIG), str(err))
         return parse_plugin_output(
@@ -255,6 +253,7 @@ class CheckRunner:
             duration_ms=outcome.duration_ms,
             host=host.name,
             stderr=outcome.stderr,
+            limits=check.limits,
         )
 
     def _run_composite(
@@ -285,9 +284,10 @@ class CheckRunner:
         stdin: bytes,
         timeout: float,
         cap: int | None,
+        limits: ModuleLimits | None,
     ) -> Steps[ProcessOutcome]:
         on_start = None if ctx is None else ctx.set_pid
-        running = self.runner.start(argv, stdin, timeout, cap=cap, on_start=on_start)
+        running = self.runner.start(argv, stdin, timeout, cap=cap, on_start=on_start, limits=limits)
         return (yield from outcome_of(running))
 
 

@@ -13,13 +13,20 @@ the daemon's own files, sockets and the other processes of its user.
 `instance.max_running_checks` caps it (DESIGN §3); `check_workers`, the
 older name of a fixed number of slots, still caps it when set, and the
 smaller of the two wins (`running_cap`).
+
+The other way round, a check's `limits:` lower what one module may take
+(`child_rlimits`, set in the child by `set_in_child` between fork and exec;
+survivor.proc.session says why there).
 """
 
 from __future__ import annotations
 
 import logging
 import resource
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from survivor.model.config import CPU_KILL_AFTER, ModuleLimits
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +92,46 @@ def running_cap(machine: int, max_running_checks: int | None, check_workers: int
     whichever of the two settings are set."""
     caps = [machine] + [c for c in (max_running_checks, check_workers) if c is not None]
     return max(1, min(caps))
+
+
+# --------------------------------------------------------------------------- one module's
+
+
+RLimit = tuple[int, int, int]  # (resource, soft, hard) for setrlimit
+
+
+def child_rlimits(limits: ModuleLimits) -> tuple[RLimit, ...]:
+    """What `set_in_child` sets for `limits`, within the daemon's own hard limits.
+
+    `memory` is RLIMIT_AS, soft and hard: an allocation past it fails (ENOMEM,
+    a MemoryError in Python). `cpu` is RLIMIT_CPU: at the soft limit the kernel
+    sends SIGXCPU (which ends the process unless it is caught), and SIGKILL at
+    the hard one CPU_KILL_AFTER seconds later. `files` is RLIMIT_NOFILE. An
+    unprivileged child cannot raise a hard limit past the daemon's, so each is
+    cut to the daemon's hard limit here rather than failing in the child.
+    """
+    wanted: list[tuple[int, int, int]] = []
+    if limits.memory is not None:
+        wanted.append((resource.RLIMIT_AS, limits.memory, limits.memory))
+    if limits.cpu is not None:
+        wanted.append((resource.RLIMIT_CPU, limits.cpu, limits.cpu + CPU_KILL_AFTER))
+    if limits.files is not None:
+        wanted.append((resource.RLIMIT_NOFILE, limits.files, limits.files))
+    out: list[RLimit] = []
+    for which, soft, hard in wanted:
+        ceiling = resource.getrlimit(which)[1]
+        if ceiling != resource.RLIM_INFINITY and ceiling >= 0:
+            soft, hard = min(soft, ceiling), min(hard, ceiling)
+        out.append((which, soft, hard))
+    return tuple(out)
+
+
+def set_in_child(rlimits: Sequence[RLimit]) -> None:
+    """Set `rlimits` on the calling process: the `preexec_fn` of a limited module.
+
+    It runs in the forked child of a threaded daemon, so it does nothing but
+    setrlimit(2) calls: no import, no lock, no logging (a lock another thread
+    held at the fork would never be released in the child).
+    """
+    for which, soft, hard in rlimits:
+        resource.setrlimit(which, (soft, hard))

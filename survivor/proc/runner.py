@@ -14,17 +14,21 @@ the daemon runs on a fake or scaled clock.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import select
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from survivor.errors import ModuleError
+from survivor.model.config import ModuleLimits
+from survivor.proc.limits import child_rlimits
 from survivor.proc.resolve import ModuleFinder
 from survivor.proc.session import (
     Child,
@@ -97,6 +101,7 @@ class ModuleRunner:
         cap: int | None = None,
         env: Mapping[str, str] | None = None,
         on_start: Callable[[int], None] | None = None,
+        limits: ModuleLimits | None = None,
     ) -> ProcessOutcome:
         """Run `argv` (no shell) with `stdin`, in its own session, and collect what it printed.
 
@@ -104,10 +109,13 @@ class ModuleRunner:
         `kill_grace` seconds later. `env` adds variables (SURVIVOR_* by
         convention) to the clean environment. `on_start(pid)` is called, after
         the runner's own `on_start`, as soon as the child exists (a work item
-        records its pid). Raises ModuleError when the executable cannot be
-        started.
+        records its pid). `limits` (a check's `limits:`) are set in the child
+        before it execs (survivor.proc.limits). Raises ModuleError when the
+        executable cannot be started.
         """
-        return self.start(argv, stdin, timeout, cap=cap, env=env, on_start=on_start).wait()
+        return self.start(
+            argv, stdin, timeout, cap=cap, env=env, on_start=on_start, limits=limits
+        ).wait()
 
     def start(
         self,
@@ -118,6 +126,7 @@ class ModuleRunner:
         cap: int | None = None,
         env: Mapping[str, str] | None = None,
         on_start: Callable[[int], None] | None = None,
+        limits: ModuleLimits | None = None,
     ) -> Running:
         """Start what `run` runs and return at once; `Running.wait()` or a loop finishes it."""
         if not argv:
@@ -131,14 +140,29 @@ class ModuleRunner:
             self.orphans.reap()
             self._in_root = cwd_is_root()
             self._sealed_until = started + SEAL_INTERVAL
+        rlimits = child_rlimits(limits) if limits is not None else ()
         try:
             child = spawn_child(
-                list(argv), child_env, with_stdin=bool(stdin), in_root=self._in_root
+                list(argv),
+                child_env,
+                with_stdin=bool(stdin),
+                in_root=self._in_root,
+                rlimits=rlimits,
             )
         except OSError as exc:
+            if limits is not None and exc.errno == errno.ENOMEM:
+                raise ModuleError(
+                    f"cannot run {argv[0]} within its limits ({limits.describe()}):"
+                    f" {exc.strerror or exc}"
+                ) from exc
             raise ModuleError(
                 f"cannot run {argv[0]}: {exc.strerror or exc}; check that it exists, is"
                 " executable and starts with a valid #! line"
+            ) from exc
+        except subprocess.SubprocessError as exc:  # setrlimit refused in the child
+            assert limits is not None
+            raise ModuleError(
+                f"cannot run {argv[0]}: its limits ({limits.describe()}) could not be set"
             ) from exc
         with self._running_lock:
             self._running.add(child.pid)

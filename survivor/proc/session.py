@@ -19,6 +19,17 @@ Decisions:
 * A child that does not die after SIGKILL (stuck in the kernel, D state) is
   given up on after REAP_PATIENCE seconds and left in its runner's `Orphans`,
   reaped later.
+* A check with `limits:` (address space, CPU time, descriptors) must have them
+  before its first instruction, so they are set in the child between fork and
+  exec. posix_spawn has no rlimit attribute and returns only once the child
+  has exec'd, so `prlimit(pid)` after it would leave the module a window to
+  allocate unlimited; the daemon's own limits cannot be lowered around the
+  spawn either (rlimits belong to the whole process: every thread, and the
+  daemon's own CPU time would meet the module's `cpu`). Such a child is
+  started by Popen with a `preexec_fn` that only calls setrlimit(2)
+  (survivor.proc.limits.set_in_child). That path is a fork rather than a
+  vfork, so it costs the daemon more (its page tables are copied; measured
+  in docs/modules.md); checks without limits keep posix_spawn.
 
 Timing uses `time.monotonic()` directly: child processes live in real seconds
 even when the daemon runs on a fake or scaled clock.
@@ -35,8 +46,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
+from survivor.proc.limits import RLimit, set_in_child
 from survivor.proc.spawn import spawn
 
 log = logging.getLogger(__name__)
@@ -138,7 +151,14 @@ class Child:
         self.stdout_fd = self.stderr_fd = -1
 
 
-def spawn_child(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_root: bool) -> Child:
+def spawn_child(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    with_stdin: bool,
+    in_root: bool,
+    rlimits: Sequence[RLimit] = (),
+) -> Child:
     """Start `argv` in a new session with cwd "/", stdin a pipe (or /dev/null), stdout/err pipes.
 
     posix_spawn (vfork and exec in glibc, called through survivor.proc.spawn so
@@ -146,7 +166,9 @@ def spawn_child(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_ro
     than `subprocess.Popen` (133 vs 185 µs for /bin/true, with the poll
     loop), but it cannot change directory: it is used when the daemon's cwd
     already is "/" (the daemon moves there at start, and `in_root` says so)
-    and `argv[0]` is a path; otherwise Popen does the same job.
+    and `argv[0]` is a path; otherwise Popen does the same job. `rlimits` are
+    set in the child before it execs, which posix_spawn cannot do: Popen
+    then too (the module docstring says why).
     """
     stdin_r, stdin_w = os.pipe() if with_stdin else (None, None)
     out_r, out_w = os.pipe()
@@ -154,7 +176,7 @@ def spawn_child(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_ro
     ours = [fd for fd in (stdin_w, out_r, err_r) if fd is not None]
     theirs = [fd for fd in (stdin_r, out_w, err_w) if fd is not None]
     try:
-        if in_root and "/" in argv[0] and min(theirs) > 2:
+        if in_root and "/" in argv[0] and min(theirs) > 2 and not rlimits:
             pid = spawn(argv[0], argv, env, stdin=stdin_r, stdout=out_w, stderr=err_w)
             popen = None
         else:
@@ -167,6 +189,7 @@ def spawn_child(argv: list[str], env: dict[str, str], *, with_stdin: bool, in_ro
                 start_new_session=True,
                 cwd="/",
                 env=env,
+                preexec_fn=partial(set_in_child, rlimits) if rlimits else None,
             )
             pid = popen.pid
     except BaseException:

@@ -17,20 +17,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from survivor.model.codes import ReturnCode, is_valid_code
-from survivor.model.config import Host
+from survivor.model.config import Host, ModuleLimits
 from survivor.model.work import CheckResult, PerfDatum
 from survivor.protocol.plugins import COMMENT_MAX, parse_perfdata
 
 PROTOCOL_VERSION = 1
 QUOTE_MAX = 200  # characters of a bad output line quoted in a MISCONFIG comment
+NO_RESULT = "no result from module"  # how the comment of a host the module left out begins
 
 __all__ = [
     "PROTOCOL_VERSION",
     "QUOTE_MAX",
     "check_request",
+    "explain_missing",
     "fix_request",
     "parse_check_output",
     "parse_fix_output",
@@ -133,6 +136,35 @@ def parse_check_output(
                     duration_ms=default_duration_ms,
                 )
     return {host: found[host] for host in hosts}
+
+
+def explain_missing(
+    results: Sequence[CheckResult],
+    *,
+    signal_name: str | None,
+    limits: ModuleLimits | None,
+    stderr: bytes = b"",
+) -> list[CheckResult]:
+    """Say why hosts got no result of the module's own.
+
+    A module ended by a signal (`signal_name`; None when the timeout ended it,
+    which says so already): "no result from module (module killed by
+    SIGSEGV)", and under `limits:` "(module killed by SIGXCPU: cpu limit 5 s)".
+    A module under limits that just gave nothing (a failed allocation ends
+    most programs with an error): "(limits: memory 64M; its stderr ends:
+    MemoryError)". Results the module gave are left as they are.
+    """
+    if signal_name is not None:
+        why = signal_name if limits is None else limits.why_killed(signal_name)
+        note = f" (module killed by {why})"
+    elif limits is not None:
+        note = f" ({limits.why_no_result(stderr)})"
+    else:
+        return list(results)
+    return [
+        replace(r, comment=r.comment + note) if r.comment.startswith(NO_RESULT) else r
+        for r in results
+    ]
 
 
 def parse_fix_output(
@@ -275,7 +307,7 @@ def _range_text(value: object) -> str | None:
 def _missing_result(killed: bool, truncated: bool, first_bad: str | None) -> tuple[int, str]:
     if killed:
         return int(ReturnCode.TIMEDOUT), "timed out after module was killed"
-    what = "no result from module"
+    what = NO_RESULT
     if truncated:
         what += " (its output was cut at the output cap)"
     return int(ReturnCode.MISCONFIG), _no_result(what, first_bad)

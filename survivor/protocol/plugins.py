@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from survivor.config.convert import expand_template, template_fields
 from survivor.model.codes import ReturnCode
-from survivor.model.config import Host
+from survivor.model.config import Host, ModuleLimits
 from survivor.model.work import CheckResult, PerfDatum
 
 COMMENT_MAX = 1000  # characters of a comment kept in state and history
@@ -87,6 +87,7 @@ def parse_plugin_output(
     duration_ms: int,
     host: str,
     stderr: bytes = b"",
+    limits: ModuleLimits | None = None,
 ) -> CheckResult:
     """A CheckResult from one plugin run, following the Nagios plugin API.
 
@@ -98,7 +99,10 @@ def parse_plugin_output(
     that wrote nothing on stdout gets the first line of its stderr as the
     comment, as Nagios shows it. Perfdata comes from the first line after
     `|` and from the long output after its first `|`, through to the end;
-    the first perfdatum's value is the scalar.
+    the first perfdatum's value is the scalar. A plugin run under `limits`
+    (a check's `limits:`) that is killed, or prints nothing, says so: "plugin
+    killed by SIGXCPU: cpu limit 5 s", "... (limits: memory 64M; its stderr
+    ends: MemoryError)".
     """
     if killed:
         return CheckResult(
@@ -113,7 +117,8 @@ def parse_plugin_output(
     perfdata = parse_perfdata(perf_text) if perf_text else ()
     scalar = perfdata[0].value if perfdata else None
     if signal_name is not None:
-        rc, comment = int(ReturnCode.MISCONFIG), f"plugin killed by {signal_name}"
+        why = signal_name if limits is None else limits.why_killed(signal_name)
+        rc, comment = int(ReturnCode.MISCONFIG), f"plugin killed by {why}"
     elif exit_status is None:
         rc, comment = int(ReturnCode.MISCONFIG), "plugin ended without an exit status"
     elif exit_status in _PLUGIN_CODES:
@@ -121,6 +126,9 @@ def parse_plugin_output(
     else:
         rc = int(ReturnCode.MISCONFIG)
         comment = f"plugin exited with status {exit_status}: {summary or NO_PLUGIN_OUTPUT}"
+    if limits is not None and signal_name is None and not stdout.strip():
+        note = f" ({limits.why_no_result(stderr)})"  # kept whole: the comment is cut first
+        comment = comment[: COMMENT_MAX - len(note)] + note
     return CheckResult(
         host=host,
         rc=rc,
