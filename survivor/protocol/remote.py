@@ -6,7 +6,10 @@ A request is the Survivor-protocol document of §4 (`version`, `kind`,
 protocol module, one run for all hosts) or `plugin` with its `argv`
 templates (one host per request; the worker expands them from the host
 fields, as the scheduler would). Never a path, never shell text: a plugin
-the config names by absolute path runs only on the scheduler.
+the config names by absolute path runs only on the scheduler. A check with
+`limits:` sends them as `limits` (`{"memory": bytes, "cpu": seconds, "files":
+n}`, only the keys set), and the worker sets them on the module as the daemon
+does; a worker older than that field ignores it.
 
 A reply is `{"v", "work_id", "status", "worker"}` plus, for `ok`, the start
 time `t`, `duration_ms`, `module_sha256` and one result per host (§4 result
@@ -26,7 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from survivor.model.config import CheckDef, Host
+from survivor.model.config import CheckDef, Host, ModuleLimits
 from survivor.model.names import is_safe_name
 from survivor.model.work import CheckResult
 from survivor.protocol.modules import PROTOCOL_VERSION, _jsonable, result_from_dict
@@ -60,6 +63,7 @@ class WorkRequest:
     plugin: str | None = None
     argv: tuple[str, ...] = ()
     args: Mapping[str, Any] | None = None
+    limits: ModuleLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,8 @@ def work_request(
         "fingerprint": fingerprint,
         "deadline": iso(deadline),
     }
+    if check.limits is not None:
+        doc["limits"] = check.limits.to_dict()
     if check.module is not None:
         doc["module"] = check.module
     elif check.plugin is not None and is_safe_name(check.plugin):
@@ -155,6 +161,14 @@ def parse_request(data: bytes) -> WorkRequest:
     timeout = doc.get("timeout")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 86400:
         raise Refused("timeout must be a number of seconds")
+    limits = None
+    if "limits" in doc:
+        if not isinstance(doc["limits"], dict):
+            raise Refused("limits must be a mapping")
+        try:
+            limits = ModuleLimits.from_dict(doc["limits"])
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
     return WorkRequest(
         work_id=work_id,
         check=check,
@@ -166,6 +180,7 @@ def parse_request(data: bytes) -> WorkRequest:
         plugin=plugin,
         argv=tuple(argv),
         args=args,
+        limits=limits,
     )
 
 

@@ -38,7 +38,7 @@ from survivor.errors import ModuleError
 from survivor.model.codes import ReturnCode
 from survivor.model.work import CheckResult
 from survivor.proc.runner import ModuleRunner
-from survivor.protocol.modules import check_request, parse_check_output
+from survivor.protocol.modules import check_request, explain_missing, parse_check_output
 from survivor.protocol.plugins import expand_argv, parse_plugin_output
 from survivor.protocol.remote import (
     Refused,
@@ -83,13 +83,19 @@ class ModuleHashes:
 def run_request(
     runner: ModuleRunner, request: WorkRequest, output_cap: int
 ) -> tuple[list[CheckResult], Path | None]:
-    """Run what `request` names (blocking); one result per host, and the file that ran."""
+    """Run what `request` names (blocking); one result per host, and the file that ran.
+
+    The check's `limits:`, when the request carries them, are set on the module
+    as the daemon sets them (survivor.proc.limits)."""
     names = [h.name for h in request.hosts]
+    limits = request.limits
     try:
         if request.module is not None:
             path = runner.resolve("check", request.module)
             stdin = check_request(request.check, request.args or {}, request.hosts, request.timeout)
-            outcome = runner.run([str(path)], stdin, request.timeout, cap=output_cap * len(names))
+            outcome = runner.run(
+                [str(path)], stdin, request.timeout, cap=output_cap * len(names), limits=limits
+            )
             parsed = parse_check_output(
                 outcome.stdout,
                 names,
@@ -97,23 +103,30 @@ def run_request(
                 truncated=outcome.truncated,
                 default_duration_ms=outcome.duration_ms,
             )
-            return [parsed[n] for n in names], path
+            results = explain_missing(
+                [parsed[n] for n in names],
+                signal_name=None if outcome.timed_out else outcome.signal_name,
+                limits=limits,
+                stderr=outcome.stderr,
+            )
+            return results, path
         assert request.plugin is not None
         path = runner.resolve("check", request.plugin)
         [host] = request.hosts
         argv = [str(path), *expand_argv(request.argv, host)]
-        outcome = runner.run(argv, b"", request.timeout)
+        outcome = runner.run(argv, b"", request.timeout, limits=limits)
     except (ModuleError, ValueError) as err:
         return [CheckResult(n, int(ReturnCode.MISCONFIG), str(err)) for n in names], None
-    signal_name = None if outcome.signal is None else signal.Signals(outcome.signal).name
     result = parse_plugin_output(
         outcome.stdout,
         outcome.exit_status,
         killed=outcome.timed_out,
-        signal_name=signal_name,
+        signal_name=outcome.signal_name,
         timeout=request.timeout,
         duration_ms=outcome.duration_ms,
         host=host.name,
+        stderr=outcome.stderr,
+        limits=limits,
     )
     return [result], path
 

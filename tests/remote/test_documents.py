@@ -60,6 +60,9 @@ def test_a_request_is_the_module_document_plus_work_id_fingerprint_and_deadline(
         ({"timeout": "30"}, "timeout"),
         ({"deadline": "tomorrow"}, "deadline"),
         ({"version": 2}, "version 1"),
+        ({"limits": "1G"}, "limits must be a mapping"),
+        ({"limits": {"memory": "1G"}}, "limit memory must be a whole number"),
+        ({"limits": {"stack": 1}}, "unknown limit 'stack'"),
     ],
 )
 def test_a_bad_request_is_refused_with_the_reason(changes: dict[str, object], why: str) -> None:
