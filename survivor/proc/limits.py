@@ -15,13 +15,28 @@ older name of a fixed number of slots, still caps it when set, and the
 smaller of the two wins (`running_cap`).
 
 The other way round, a check's `limits:` lower what one module may take
-(`child_rlimits`, set in the child by `set_in_child` between fork and exec;
-survivor.proc.session says why there).
+(`child_rlimits`). They must hold from the module's first instruction, and
+posix_spawn, which starts every other module, has no rlimit attribute and
+returns only once the child has exec'd: `prlimit(pid)` after it would leave
+the module a window to allocate without limit, and lowering the daemon's own
+limits around the spawn is no answer (rlimits belong to the whole process:
+every thread, and the daemon's own CPU time would meet the module's `cpu`).
+So a limited module is started, still by posix_spawn, as util-linux's
+`prlimit --as=S:H ... -- MODULE ARGS`, which sets the limits on itself and
+execs the module: the same process (pid, process group, signals, exit status
+are the module's), no process in between, and no cost to the daemon beyond
+the longer argv (`prlimit_argv`). Measured with /bin/true: +0.1 ms of the
+daemon's CPU and +1.4 ms of the child's per run, whatever the daemon's size.
+Where util-linux is missing (Debian always has it) the runner forks instead,
+with `set_in_child` as Popen's `preexec_fn`: correct too, but a fork of the
+daemon costs it 4 ms of CPU per run at 46 MiB resident and 11 ms at 218 MiB
+(page tables copied, then copy-on-write faults), ten to thirty times a spawn.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import resource
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,6 +113,10 @@ def running_cap(machine: int, max_running_checks: int | None, check_workers: int
 
 
 RLimit = tuple[int, int, int]  # (resource, soft, hard) for setrlimit
+# util-linux's prlimit(1): fixed paths, not the daemon's PATH (usrmerge has both)
+PRLIMIT_PATHS = ("/usr/bin/prlimit", "/bin/prlimit")
+_PRLIMIT_OPTIONS = {resource.RLIMIT_AS: "--as", resource.RLIMIT_CPU: "--cpu"}
+_PRLIMIT_OPTIONS[resource.RLIMIT_NOFILE] = "--nofile"
 
 
 def child_rlimits(limits: ModuleLimits) -> tuple[RLimit, ...]:
@@ -135,3 +154,15 @@ def set_in_child(rlimits: Sequence[RLimit]) -> None:
     """
     for which, soft, hard in rlimits:
         resource.setrlimit(which, (soft, hard))
+
+
+def find_prlimit() -> str | None:
+    """The prlimit executable that starts limited modules, or None: fork instead."""
+    return next((path for path in PRLIMIT_PATHS if os.access(path, os.X_OK)), None)
+
+
+def prlimit_argv(prlimit: str, rlimits: Sequence[RLimit], argv: Sequence[str]) -> list[str]:
+    """`argv` run by `prlimit` with `rlimits` set: `prlimit --as=S:H ... -- argv...`
+    (`--` so that a plugin's `-H` is the plugin's, not prlimit's)."""
+    options = [f"{_PRLIMIT_OPTIONS[which]}={soft}:{hard}" for which, soft, hard in rlimits]
+    return [prlimit, *options, "--", *argv]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from survivor.errors import ModuleError
 from survivor.model.config import ModuleLimits
-from survivor.proc.limits import child_rlimits
+from survivor.proc.limits import child_rlimits, find_prlimit, prlimit_argv
 from survivor.proc.resolve import ModuleFinder
 from survivor.proc.session import (
     Child,
@@ -79,6 +79,7 @@ class ModuleRunner:
         self._sealed_until = 0.0  # monotonic time of the next seal_fds()
         self._in_root = False  # the cwd is "/", checked with each seal_fds()
         self.orphans = Orphans()  # killed children stuck in the kernel, reaped later
+        self.prlimit = find_prlimit()  # starts modules with limits; None: fork them
 
     # ----------------------------------------------------------------------- finding
 
@@ -141,9 +142,12 @@ class ModuleRunner:
             self._in_root = cwd_is_root()
             self._sealed_until = started + SEAL_INTERVAL
         rlimits = child_rlimits(limits) if limits is not None else ()
+        command = list(argv)
+        if rlimits and self.prlimit is not None:  # the cheap way (survivor.proc.limits)
+            command, rlimits = prlimit_argv(self.prlimit, rlimits, argv), ()
         try:
             child = spawn_child(
-                list(argv),
+                command,
                 child_env,
                 with_stdin=bool(stdin),
                 in_root=self._in_root,

@@ -19,17 +19,9 @@ Decisions:
 * A child that does not die after SIGKILL (stuck in the kernel, D state) is
   given up on after REAP_PATIENCE seconds and left in its runner's `Orphans`,
   reaped later.
-* A check with `limits:` (address space, CPU time, descriptors) must have them
-  before its first instruction, so they are set in the child between fork and
-  exec. posix_spawn has no rlimit attribute and returns only once the child
-  has exec'd, so `prlimit(pid)` after it would leave the module a window to
-  allocate unlimited; the daemon's own limits cannot be lowered around the
-  spawn either (rlimits belong to the whole process: every thread, and the
-  daemon's own CPU time would meet the module's `cpu`). Such a child is
-  started by Popen with a `preexec_fn` that only calls setrlimit(2)
-  (survivor.proc.limits.set_in_child). That path is a fork rather than a
-  vfork, so it costs the daemon more (its page tables are copied; measured
-  in docs/modules.md); checks without limits keep posix_spawn.
+* A check with `limits:` gets them set before its first instruction: started
+  through prlimit(1), or where that is missing forked by Popen with
+  `rlimits` set in a `preexec_fn` (survivor.proc.limits says why).
 
 Timing uses `time.monotonic()` directly: child processes live in real seconds
 even when the daemon runs on a fake or scaled clock.
@@ -167,8 +159,8 @@ def spawn_child(
     loop), but it cannot change directory: it is used when the daemon's cwd
     already is "/" (the daemon moves there at start, and `in_root` says so)
     and `argv[0]` is a path; otherwise Popen does the same job. `rlimits` are
-    set in the child before it execs, which posix_spawn cannot do: Popen
-    then too (the module docstring says why).
+    set in the child before it execs, which posix_spawn cannot do: Popen then
+    too (the fallback where prlimit(1) is missing: survivor.proc.limits).
     """
     stdin_r, stdin_w = os.pipe() if with_stdin else (None, None)
     out_r, out_w = os.pipe()

@@ -37,7 +37,7 @@ def test_a_remote_request_carries_the_limits_and_the_worker_sets_them() -> None:
 
 def test_the_worker_says_which_limit_stopped_a_module() -> None:
     check = CheckDef(name="s", kind=CheckKind.MODULE, hosts=("web1",), module="spins",
-                     timeout=60, limits=ModuleLimits(cpu=1))  # fmt: skip
+                     timeout=20, limits=ModuleLimits(cpu=1))  # fmt: skip
     data = work_request(check, [HOST], work_id="w2", fingerprint="f",
                         deadline=datetime(2026, 12, 7, tzinfo=UTC))  # fmt: skip
     [result], _path = run_request(ModuleRunner([MOD], []), parse_request(data), 65536)
