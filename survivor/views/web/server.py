@@ -311,6 +311,7 @@ class Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _answer_not_allowed(self) -> None:
+        self.close_connection = True  # its body, if any, was not read
         self._send(respond(self.server.source, self.command, self.path), head=False)
 
     def _answer(self, *, head: bool) -> None:
@@ -322,6 +323,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.server.answer is None:
                 resp = respond(self.server.source, self.command, self.path)
+                if self.command not in ("GET", "HEAD"):
+                    self.close_connection = True  # its body, if any, was not read
             else:
                 req, refusal = self._request()
                 resp = refusal or self.server.answer(req)
