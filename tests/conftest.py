@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -66,3 +67,13 @@ def example_tree(tmp_path: Path) -> Path:
     root = tmp_path / "example"
     shutil.copytree(REPO / "state-example", root)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    """Kill any daemon a test started and left running (tests/integration/daemonproc.py),
+    so that a failed test cannot leave one eating the machine for the rest of the run."""
+    yield
+    daemonproc = sys.modules.get("tests.integration.daemonproc")
+    if daemonproc is not None:
+        daemonproc.kill_leftovers()

@@ -31,6 +31,7 @@ LAYERS: dict[str, float] = {
     "cli.report_cmds": 1,
     "cli.remote_cmds": 1,
     "cli.status_cmds": 1,
+    "cli.web_actions": 1,
     "cli.web_cmds": 1,
     # 1.5 the remote worker: a process of its own, using the daemon's notify and logging
     "remote": 1.5,
@@ -63,6 +64,9 @@ LAYERS: dict[str, float] = {
     "views.snapshot": 3,
     "views.web": 3,
     "views.web.assets": 3,
+    "views.web.auth": 3,
+    "views.web.forms": 3,
+    "views.web.front": 3,
     "views.web.pages": 3,
     "views.web.plot": 3,
     "views.web.server": 3,
@@ -98,6 +102,7 @@ LAYERS: dict[str, float] = {
     "store.health": 6,
     "store.history": 6,
     "store.layout": 6,
+    "store.passwords": 6,
     "store.pidfile": 6,
     "store.state": 6,
     # 7. the core, pure: no threads, children, writes or clock reads
@@ -123,6 +128,7 @@ LAYERS: dict[str, float] = {
     "config.build_deps": 7.3,
     "config.build_downtimes": 7.3,
     "config.build_hosts": 7.3,
+    "config.build_web": 7.3,
     "config.build_workers": 7.3,
     "config.convert": 7.3,
     "config.diff": 7.3,

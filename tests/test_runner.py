@@ -669,3 +669,26 @@ def test_bundled_modules_are_found_without_a_module_dir_and_after_the_configured
     # The checkout's mod/ is the bundled directory: searched once, not twice.
     checkout_mod = Path(__file__).resolve().parents[1] / "mod"
     assert resolve_module.ModuleFinder([checkout_mod], []).module_dirs == (checkout_mod,)
+
+
+@pytest.mark.parametrize("way", ["close_range", "listing"])
+def test_seal_fds_marks_every_inherited_descriptor_close_on_exec(
+    way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if way == "listing":
+        monkeypatch.setattr(session_module, "_close_range", None)
+    elif session_module._close_range is None:
+        pytest.skip("this C library has no close_range (glibc before 2.34)")
+    pipes = [os.pipe() for _ in range(50)]
+    try:
+        for r, w in pipes:
+            os.set_inheritable(r, True)
+            os.set_inheritable(w, True)
+        standard = [os.get_inheritable(fd) for fd in (0, 1, 2)]
+        session_module.seal_fds()
+        assert not any(os.get_inheritable(fd) for pair in pipes for fd in pair)
+        assert [os.get_inheritable(fd) for fd in (0, 1, 2)] == standard  # left alone
+    finally:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)

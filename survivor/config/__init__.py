@@ -19,6 +19,7 @@ from survivor.config import (
     build_alerts,
     build_checks,
     build_downtimes,
+    build_web,
     build_workers,
     fields,
 )
@@ -62,6 +63,7 @@ def _load(
     hosting = build_checks.build_hosting(ctx, schedules, alerting, default_timeout, check_limits)
     downtimes = build_downtimes.build_downtimes(ctx)
     remote = build_workers.build_remote(ctx, "main" if instance is None else instance.name, hosting)
+    web = build_web.build_web(ctx)
     if ctx.problems or instance is None:
         _fail(raw.files, ctx.problems)
     assert instance is not None
@@ -83,6 +85,7 @@ def _load(
             "dependencies": hosting.dependencies,
             "downtimes": downtimes,
             "remote": remote,
+            "web": web,
         },
     )
     unmatched = list(build_downtimes.check_selections(config))

@@ -318,4 +318,5 @@ def assemble(raw: RawConfig, instance: InstanceConfig, sections: Mapping[str, An
         worker_groups=MappingProxyType(sections["remote"].groups),
         placement=MappingProxyType(sections["remote"].placement),
         host_placement=MappingProxyType(sections["remote"].host_placement),
+        web=sections.get("web"),
     )

@@ -51,7 +51,9 @@ NAMED_SECTIONS = (
     "worker_groups",
     "placement",
 )
-TOP_LEVEL_KEYS = frozenset((*NAMED_SECTIONS, "instance", "include", "dependencies", "workers"))
+TOP_LEVEL_KEYS = frozenset(
+    (*NAMED_SECTIONS, "instance", "include", "dependencies", "workers", "web")
+)
 DEFAULT_INCLUDE = ("conf.d/*.yaml",)
 
 _SINGULAR = {
@@ -95,6 +97,7 @@ class RawConfig:
     files: list[Path] = field(default_factory=list)
     instance: Entry | None = None
     workers: Entry | None = None  # `workers:` (DESIGN §7b), in any one file
+    web: Entry | None = None  # `web:` (`survivor web`), in any one file
     sections: dict[str, dict[str, Entry]] = field(default_factory=dict)
     dependencies: list[Entry] = field(default_factory=list)
     problems: list[ConfigProblem] = field(default_factory=list)
@@ -175,18 +178,18 @@ def _take_document(raw: RawConfig, doc: Any, file: str, is_instance: bool) -> No
             continue
         if value is None:
             continue
-        if key == "workers":
-            if raw.workers is not None:
-                first = raw.workers
+        if key in ("workers", "web"):
+            first = getattr(raw, key)
+            if first is not None:
                 raw.problems.append(
                     ConfigProblem(
                         file,
                         line,
-                        f"workers: is defined twice: at {first.file}:{first.line} and here",
+                        f"{key}: is defined twice: at {first.file}:{first.line} and here",
                     )
                 )
                 continue
-            raw.workers = Entry("workers", value, file, line)
+            setattr(raw, key, Entry(key, value, file, line))
             continue
         if key == "dependencies":
             if not isinstance(value, MList):

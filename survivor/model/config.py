@@ -491,6 +491,26 @@ class WorkersConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The `web:` section: how `survivor web` listens and who may act on the page.
+
+    Read only by `survivor web`, never by the daemon, so it is not in the
+    fingerprint. With neither `users` nor `trust_header` the page is read-only.
+    """
+
+    bind: tuple[str, int] | None = None  # (host, port); None: the CLI's default
+    users: Path | None = None  # the password file `survivor web passwd` writes
+    trust_header: str | None = None  # a header an authenticating proxy sets
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    mark: Mark = NO_MARK
+
+    @property
+    def can_act(self) -> bool:
+        return self.users is not None or self.trust_header is not None
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerGroup:
     name: str
     workers: tuple[str, ...]  # approved worker names
@@ -595,6 +615,7 @@ class Config:
     worker_groups: Mapping[str, WorkerGroup] = field(default_factory=dict, hash=False)
     placement: Mapping[str, Placement] = field(default_factory=dict, hash=False)  # by selector
     host_placement: Mapping[str, Placement] = field(default_factory=dict, hash=False)  # by host
+    web: WebConfig | None = None  # `survivor web` only: not fingerprinted
     _memo: dict[str, str] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )

@@ -29,6 +29,7 @@ even when the daemon runs on a fake or scaled clock.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import select
@@ -39,7 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from survivor.proc.limits import RLimit, set_in_child
 from survivor.proc.spawn import spawn
@@ -202,15 +203,21 @@ def cwd_is_root() -> bool:
 
 
 def seal_fds() -> int:
-    """Mark every descriptor above 2 close-on-exec; returns how many were not.
+    """Mark every descriptor above 2 close-on-exec; returns how many were looked at one by
+    one (0 when the kernel did it in one call).
 
     Python opens every file close-on-exec, but descriptors inherited at
     start and some opened by C code (watchdog's inotify descriptor) are
     not, and `posix_spawn` has no close-all. The runner calls this before
     its first run and then at most every SEAL_INTERVAL seconds, so a
     descriptor opened inheritable by a library reaches modules for at most
-    that long.
+    that long. Linux 5.11 and glibc 2.34 do it in one system call,
+    `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`; the fallback lists
+    /proc/self/fd, two system calls per descriptor (with 2,000 checks in
+    flight that was 4,000 calls a second, docs/benchmarks.md).
     """
+    if _close_range_cloexec(3):
+        return 0
     sealed = 0
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
@@ -226,6 +233,31 @@ def seal_fds() -> int:
         except OSError:  # the listing's own descriptor, or closed meanwhile
             continue
     return sealed
+
+
+_CLOSE_RANGE_CLOEXEC = 1 << 2  # <linux/close_range.h>
+_ALL_FDS = 0xFFFFFFFF  # ~0U: up to the highest descriptor
+
+
+def _load_close_range() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).close_range
+    except (OSError, AttributeError):  # glibc before 2.34, or not glibc
+        return None
+    fn.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_close_range = _load_close_range()
+
+
+def _close_range_cloexec(first: int) -> bool:
+    """Set close-on-exec on every descriptor from `first` up; False where the kernel or the
+    C library cannot (ENOSYS before Linux 5.9, EINVAL for the flag before 5.11)."""
+    if _close_range is None:
+        return False
+    return bool(_close_range(first, _ALL_FDS, _CLOSE_RANGE_CLOEXEC) == 0)
 
 
 class Orphans:

@@ -158,28 +158,33 @@ class FileWriter:
 
     # ---------------------------------------------------------------- state files
 
-    def replace(self, path: Path, data: bytes) -> None:
-        """Atomically replace `path` with `data`; create its directory if needed."""
+    def replace(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+        """Atomically replace `path` with `data`; create its directory if needed.
+
+        `mode` other than 0644 is for files that others must not read (the web's
+        password file, 0600)."""
         try:
-            self._replace(path, data)
+            self._replace(path, data, mode)
         except FileNotFoundError:
             try:
                 ensure_dir(path.parent)
-                self._replace(path, data)
+                self._replace(path, data, mode)
             except OSError as err:
                 raise DiskWriteError(path, err) from err
         except OSError as err:
             raise DiskWriteError(path, err) from err
 
-    def _replace(self, path: Path, data: bytes) -> None:
+    def _replace(self, path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         # A temp name unique to this process and thread (cheaper than mkstemp's random
         # names); O_NOFOLLOW so a planted symlink cannot redirect the write.
         tmp_name = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        fd = os.open(tmp_name, _TMP_FLAGS, FILE_MODE)
+        fd = os.open(tmp_name, _TMP_FLAGS, mode)
         try:
             try:
-                if self._chmod:
-                    os.fchmod(fd, FILE_MODE)  # a tight umask: the CLI and other tools must read it
+                if self._chmod or mode != FILE_MODE:
+                    # a tight umask: the CLI and other tools must read it; and O_TRUNC on a
+                    # leftover temp file keeps that file's mode, so a private one is set here
+                    os.fchmod(fd, mode)
                 if self._preallocate and data:
                     # Blocks allocated now are not "delayed": ext4 then need not start
                     # writeback of the temp file inside rename() (auto_da_alloc).

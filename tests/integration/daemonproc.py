@@ -15,6 +15,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Every daemon started and not yet killed: tests/conftest.py kills what a test left
+# running (a failed assertion before its `finally`, a forgotten kill), so no daemon
+# outlives its test and eats the machine of the tests after it.
+_LIVE: set[DaemonProcess] = set()
+
+
+def kill_leftovers() -> list[int]:
+    """SIGKILL the process group of every daemon still running; returns their pids."""
+    killed = []
+    for d in list(_LIVE):
+        if d.proc is not None and d.proc.poll() is None:
+            killed.append(d.proc.pid)
+        d.kill()
+    return killed
+
 
 class DaemonProcess:
     """`survivor run` in its own session, with a test-owned NOTIFY_SOCKET.
@@ -68,6 +83,7 @@ class DaemonProcess:
             start_new_session=True,
             cwd=self.workdir,
         )
+        _LIVE.add(self)
         log.close()
         return self
 
@@ -116,6 +132,7 @@ class DaemonProcess:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        _LIVE.discard(self)
 
     def log(self) -> str:
         try:

@@ -1,4 +1,5 @@
-"""`survivor web`: a read-only status page over the state and history files.
+"""`survivor web`: a status page over the state and history files, read-only unless
+the config's `web:` lets logged-in users act (`auth`, `front`, `forms`).
 
 Built on the standard library (http.server's ThreadingHTTPServer, string
 templates, a few lines of vanilla JavaScript): nothing to install on a

@@ -314,6 +314,21 @@ ul.errors { color: var(--problem); }
 #filter:not([hidden]) ~ #refreshed { margin-left: .8em; }
 th.sortable { cursor: pointer; user-select: none; }
 th.sortable:hover { color: var(--ink); }
+header .who { font-size: .9em; }
+header form.who { display: inline; margin-left: 1em; }
+header form.who button { font-size: .85em; padding: .1em .5em; margin-left: .4em; cursor: pointer; }
+form.act, form.login, form.period {
+  display: flex; flex-wrap: wrap; gap: .5em 1em; align-items: center; background: #fff;
+  border: 1px solid var(--line); border-radius: 6px; padding: .7em 1em; margin: .5em 0 1em;
+}
+form.login { flex-direction: column; align-items: flex-start; max-width: 22em; }
+form label { color: var(--muted); font-size: .9em; }
+form input { margin-left: .3em; padding: .2em .4em; border: 1px solid #bbb; border-radius: 4px; }
+form button { padding: .3em .8em; border: 1px solid #1f2a36; border-radius: 4px;
+              background: #1f2a36; color: #fff; cursor: pointer; }
+form .buttons { display: flex; flex-wrap: wrap; gap: .4em; }
+form .hint { flex-basis: 100%; margin: 0; font-size: .8em; color: var(--muted); }
+p.error { color: var(--problem); font-weight: 600; }
 @media (max-width: 700px) {
   header { flex-wrap: wrap; gap: .5em 1em; padding: .5em .7em; }
   #filter { margin-left: 0; flex: 1 1 100%; }

@@ -28,7 +28,7 @@ PAGE = Template(
 <body$api>
 <header><a class="brand" href="/">survivor</a>
 <nav><a href="/">overview</a><a href="/queue">queue</a><a href="/metrics">metrics</a></nav>
-<input type="search" id="filter" placeholder="filter rows" aria-label="filter the rows" hidden>
+$who<input type="search" id="filter" placeholder="filter rows" aria-label="filter the rows" hidden>
 <button type="button" id="timezone" hidden>times: UTC</button>
 <span id="refreshed">$stamp</span></header>
 <main$stale>
@@ -196,6 +196,7 @@ def page(
     api: str | None = None,
     stamp: str = "",
     daemon: Mapping[str, Any] | None = None,
+    who: str = "",
 ) -> str:
     """A whole page. With `daemon` (the API's daemon part) the results are marked stale
     while the daemon is not running, and the script keeps that mark current."""
@@ -207,18 +208,20 @@ def page(
         stamp=h(stamp),
         content=content,
         stale=' class="stale"' if stale else "",
+        who=who,
     )
 
 
 # --------------------------------------------------------------------------- the pages
 
 
-def overview_page(s: Mapping[str, Any]) -> str:
+def overview_page(s: Mapping[str, Any], *, tools: str = "", who: str = "") -> str:
+    """`tools`: the action form (for a logged-in user); `who`: the header's login part."""
     queue = s.get("queue") or {}
     content = (
         f"<h1>Overview: {bound('total', s.get('total'))} check@host pairs, "
         f"{bound('problem_count', s.get('problem_count'))} need attention</h1>"
-        f"{daemon_panel(s.get('daemon') or {})}"
+        f"{daemon_panel(s.get('daemon') or {})}{tools}"
         f"<h2>Checks by code</h2>{cards(s.get('counts') or {})}"
         f"<h2>Problems first</h2>"
         f"{table(s.get('problems') or [], PROBLEM_COLUMNS, 'problems', 'no problems')}"
@@ -229,15 +232,21 @@ def overview_page(s: Mapping[str, Any]) -> str:
         f"{items(s.get('errors') or [], 'errors', 'errors')}"
     )
     return page(
-        "overview", content, api="/api/summary", stamp=str(s.get("now", "")), daemon=s.get("daemon")
+        "overview",
+        content,
+        api="/api/summary",
+        stamp=str(s.get("now", "")),
+        daemon=s.get("daemon"),
+        who=who,
     )
 
 
-def host_page(d: Mapping[str, Any]) -> str:
+def host_page(d: Mapping[str, Any], *, tools: str = "", who: str = "") -> str:
     host = str(d.get("host", ""))
     content = (
         f"<h1>Host {h(host)}: {bound('total', d.get('total'))} checks</h1>"
         f"{daemon_panel(d.get('daemon') or {})}"
+        f'<p><a href="/report/{attr(quote(host, safe=""))}">availability report</a></p>{tools}'
         f"<h2>Checks by code</h2>{cards(d.get('counts') or {})}"
         f"<h2>Checks, problems first</h2>"
         f"{table(d.get('checks') or [], CHECK_COLUMNS, 'checks', 'no checks')}"
@@ -247,11 +256,15 @@ def host_page(d: Mapping[str, Any]) -> str:
         f"{table(d.get('ran') or [], RAN_COLUMNS, 'ran', 'nothing has run yet')}"
     )
     return page(
-        f"host {host}", content, api=f"/api/host/{quote(host, safe='')}", daemon=d.get("daemon")
+        f"host {host}",
+        content,
+        api=f"/api/host/{quote(host, safe='')}",
+        daemon=d.get("daemon"),
+        who=who,
     )
 
 
-def check_page(d: Mapping[str, Any], svg: str) -> str:
+def check_page(d: Mapping[str, Any], svg: str, *, tools: str = "", who: str = "") -> str:
     host, check = str(d.get("host", "")), str(d.get("check", ""))
     st: Mapping[str, Any] = d.get("state") or {}
     facts = (
@@ -281,10 +294,12 @@ def check_page(d: Mapping[str, Any], svg: str) -> str:
     content = (
         f'<h1>Check {h(check)} on <a href="{attr(host_href(host))}">{h(host)}</a></h1>'
         f"{daemon_panel(d.get('daemon') or {})}"
+        f'<p><a href="/report/{attr(quote(host, safe=""))}/{attr(quote(check, safe=""))}">'
+        f"availability report</a></p>"
         f'<h2>State</h2><section class="panel level-{attr(d.get("level", "ok"))}">'
         f'<dl class="facts">{dl}</dl>'
         f'<pre class="long" data-k="state.long_output" data-blank>'
-        f"{escape(str(st.get('long_output') or ''))}</pre></section>{notes}"
+        f"{escape(str(st.get('long_output') or ''))}</pre></section>{notes}{tools}"
         f"<h2>Performance data</h2>"
         f"{table(d.get('perfdata') or [], PERFDATA_COLUMNS, 'perfdata', 'no perfdata')}"
         f"<h2>Scalar over time (incarnations marked by fingerprint)</h2>"
@@ -300,10 +315,10 @@ def check_page(d: Mapping[str, Any], svg: str) -> str:
         f"{table(d.get('commands') or [], RECORD_COLUMNS, 'commands', 'no commands recorded')}"
     )
     api = f"/api/check/{quote(host, safe='')}/{quote(check, safe='')}"
-    return page(f"{check}@{host}", content, api=api, daemon=d.get("daemon"))
+    return page(f"{check}@{host}", content, api=api, daemon=d.get("daemon"), who=who)
 
 
-def queue_page(q: Mapping[str, Any]) -> str:
+def queue_page(q: Mapping[str, Any], *, who: str = "") -> str:
     content = (
         f"<h1>Queue: {bound('totals.running', (q.get('totals') or {}).get('running'))} running, "
         f"{bound('totals.queued', (q.get('totals') or {}).get('queued'))} waiting for a worker</h1>"
@@ -313,7 +328,7 @@ def queue_page(q: Mapping[str, Any]) -> str:
         f"<p>queue.json updated {bound('updated_age', q.get('updated_age'))}</p>"
         f"{table(q.get('items') or [], QUEUE_COLUMNS, 'items', 'nothing queued or running')}"
     )
-    return page("queue", content, api="/api/queue", daemon=q.get("daemon"))
+    return page("queue", content, api="/api/queue", daemon=q.get("daemon"), who=who)
 
 
 def error_page(status: int, reason: str, message: str) -> str:

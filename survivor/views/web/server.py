@@ -1,10 +1,12 @@
-"""The read-only HTTP server: routes, status codes and headers, on the standard library.
+"""The HTTP server: routes, status codes and headers, on the standard library.
 
 `respond()` maps a method and a path to a `Response` without any socket, so
-every route is testable as a function; `Handler` only moves bytes. Only GET
-and HEAD exist (405 for anything else). Path segments are decoded and then
-checked as survivor names before they reach a file name: `..`, slashes and
-other unsafe names are 400, unknown hosts or checks 404, never 500.
+every route is testable as a function; `Handler` only moves bytes. Read-only,
+only GET and HEAD exist (405 for anything else); with a `web:` users file or
+trusted header, `front.answer` (sessions, login, actions) is put in front and
+POST is answered too. Path segments are decoded and then checked as survivor
+names before they reach a file name: `..`, slashes and other unsafe names are
+400, unknown hosts or checks 404, never 500.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ import ipaddress
 import json
 import logging
 import socket
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from survivor.clock import parse_iso, utc_iso
+from survivor.config.build_web import is_loopback as is_loopback  # re-exported
+from survivor.config.build_web import parse_bind as parse_bind  # re-exported
 from survivor.model.names import is_safe_name
 from survivor.views.metrics import collect
-from survivor.views.web import assets, pages
+from survivor.views.web import assets, forms, pages
 from survivor.views.web.plot import scalar_plot
 from survivor.views.web.source import StatusSource
 
@@ -36,13 +45,15 @@ SECURITY_HEADERS = (
     (
         "Content-Security-Policy",
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
     ("X-Frame-Options", "DENY"),
 )
 ALLOWED = "GET, HEAD"
+MAX_BODY = 64 * 1024  # a form is a few hundred bytes
+REPORT_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,38 @@ class Response:
 
 class BadRequest(Exception):
     """A path that names something unsafe: 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request as `front.answer` needs it (the read-only server needs only the first two)."""
+
+    method: str
+    path: str  # as sent, with the query
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    form: Mapping[str, list[str]] = field(default_factory=dict)  # a POST's fields
+    client: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who looks at the page: with a user and token, the pages carry the action forms."""
+
+    user: str | None = None
+    csrf: str | None = None
+    can_login: bool = False
+
+    def who(self) -> str:
+        return forms.who_bar(self.user, self.csrf, can_login=self.can_login)
+
+    def tools(self, selection: str, back: str, *, free: bool = False) -> str:
+        if self.user is None or self.csrf is None:
+            return ""
+        return forms.action_form(self.csrf, selection, back, free=free)
+
+
+READ_ONLY = Viewer()
 
 
 def _html(text: str, status: int = 200) -> Response:
@@ -94,39 +137,57 @@ def _name(value: str, what: str) -> str:
     return value
 
 
-def respond(source: StatusSource, method: str, raw_path: str) -> Response:
+def not_allowed(message: str = "this page is read-only", allow: str = ALLOWED) -> Response:
+    return Response(
+        405,
+        HTML,
+        pages.error_page(405, "Method Not Allowed", message).encode(),
+        extra_headers=(("Allow", allow),),
+    )
+
+
+def respond(
+    source: StatusSource, method: str, raw_path: str, viewer: Viewer = READ_ONLY
+) -> Response:
     """The answer to one request (HEAD gets GET's answer; the handler drops the body)."""
     if method not in ("GET", "HEAD"):
-        return Response(
-            405,
-            HTML,
-            pages.error_page(405, "Method Not Allowed", "this page is read-only").encode(),
-            extra_headers=(("Allow", ALLOWED),),
-        )
+        return not_allowed()
     api = urlsplit(raw_path).path.startswith("/api/")
     try:
         parts = segments(raw_path)
-        return _route(source, parts)
+        return _route(source, parts, urlsplit(raw_path).query, viewer)
     except (BadRequest, UnicodeDecodeError) as err:
         return error(400, str(err), api=api)
 
 
-def _route(source: StatusSource, parts: list[str]) -> Response:
+def _route(source: StatusSource, parts: list[str], query: str, viewer: Viewer) -> Response:
+    who = viewer.who()
     match parts:
         case [""]:
-            return _html(pages.overview_page(source.summary()))
+            tools = viewer.tools("", "/", free=True)
+            return _html(pages.overview_page(source.summary(), tools=tools, who=who))
         case ["queue"]:
-            return _html(pages.queue_page(source.queue()))
+            return _html(pages.queue_page(source.queue(), who=who))
         case ["host", host]:
             detail = source.host(_name(host, "host"))
             if detail is None:
                 return error(404, f"no host named {host!r} in the state or the configuration")
-            return _html(pages.host_page(detail))
+            tools = viewer.tools(host, pages.host_href(host))
+            return _html(pages.host_page(detail, tools=tools, who=who))
         case ["check", host, check]:
             cdetail = source.check(_name(host, "host"), _name(check, "check"))
             if cdetail is None:
                 return error(404, f"no check {check!r} on host {host!r}")
-            return _html(pages.check_page(cdetail, scalar_plot(source.plot_records(host, check))))
+            svg = scalar_plot(source.plot_records(host, check))
+            tools = viewer.tools(f"{host}/{check}", pages.check_href(host, check))
+            return _html(pages.check_page(cdetail, svg, tools=tools, who=who))
+        case ["report", host] | ["report", host, _]:
+            return _report(source, host, parts[2] if len(parts) == 3 else None, query, who)
+        case ["api", "report", host] | ["api", "report", host, _]:
+            data = _report_data(source, host, parts[3] if len(parts) == 4 else None, query)
+            if data is None:
+                return error(404, f"no configured host or pair {'/'.join(parts[2:])!r}", api=True)
+            return _json(data)
         case ["svg", "check", host, check]:
             if source.check(_name(host, "host"), _name(check, "check")) is None:
                 return error(404, f"no check {check!r} on host {host!r}")
@@ -155,7 +216,66 @@ def _route(source: StatusSource, parts: list[str]) -> Response:
             return Response(200, "text/css; charset=utf-8", assets.STYLE.encode(), "max-age=300")
         case ["api", *_]:
             return error(404, "no such API endpoint", api=True)
+        case ["act"] | ["logout"]:
+            return not_allowed("this address only takes the page's forms (POST)", "POST")
+        case ["login"]:
+            return error(404, "this page is read-only: the config's web: section names no users")
     return error(404, "no such page")
+
+
+def _period(source: StatusSource, query: str) -> tuple[datetime, datetime]:
+    """since/until (ISO 8601 or a date) or days=N from the query; 30 days to now by default."""
+    q = {k: v[-1] for k, v in parse_qs(query).items() if v}
+
+    def when(key: str) -> datetime | None:
+        text = q.get(key, "").strip()
+        if not text:
+            return None
+        try:
+            return parse_iso(text)
+        except ValueError:
+            raise BadRequest(
+                f"{key}={text!r} is not a time; use ISO 8601 (2026-11-01T00:00:00Z) or a date"
+            ) from None
+
+    until = when("until") or source.clock.now()
+    days = q.get("days", "")
+    if days:
+        if not days.isdigit() or not 1 <= int(days) <= 3660:
+            raise BadRequest(f"days={days!r} is not a number of days (1..3660)")
+        since = until - timedelta(days=int(days))
+    else:
+        since = when("since") or until - timedelta(days=REPORT_DAYS)
+    if since >= until:
+        raise BadRequest(f"since {utc_iso(since)} is not before until {utc_iso(until)}")
+    return since, until
+
+
+def _report_data(
+    source: StatusSource, host: str, check: str | None, query: str
+) -> dict[str, Any] | None:
+    _name(host, "host")
+    if check is not None:
+        _name(check, "check")
+    since, until = _period(source, query)
+    rows = source.availability(host, check, since, until)
+    if rows is None:
+        return None
+    return {
+        "title": host if check is None else f"{check}@{host}",
+        "since": utc_iso(since),
+        "until": utc_iso(until),
+        "back": pages.host_href(host) if check is None else pages.check_href(host, check),
+        "rows": rows,
+    }
+
+
+def _report(source: StatusSource, host: str, check: str | None, query: str, who: str) -> Response:
+    data = _report_data(source, host, check, query)
+    if data is None:
+        what = f"host {host!r}" if check is None else f"check {check!r} on host {host!r}"
+        return error(404, f"no configured {what} (the report needs the configuration)")
+    return _html(forms.report_page(data, forms.report_path(host, check), who))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -176,6 +296,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._answer(head=True)
 
+    def do_POST(self) -> None:
+        self._answer(head=False)
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # here, in this request's thread, not at accept
+
     def __getattr__(self, name: str) -> Callable[[], None]:
         # http.server answers 501 for methods without a do_ method; we say 405.
         if name.startswith("do_"):
@@ -183,6 +311,7 @@ class Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _answer_not_allowed(self) -> None:
+        self.close_connection = True  # its body, if any, was not read
         self._send(respond(self.server.source, self.command, self.path), head=False)
 
     def _answer(self, *, head: bool) -> None:
@@ -192,11 +321,52 @@ class Handler(BaseHTTPRequestHandler):
             self._send(misdirected(host), head=head)
             return
         try:
-            resp = respond(self.server.source, self.command, self.path)
+            if self.server.answer is None:
+                resp = respond(self.server.source, self.command, self.path)
+                if self.command not in ("GET", "HEAD"):
+                    self.close_connection = True  # its body, if any, was not read
+            else:
+                req, refusal = self._request()
+                resp = refusal or self.server.answer(req)
         except Exception:
             log.exception("web: %s %s failed", self.command, self.path)
             resp = error(500, "internal error; see the server's log")
         self._send(resp, head=head)
+
+    def _request(self) -> tuple[Request, Response | None]:
+        """The request as `front.answer` takes it, or a refusal of its body."""
+        cookies: dict[str, str] = {}
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(self.headers.get("Cookie") or "")
+            cookies = {k: m.value for k, m in jar.items()}
+        except CookieError:
+            pass  # a cookie we cannot read is no session
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        form: dict[str, list[str]] = {}
+        if self.command == "POST":
+            length_text = self.headers.get("Content-Length")
+            if length_text is None or not length_text.isdigit():
+                self.close_connection = True
+                return Request("POST", self.path), error(411, "a POST needs a Content-Length")
+            length = int(length_text)
+            if length > MAX_BODY:
+                self.close_connection = True
+                return Request("POST", self.path), error(413, "the form is too large")
+            body = self.rfile.read(length)
+            kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if kind != "application/x-www-form-urlencoded":
+                return Request("POST", self.path), error(
+                    415, "the page's forms send application/x-www-form-urlencoded"
+                )
+            try:
+                form = parse_qs(body.decode("utf-8"), strict_parsing=False)
+            except (UnicodeDecodeError, ValueError):
+                return Request("POST", self.path), error(400, "the form is not UTF-8")
+        return (
+            Request(self.command, self.path, cookies, form, self.client_address[0], headers),
+            None,
+        )
 
     def _send(self, resp: Response, *, head: bool) -> None:
         self.send_response(resp.status)
@@ -220,13 +390,34 @@ class SurvivorServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, address: tuple[str, int], source: StatusSource, hostnames: Iterable[str] = ()
+        self,
+        address: tuple[str, int],
+        source: StatusSource,
+        hostnames: Iterable[str] = (),
+        answer: Callable[[Request], Response] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.source = source
+        self.answer = answer
         self.hostnames = frozenset(h.lower() for h in hostnames) | {address[0].lower()}
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            try:
+                context.load_cert_chain(str(tls[0]), str(tls[1]))
+            except (OSError, ssl.SSLError) as err:
+                self.server_close()
+                raise OSError(f"web.tls_cert/tls_key {tls[0]}, {tls[1]}: {err}") from err
+            self.socket = context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that drops the connection or fails the TLS handshake is not news.
+        log.debug("web: connection from %s failed", client_address, exc_info=True)
 
     def accepts_host(self, header: str | None) -> bool:
         """Whether a request's Host header names this server (DNS rebinding, below)."""
@@ -234,14 +425,21 @@ class SurvivorServer(ThreadingHTTPServer):
 
 
 def make_server(
-    host: str, port: int, source: StatusSource, hostnames: Iterable[str] = ()
+    host: str,
+    port: int,
+    source: StatusSource,
+    hostnames: Iterable[str] = (),
+    *,
+    answer: Callable[[Request], Response] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> SurvivorServer:
     """A bound, not yet serving server; port 0 picks a free one (see `server_address`).
 
     `hostnames` are the names (besides IP addresses, `localhost` and the bind host)
-    that clients may use in the Host header to reach it.
+    that clients may use in the Host header to reach it. `answer` (`front.answer` with
+    its gate) takes every request when the page may act; `tls`: (cert, key) files.
     """
-    return SurvivorServer((host, port), source, hostnames)
+    return SurvivorServer((host, port), source, hostnames, answer, tls)
 
 
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -274,22 +472,3 @@ def misdirected(host: str | None) -> Response:
         f"this server does not answer for host {host!r}; start `survivor web` with"
         " --hostname NAME to serve it under that name",
     )
-
-
-def parse_bind(text: str) -> tuple[str, int]:
-    """`127.0.0.1:8080`, `[::1]:8080`, `localhost:8080` or `:8080` (loopback)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or "127.0.0.1", int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

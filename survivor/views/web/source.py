@@ -17,11 +17,13 @@ from typing import Any
 
 from survivor.clock import Clock, parse_time, utc_iso
 from survivor.model.codes import code_name
-from survivor.model.config import FsyncPolicy
+from survivor.model.config import Config, FsyncPolicy
 from survivor.model.words import scalar_text
+from survivor.selection import SelectionError, parse_selector, resolve
 from survivor.store.fsio import FileWriter
 from survivor.store.history import HistoryStore
 from survivor.store.layout import StateLayout
+from survivor.views.availability import availability, max_cover
 from survivor.views.rows import age_text
 from survivor.views.snapshot import (
     PAIR_DOCS,
@@ -49,8 +51,10 @@ class StatusSource:
         *,
         configured: Collection[tuple[str, str]] | None = None,
         cache_s: float = 1.0,
+        config: Config | None = None,
     ) -> None:
         self.state_dir = state_dir
+        self.config = config  # for the availability report (each check's interval)
         self.history = HistoryStore(history_dir, FileWriter(FsyncPolicy.NEVER))  # read only
         self.clock = clock
         self.configured = frozenset(configured) if configured is not None else None
@@ -135,6 +139,27 @@ class StatusSource:
             ],
             "errors": errors,
         }
+
+    def availability(
+        self, host: str, check: str | None, since: datetime, until: datetime
+    ) -> list[dict[str, Any]] | None:
+        """`survivor report HOST[/CHECK]`'s rows (views.availability, counted the same way);
+        None when there is no configuration or it has no such host or pair."""
+        config = self.config
+        if config is None:
+            return None
+        try:
+            pairs = resolve(config, [parse_selector(host if check is None else f"{host}/{check}")])
+        except SelectionError:
+            return None
+        rows = []
+        for h, c in pairs:
+            checkdef, hostdef = config.checks[c], config.hosts[h]
+            cover = max_cover(config.schedule_for(checkdef, hostdef), checkdef.retry)
+            records = self.history.read(h, c, "check", since=since - cover, bad=[])
+            report = availability(records, since, until, cover)
+            rows.append({"host": h, "check": c, **report.to_dict()})
+        return rows
 
     # ---------------------------------------------------------------- history
 
