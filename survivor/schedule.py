@@ -150,6 +150,53 @@ def window_end(
     return None
 
 
+def window_spans(
+    lines: Iterable[ScheduleLine], since: datetime, until: datetime, tz: tzinfo
+) -> list[tuple[datetime, datetime]]:
+    """The stretches of [since, until) in which one of `lines` is in effect, oldest first,
+    in UTC: what `window_active` says minute by minute, as [start, end) spans.
+
+    Whether a window is in effect can change only where the wall clock reaches a
+    line's start, the minute after its end, or midnight (the weekday), or where the
+    zone's offset changes; so the walk jumps from one such minute to the next while
+    the offset stays the same, and a year costs a few thousand steps, not 525,600.
+    """
+    lines = tuple(lines)
+    start, stop = _utc(since), _utc(until)
+    marks = _change_minutes(lines)
+    spans: list[tuple[datetime, datetime]] = []
+    opened: datetime | None = None
+    t = _floor_utc(start)
+    while t < stop:
+        local = t.astimezone(tz)
+        minute = local.hour * 60 + local.minute
+        active = any(_in_effect_at(line, local.weekday(), minute) for line in lines)
+        if active and opened is None:
+            opened = max(t, start)
+        elif not active and opened is not None:
+            spans.append((opened, t))
+            opened = None
+        step = min(((m - minute - 1) % DAY_MINUTES) + 1 for m in marks)
+        nxt = t + step * MINUTE
+        if step > 1 and nxt.astimezone(tz).utcoffset() != local.utcoffset():
+            nxt = t + MINUTE  # the offset changes on the way: walk minute by minute
+        t = nxt
+    if opened is not None:
+        spans.append((opened, stop))
+    return spans
+
+
+def _change_minutes(lines: Iterable[ScheduleLine]) -> set[int]:
+    """Minutes of the day at which a window's being in effect may change."""
+    marks = {0}
+    for line in lines:
+        if line.start is not None:
+            marks.add(line.start.minute)
+        if line.end is not None:
+            marks.add((line.end.minute + 1) % DAY_MINUTES)
+    return marks
+
+
 def effective_line(schedule: Schedule, now: datetime, tz: tzinfo) -> ScheduleLine | None:
     """The first line in effect, or None; no `at` skipping (alert plans pace with it)."""
     weekday, minute = _wall(_utc(now), tz)

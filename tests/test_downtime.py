@@ -217,3 +217,146 @@ def test_a_downtime_round_trips_through_its_file(tmp_path: Path) -> None:
     assert len(problems) == 1 and "broken.json" in problems[0]
     store.remove_downtime("d1")
     assert store.read_downtimes()[0] == []
+
+
+# --------------------------------------------------------------------------- past periods
+
+from survivor.schedule import window_spans  # noqa: E402
+
+REPORT_START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday
+REPORT_END = REPORT_START + 4 * 60 * MIN
+
+
+def z(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def added(did: str, at: datetime, start: datetime, end: datetime) -> dict[str, object]:
+    """A `downtime add` command record as actions/downtimes writes it."""
+    return {
+        "v": 1,
+        "t": z(at),
+        "user": "bob",
+        "command": "downtime",
+        "comment": "disk swap",
+        "downtime": did,
+        "selection": "web2",
+        "start": z(start),
+        "end": z(end),
+    }
+
+
+def removed(did: str, at: datetime, start: datetime, end: datetime) -> dict[str, object]:
+    return {**added(did, at, start, end), "command": "downtime-remove"}
+
+
+def test_a_downtime_crossing_the_period_edges_counts_only_inside_it(config: Config) -> None:
+    before, after = REPORT_START - 30 * MIN, REPORT_END + 60 * MIN
+    commands = [
+        {"v": 1, "t": z(REPORT_START - 2 * 60 * MIN), "command": "ack", "comment": "x"},
+        added("d1", REPORT_START - 60 * MIN, before, after),
+    ]
+    windows = downtime.report_windows(
+        config, ("web2", "ping"), commands, REPORT_START, REPORT_END, BERLIN
+    )
+    assert windows == [(REPORT_START, REPORT_END)]
+    ends_inside = [added("d2", before, before, REPORT_START + 10 * MIN)]
+    assert downtime.report_windows(
+        config, ("web2", "ping"), ends_inside, REPORT_START, REPORT_END, BERLIN
+    ) == [(REPORT_START, REPORT_START + 10 * MIN)]
+
+
+def test_a_downtime_removed_early_ends_at_its_removal() -> None:
+    s, e = REPORT_START + 60 * MIN, REPORT_START + 180 * MIN
+    assert downtime.operator_spans(
+        [added("d1", REPORT_START, s, e), removed("d1", s + 20 * MIN, s, e)]
+    ) == [(s, s + 20 * MIN)]
+    # removed before it began: no downtime at all
+    assert (
+        downtime.operator_spans([added("d1", REPORT_START, s, e), removed("d1", s - MIN, s, e)])
+        == []
+    )
+    # removed after its end: the end stands
+    assert downtime.operator_spans(
+        [added("d1", REPORT_START, s, e), removed("d1", e + MIN, s, e)]
+    ) == [(s, e)]
+    # the adding record is gone (pruned history): the removal's start and end still tell
+    assert downtime.operator_spans([removed("d1", s + 5 * MIN, s, e)]) == [(s, s + 5 * MIN)]
+    # added with a start in the past: it counts from when it was added
+    assert downtime.operator_spans([added("d1", s + 30 * MIN, s, e)]) == [(s + 30 * MIN, e)]
+
+
+def test_overlapping_operator_and_config_windows_are_merged(config: Config) -> None:
+    # patching holds web1/http on Sundays 02:00-03:59 Berlin: 01:00-03:00 UTC in winter
+    day = datetime(2026, 12, 6, 0, 0, tzinfo=UTC)
+    commands = [
+        added("d1", day, day + 150 * MIN, day + 300 * MIN),  # 02:30-05:00 UTC
+        added("d2", day, day + 280 * MIN, day + 320 * MIN),  # 04:40-05:20 UTC
+        added("d3", day, day + 330 * MIN, day + 340 * MIN),  # 05:30-05:40 UTC
+    ]
+    windows = downtime.report_windows(
+        config, ("web1", "http"), commands, day, day + 6 * 60 * MIN, BERLIN
+    )
+    assert windows == [(day + 60 * MIN, day + 320 * MIN), (day + 330 * MIN, day + 340 * MIN)]
+    # a pair the window does not select has only its own records
+    assert downtime.report_windows(
+        config, ("db1", "ping"), commands[2:], day, day + 6 * 60 * MIN, BERLIN
+    ) == [(day + 330 * MIN, day + 340 * MIN)]
+
+
+def test_recurring_windows_over_a_month_boundary(config: Config) -> None:
+    since = datetime(2026, 11, 25, tzinfo=UTC)
+    until = datetime(2026, 12, 10, tzinfo=UTC)
+    sundays = downtime.report_windows(config, ("web1", "ping"), [], since, until, BERLIN)
+    assert sundays == [
+        (datetime(2026, 11, 29, 1, 0, tzinfo=UTC), datetime(2026, 11, 29, 3, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 6, 1, 0, tzinfo=UTC), datetime(2026, 12, 6, 3, 0, tzinfo=UTC)),
+    ]
+    # db-night, 23:00-00:59 Berlin every night: the night of Nov 30 runs into December
+    nights = downtime.report_windows(
+        config,
+        ("db1", "ping"),
+        [],
+        datetime(2026, 11, 30, 20, 0, tzinfo=UTC),
+        datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
+        BERLIN,
+    )
+    assert nights == [
+        (datetime(2026, 11, 30, 22, 0, tzinfo=UTC), datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
+    ]
+    # a weekly window, Monday 22:00 to Tuesday 00:59 Berlin, from November into December
+    weekly = ScheduleLine(start=WeekTime(22 * 60, day=0), end=WeekTime(59, day=1))
+    assert window_spans([weekly], since, until, BERLIN) == [
+        (datetime(2026, 11, 30, 21, 0, tzinfo=UTC), datetime(2026, 12, 1, 0, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 7, 21, 0, tzinfo=UTC), datetime(2026, 12, 8, 0, 0, tzinfo=UTC)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "day",
+    [datetime(2026, 3, 27, 12, 0, tzinfo=UTC), datetime(2026, 10, 23, 12, 0, tzinfo=UTC)],
+    ids=["spring-forward", "fall-back"],
+)
+def test_window_spans_agree_with_window_active_minute_by_minute(day: datetime) -> None:
+    """Across a change of offset, the jumping walk finds what asking every minute finds."""
+    lines = [
+        ScheduleLine(start=WeekTime(150), end=WeekTime(169)),  # 02:30-02:49, in the gap
+        ScheduleLine(days=frozenset({6}), start=WeekTime(23 * 60), end=WeekTime(119)),
+        ScheduleLine(start=WeekTime(5 * 60, day=5), end=WeekTime(7 * 60 + 29, day=5)),
+        ScheduleLine(days=frozenset({0}), start=None, end=None),  # all of Monday
+    ]
+    since, until = day + 7 * MIN + timedelta(seconds=30), day + 4 * 24 * 60 * MIN
+    for one in [[line] for line in lines] + [lines]:
+        brute: list[tuple[datetime, datetime]] = []
+        t = since.replace(second=0)
+        while t < until:
+            if window_active(one, t, BERLIN):
+                lo = max(t, since)
+                if brute and brute[-1][1] == lo:
+                    brute[-1] = (brute[-1][0], t + MIN)
+                else:
+                    brute.append((lo, t + MIN))
+            t += MIN
+        if brute and brute[-1][1] > until:
+            brute[-1] = (brute[-1][0], until)
+        assert window_spans(one, since, until, BERLIN) == brute, one

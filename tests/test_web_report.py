@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,32 @@ def test_the_host_report_has_every_check_of_the_host(site: ActingSite) -> None:
 def test_bad_periods_and_names(site: ActingSite, path: str, status: int, message: str) -> None:
     answer = site.browser().get(path)
     assert answer.status == status and message in answer.text, answer.text[-500:]
+
+
+def test_downtime_in_the_command_history_is_counted_apart_on_the_page_too(
+    site: ActingSite,
+) -> None:
+    """The page reads the same command records as `survivor report`: both agree."""
+    site.tree.hist.append(
+        "web1",
+        "http",
+        "command",
+        datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+        {
+            "user": "bob",
+            "command": "downtime",
+            "comment": "swap",
+            "downtime": "d1",
+            "selection": "web1",
+            "start": "2026-11-24T09:20:00.000Z",
+            "end": "2026-11-24T09:40:00.000Z",
+        },
+    )
+    b = site.browser()
+    [row] = json.loads(b.get(f"/api/report/web1/http?{PERIOD}").body)["rows"]
+    assert row == cli_report(site, "web1/http")[0]
+    assert row["downtime_seconds"] == 20 * 60
+    assert row["seconds"]["OK"] == row["seconds"]["PROBLEM"] == 20 * 60
+    page = b.get(f"/report/web1/http?{PERIOD}").text
+    assert "<td>http@web1</td><td>50.00%</td><td>0.00%</td><td>50.00%</td>" in page
+    assert "<td>2026-11-24T09:20:00.000Z</td><td>2026-11-24T09:40:00.000Z</td><td>20m</td>" in page

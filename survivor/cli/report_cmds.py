@@ -57,10 +57,12 @@ def report(
     of time in OK, WARNING, PROBLEM and other codes; time no result covers (the
     daemon was down, the check not yet configured) is shown as unknown, never as
     OK: a result counts for at most twice its check's interval. Then the number
-    of outages, the longest, and the mean time to recover.
+    of outages, the longest, and the mean time to recover. Time in downtime (the
+    pair's `downtime add` ... `remove` records, and the recurring windows of the
+    current config) is counted apart, outside the shares.
     """
-    from survivor.clock import SystemClock
-    from survivor.views.availability import availability, max_cover
+    from survivor.clock import SystemClock, local_zone
+    from survivor.views.availability import pair_availability
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv do not go together")
@@ -70,11 +72,10 @@ def report(
         raise click.BadParameter("must be before --until", param_hint="--since")
     config = app.config
     store = app.history_store()
+    tz = local_zone(config.instance.timezone)
     rows: list[dict[str, Any]] = []
     for host, check in select_pairs(app, targets, groups):
-        checkdef, hostdef = config.checks[check], config.hosts[host]
-        cover = max_cover(config.schedule_for(checkdef, hostdef), checkdef.retry)
-        r = availability(store.read(host, check, since=start - cover), start, until, cover)
+        r = pair_availability(store, config, (host, check), start, until, tz)
         rows.append({"host": host, "check": check, **r.to_dict()})
     if as_json:
         echo_json(rows)

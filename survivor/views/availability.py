@@ -2,7 +2,11 @@
 
 Pure: `availability()` takes a pair's check records (oldest first, as the
 history store reads them), the period, the longest a record may count for,
-and any downtime windows, and returns the report; nothing here reads a file.
+and any downtime windows, and returns the report. `pair_availability()` is
+the one reader, shared by `survivor report` and the web page so that both
+count alike: it reads the pair's check and command records and passes the
+downtime windows `survivor.downtime.report_windows` finds in them and in the
+config.
 
 How time is counted (issue 22, "availability reports"):
 
@@ -13,7 +17,9 @@ How time is counted (issue 22, "availability reports"):
 * codes are grouped as OK, WARNING, PROBLEM and other (TIMEDOUT, MISCONFIG,
   DEPEND, NOTICE, custom codes: each also counted by name);
 * time inside a downtime window is counted apart (`downtime`), whatever the
-  code, and is not part of the shares;
+  code, and is not part of the shares: operator downtimes from the pair's
+  command records (from their start, or from when they were added if later,
+  to their end or removal), and the recurring windows of the current config;
 * an outage is a run of failing results (`model.codes.is_failing`) from its
   first result to the first result that is not failing (the recovery); an
   outage still open at the end of the period is listed but has no recovery,
@@ -24,14 +30,16 @@ How time is counted (issue 22, "availability reports"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from survivor.clock import parse_time, utc_iso
+from survivor.downtime import report_windows
 from survivor.model.codes import ReturnCode, code_name, is_failing
-from survivor.model.config import Schedule
+from survivor.model.config import Config, Schedule
+from survivor.store.history import BadLine, HistoryStore
 
 GROUPS = ("OK", "WARNING", "PROBLEM", "other", "unknown")
 DAY = timedelta(days=1)
@@ -80,6 +88,7 @@ class Availability:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GROUPS, 0.0))
     by_code: dict[str, float] = field(default_factory=dict)  # every code by name
     downtime: float = 0.0
+    downtime_windows: list[tuple[datetime, datetime]] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)
     records: int = 0
@@ -107,6 +116,9 @@ class Availability:
             "share": {g: round(self.share(g), 6) for g in GROUPS},
             "by_code": {c: round(s, 3) for c, s in sorted(self.by_code.items())},
             "downtime_seconds": round(self.downtime, 3),
+            "downtime_windows": [
+                {"start": utc_iso(lo), "end": utc_iso(hi)} for lo, hi in self.downtime_windows
+            ],
             "outages": len(self.outages),
             "longest_outage_seconds": self.longest_outage(),
             "mean_time_to_recover_seconds": None if mttr is None else round(mttr, 3),
@@ -140,8 +152,10 @@ def availability(
 
     Records before `since` matter: the last one says what the period began with
     (within `max_cover`). Records with no parsable `t` or `rc` are skipped.
+    `downtimes` must not overlap (`survivor.downtime.merge_spans`).
     """
     report = Availability(since, until)
+    report.downtime_windows = [(lo, hi) for lo, hi in downtimes if hi > since and lo < until]
     points = _points(records, since, until, report)
     if not points or points[0][0] > since:
         first = points[0][0] if points else until
@@ -153,6 +167,35 @@ def availability(
         _count(report, max(covered_to, since), nxt, "", "unknown", downtimes)
     report.outages = _outages(points, since, until)
     return report
+
+
+def pair_availability(
+    history: HistoryStore,
+    config: Config,
+    pair: tuple[str, str],
+    since: datetime,
+    until: datetime,
+    tz: tzinfo,
+    bad: list[BadLine] | None = None,
+) -> Availability:
+    """The report of one configured pair, read from its history: `survivor report` and the
+    web page both call this. Command records are read whole (they are few), since a
+    downtime may have been added long before the period it falls in."""
+    host, check = pair
+    checkdef, hostdef = config.checks[check], config.hosts[host]
+    cover = max_cover(config.schedule_for(checkdef, hostdef), checkdef.retry)
+    commands = _before(history.read(host, check, "command", bad=bad), until)
+    windows = report_windows(config, pair, commands, since, until, tz)
+    records = history.read(host, check, "check", since=since - cover, bad=bad)
+    return availability(records, since, until, cover, downtimes=windows)
+
+
+def _before(records: Iterable[dict[str, Any]], until: datetime) -> Iterator[dict[str, Any]]:
+    """Records made before `until`: what was done later cannot change the period."""
+    for record in records:
+        t = parse_time(record.get("t"))
+        if t is not None and t < until:
+            yield record
 
 
 def _points(

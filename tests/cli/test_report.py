@@ -89,3 +89,52 @@ def test_report_takes_a_group(cli: Cli) -> None:
         "--json",
     ).output
     assert {(r["host"], r["check"]) for r in json.loads(out)} >= {("db1", "disk"), ("web1", "http")}
+
+
+def downtime_record(cli: Cli, command: str, at: datetime, did: str, start: int, end: int) -> None:
+    """A command record as `survivor downtime add|remove` writes it (minutes after T0)."""
+    iso = {
+        k: (T0 + m * MIN).isoformat().replace("+00:00", "Z") for k, m in (("s", start), ("e", end))
+    }
+    cli.tree.hist.append(
+        "db1",
+        "disk",
+        "command",
+        at,
+        {
+            "user": "bob",
+            "command": command,
+            "comment": "disk swap",
+            "downtime": did,
+            "selection": "db1",
+            "start": iso["s"],
+            "end": iso["e"],
+        },
+    )
+
+
+def test_report_counts_downtime_from_the_command_history_apart(cli: Cli) -> None:
+    fill(cli)  # the PROBLEM is 10:30-10:40
+    downtime_record(cli, "downtime", T0 + 20 * MIN, "d1", 25, 35)  # 10:25-10:35
+    downtime_record(cli, "downtime", T0 + 45 * MIN, "d2", 45, 90)  # 10:45-11:30 ...
+    downtime_record(cli, "downtime-remove", T0 + 50 * MIN, "d2", 45, 90)  # ... removed 10:50
+    result = cli(
+        "report",
+        "db1/disk",
+        "--since",
+        "2026-11-20T10:00:00Z",
+        "--until",
+        "2026-11-20T11:00:00Z",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["downtime_seconds"] == 15 * 60
+    assert row["downtime_windows"] == [
+        {"start": "2026-11-20T10:25:00.000Z", "end": "2026-11-20T10:35:00.000Z"},
+        {"start": "2026-11-20T10:45:00.000Z", "end": "2026-11-20T10:50:00.000Z"},
+    ]
+    assert row["seconds"]["OK"] == 40 * 60 and row["seconds"]["PROBLEM"] == 5 * 60
+    assert row["share"]["OK"] == pytest.approx(40 / 45, abs=1e-6)  # of the 45 minutes outside
+    assert row["share"]["PROBLEM"] == pytest.approx(5 / 45, abs=1e-6)
+    assert row["outages"] == 1  # the outage itself is still listed

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from survivor.clock import parse_time
 from survivor.views.rows import span_text
 from survivor.views.web.pages import attr, h, page, table
 
@@ -125,6 +126,7 @@ REPORT_COLUMNS = (
 )
 OUTAGE_COLUMNS = (("start", "start (UTC)"), ("end", "recovered (UTC)"), ("span", "for"))
 OUTAGE_LIST_MAX = 50
+DOWNTIME_COLUMNS = (("start", "from (UTC)"), ("end", "until (UTC)"), ("span", "for"))
 
 
 def _span(seconds: float | None) -> str:
@@ -167,6 +169,14 @@ def report_page(data: Mapping[str, Any], path: str, who: str = "") -> str:
             "outages",
             "no outages in this period",
         )
+        windows = data["rows"][0].get("downtime_windows", [])[-OUTAGE_LIST_MAX:]
+        if windows:
+            outages += "<h2>Downtime (latest 50)</h2>" + table(
+                [{**w, "span": _span(_seconds(w))} for w in reversed(windows)],
+                DOWNTIME_COLUMNS,
+                "downtime",
+                "",
+            )
     quick = " ".join(
         f'<a href="{attr(path)}?days={n}">{label}</a>'
         for n, label in ((1, "last day"), (7, "last 7 days"), (30, "last 30 days"))
@@ -174,7 +184,9 @@ def report_page(data: Mapping[str, Any], path: str, who: str = "") -> str:
     content = (
         f"<h1>Availability of {h(data['title'])}</h1>"
         f"<p>from {h(data['since'])} until {h(data['until'])} (UTC). A result counts for at "
-        "most twice its check's interval; time no result covers is unknown, never OK.</p>"
+        "most twice its check's interval; time no result covers is unknown, never OK. "
+        "Time in downtime (operator downtimes, and the recurring windows of the current "
+        "config) is counted apart, outside the shares.</p>"
         f'<form method="get" action="{attr(path)}" class="period">'
         f'<label>since <input name="since" value="{attr(data["since"])}" size="22"></label>'
         f'<label>until <input name="until" value="{attr(data["until"])}" size="22"></label>'
@@ -184,6 +196,11 @@ def report_page(data: Mapping[str, Any], path: str, who: str = "") -> str:
         f'<p><a href="{attr(data["back"])}">back to {h(data["title"])}</a></p>'
     )
     return page(f"availability of {data['title']}", content, who=who)
+
+
+def _seconds(window: Mapping[str, str]) -> float | None:
+    start, end = parse_time(window.get("start")), parse_time(window.get("end"))
+    return None if start is None or end is None else (end - start).total_seconds()
 
 
 def report_path(host: str, check: str | None = None) -> str:

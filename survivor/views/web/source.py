@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from survivor.clock import Clock, parse_time, utc_iso
+from survivor.clock import Clock, local_zone, parse_time, utc_iso
 from survivor.model.codes import code_name
 from survivor.model.config import Config, FsyncPolicy
 from survivor.model.words import scalar_text
@@ -23,7 +23,7 @@ from survivor.selection import SelectionError, parse_selector, resolve
 from survivor.store.fsio import FileWriter
 from survivor.store.history import HistoryStore
 from survivor.store.layout import StateLayout
-from survivor.views.availability import availability, max_cover
+from survivor.views.availability import pair_availability
 from survivor.views.rows import age_text
 from survivor.views.snapshot import (
     PAIR_DOCS,
@@ -152,12 +152,10 @@ class StatusSource:
             pairs = resolve(config, [parse_selector(host if check is None else f"{host}/{check}")])
         except SelectionError:
             return None
+        tz = local_zone(config.instance.timezone)
         rows = []
         for h, c in pairs:
-            checkdef, hostdef = config.checks[c], config.hosts[h]
-            cover = max_cover(config.schedule_for(checkdef, hostdef), checkdef.retry)
-            records = self.history.read(h, c, "check", since=since - cover, bad=[])
-            report = availability(records, since, until, cover)
+            report = pair_availability(self.history, config, (h, c), since, until, tz, bad=[])
             rows.append({"host": h, "check": c, **report.to_dict()})
         return rows
 
