@@ -98,6 +98,7 @@ LAYERS: dict[str, float] = {
     "store.health": 6,
     "store.history": 6,
     "store.layout": 6,
+    "store.overview": 6,
     "store.pidfile": 6,
     "store.state": 6,
     # 7. the core, pure: no threads, children, writes or clock reads
