@@ -6,6 +6,7 @@ summaries are pure functions of the snapshot.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 from survivor.clock import parse_time, utc_iso
 from survivor.errors import StateError
 from survivor.model.codes import urgency
-from survivor.model.documents import CheckState, Inhibit
+from survivor.model.documents import Inhibit
 from survivor.model.names import is_safe_name
 from survivor.model.words import scalar_text
 from survivor.store.fsio import read_document
@@ -147,21 +148,19 @@ def _row(
     now: datetime,
 ) -> CheckRow:
     """The row of one pair from its documents (None: absent), read from files or overview.json."""
-    state, why = CheckState.from_dict_lenient(doc) if doc is not None else (CheckState(), None)
     inhibit, inhibit_why = (
         Inhibit.from_dict_lenient(inhibit_doc) if inhibit_doc is not None else (None, None)
     )
-    problems = [e for e in (why, inhibit_why, *errors) if e]
-    return CheckRow(
-        host=host,
-        check=check,
-        state=state,
+    row, why = CheckRow.read(
+        host,
+        check,
+        doc,
         acked=ack is not None,
         inhibited=inhibit is not None and inhibit.active(now),
         configured=configured,
-        present=doc is not None,
-        error="; ".join(problems) if problems else None,
     )
+    problems = [e for e in (why, inhibit_why, *errors) if e]
+    return dataclasses.replace(row, error="; ".join(problems)) if problems else row
 
 
 OverviewDocs = tuple[
@@ -333,8 +332,8 @@ def host_detail(snap: Snapshot, host: str) -> dict[str, Any]:
     now = snap.now
     rows = snap.rows_of(host)
     ran = sorted(
-        (r for r in rows if r.state.last_start is not None),
-        key=lambda r: r.state.last_start or now,
+        (r for r in rows if r.last_start is not None),
+        key=lambda r: r.last_start or now,
         reverse=True,
     )
     return {
@@ -358,15 +357,19 @@ def status_lines(snap: Snapshot, rows: Sequence[CheckRow], *, width: int = 0) ->
     width_c = max(len(r.check) for r in rows)
     lines = []
     for r in rows:
-        st = r.state
-        since = age_text(st.since, now) if st.since else ""
-        extra = f" [{scalar_text(st.scalar)}]" if st.scalar is not None else ""
-        flags = "".join(f" {word}" for word in r.flags())
+        since = age_text(r.since, now) if r.since else ""
+        scalar = r.scalar
+        extra = f" [{scalar_text(scalar)}]" if scalar is not None else ""
+        flags = (
+            "".join(f" {word}" for word in r.flags())
+            if r.acked or r.inhibited or r.downtime
+            else ""
+        )
         err = f" (state unreadable: {r.error})" if r.error else ""
         line = (
             f"{r.host:<{width_h}}  {r.check:<{width_c}}  {r.code:<9} "
-            f"x{st.consecutive:<3} since {since:<9} last {age_text(st.last_start, now):<9}"
-            f"{extra}{flags} {st.comment[:80]}{err}"
+            f"x{r.consecutive:<3} since {since:<9} last {age_text(r.last_start, now):<9}"
+            f"{extra}{flags} {r.comment[:80]}{err}"
         ).rstrip()
         lines.append(line[:width] if width > 0 else line)
     return lines
