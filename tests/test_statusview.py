@@ -114,7 +114,7 @@ def _read_both(doc: dict[str, object]) -> None:
 
     row, why = CheckRow.read("h", "c", doc, acked=True)
     state, expected_why = CheckState.from_dict_lenient(doc)
-    built = CheckRow("h", "c", doc, state.rc, state.since, state.last_start, True, _state=state)
+    built = CheckRow("h", "c", None, state.rc, state.since, state.last_start, True, _state=state)
     assert why == expected_why
     assert row.to_dict(NOW) == built.to_dict(NOW)
     assert json.dumps(row.to_dict(NOW)) == json.dumps(built.to_dict(NOW))  # 3 is not 3.0

@@ -158,18 +158,40 @@ def plain_state_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What a row keeps of a plain check.json, each field with from_dict's default: a tuple of
+# values is a third of the dict json.loads made (whose keys a file read does not share).
+_KEPT = (
+    ("rc", None),
+    ("since", None),
+    ("consecutive", 0),
+    ("last_start", None),
+    ("last_planned", None),
+    ("duration_ms", 0),
+    ("scalar", None),
+    ("comment", ""),
+    ("perfdata", None),
+    ("next_due", None),
+    ("fingerprint", ""),
+    ("generation", 0),
+    ("reschedule", False),
+    ("long_output", None),
+)
+_AT = {key: n for n, (key, _) in enumerate(_KEPT)}
+
+
 @dataclass(frozen=True, slots=True)
 class CheckRow:
     """One check@host as every view shows it.
 
-    Made with `CheckRow.read`: the few fields every view shows are read from check.json as
-    it is, and the full `state` is built only for a view that asks for it (one pair's page,
-    the metrics); a document the daemon would not have written is read leniently at once.
+    Made with `CheckRow.read`: the fields of a check.json as the daemon writes it are kept
+    as they are (`kept`, in _KEPT's order) and the full `state` is built only for a view
+    that asks for it (one pair's page, the metrics); any other document is read leniently
+    into `state` at once.
     """
 
     host: str
     check: str
-    doc: Mapping[str, Any] | None = field(repr=False)  # check.json as read; None: absent
+    kept: tuple[Any, ...] | None = field(repr=False)  # None: read into `state` at once
     rc: int
     since: datetime | None  # first result with this code
     last_start: datetime | None
@@ -177,6 +199,7 @@ class CheckRow:
     inhibited: bool = False
     downtime: bool = False  # in scheduled downtime (alerts held); set by callers with a config
     configured: bool | None = None  # None: no configuration was consulted
+    present: bool = True  # False: no check.json yet (never ran, or not written)
     error: str | None = None  # why (part of) the state could not be read
     _state: CheckState | None = field(default=None, compare=False, repr=False)  # see `state`
 
@@ -185,27 +208,27 @@ class CheckRow:
         cls, host: str, check: str, doc: Mapping[str, Any] | None, **flags: Any
     ) -> tuple[CheckRow, str | None]:
         """The row of check.json `doc` (None: absent), and what was wrong with it."""
-        times = plain_times(doc) if doc is not None else None
+        if doc is None:
+            none = CheckState()
+            return cls(
+                host, check, None, none.rc, None, None, **flags, present=False, _state=none
+            ), None
+        times = plain_times(doc)
         if times is not None:
-            assert doc is not None
-            return cls(host, check, doc, doc["rc"], *times, **flags), None
-        state, why = CheckState.from_dict_lenient(doc) if doc is not None else (CheckState(), None)
-        row = cls(host, check, doc, state.rc, state.since, state.last_start, **flags, _state=state)
+            kept = tuple([doc.get(key, default) for key, default in _KEPT])
+            return cls(host, check, kept, doc["rc"], *times, **flags), None
+        state, why = CheckState.from_dict_lenient(doc)
+        row = cls(host, check, None, state.rc, state.since, state.last_start, **flags, _state=state)
         return row, why
 
     @property
     def state(self) -> CheckState:
         """check.json as a CheckState, built the first time it is asked for."""
         if self._state is None:
-            assert self.doc is not None  # rows without a plain document are made with one
-            object.__setattr__(self, "_state", CheckState.from_dict(self.doc))  # a cache
+            state = CheckState.from_dict(self._document())  # rows without `kept` have one
+            object.__setattr__(self, "_state", state)  # a cache: the row is the same
         assert self._state is not None
         return self._state
-
-    @property
-    def present(self) -> bool:
-        """False: no check.json yet (never ran, or not written)."""
-        return self.doc is not None
 
     @property
     def code(self) -> str:
@@ -217,32 +240,33 @@ class CheckRow:
 
     @property
     def consecutive(self) -> int:
-        return self._state.consecutive if self._state is not None else self._plain("consecutive", 0)
+        return self._state.consecutive if self._state is not None else self._plain("consecutive")
 
     @property
     def scalar(self) -> float | None:
         if self._state is not None:
             return self._state.scalar
-        scalar = self._plain("scalar", None)
+        scalar = self._plain("scalar")
         return None if scalar is None else float(scalar)
 
     @property
     def comment(self) -> str:
-        return self._state.comment if self._state is not None else self._plain("comment", "")
+        return self._state.comment if self._state is not None else self._plain("comment")
 
-    def _plain(self, key: str, default: Any) -> Any:
-        assert self.doc is not None
-        return self.doc.get(key, default)
+    def _plain(self, key: str) -> Any:
+        assert self.kept is not None  # rows without `kept` have a `state`
+        return self.kept[_AT[key]]
 
-    def _plain_next_due(self) -> datetime | None:
-        assert self.doc is not None
-        return _stored_time(self.doc.get("next_due"))
+    def _document(self) -> dict[str, Any]:
+        """The plain check.json again, as far as CheckState reads it."""
+        assert self.kept is not None
+        return {"version": CheckState.VERSION, **dict(zip(_AT, self.kept, strict=True))}
 
     def state_dict(self) -> dict[str, Any]:
         """`self.state.to_dict()`, without building the state when it is not built."""
-        if self._state is not None or self.doc is None:
-            return self.state.to_dict()
-        return plain_state_dict(self.doc)
+        if self._state is not None:
+            return self._state.to_dict()
+        return plain_state_dict(self._document())
 
     def flags(self) -> list[str]:
         """ACK, INHIBITED, DOWNTIME: what silences the pair, as the views show it."""
@@ -262,7 +286,7 @@ class CheckRow:
     def to_dict(self, now: datetime) -> dict[str, Any]:
         """check.json's fields plus the view's: ages as text, flags, errors."""
         st = self.state_dict()
-        next_due = self._state.next_due if self._state is not None else self._plain_next_due()
+        next_due = self._state.next_due if self._state else _stored_time(self._plain("next_due"))
         scalar = st["scalar"]
         d: dict[str, Any] = {"host": self.host, "check": self.check, **st}
         d.update(
