@@ -102,6 +102,7 @@ LAYERS: dict[str, float] = {
     "store.health": 6,
     "store.history": 6,
     "store.layout": 6,
+    "store.overview": 6,
     "store.passwords": 6,
     "store.pidfile": 6,
     "store.state": 6,

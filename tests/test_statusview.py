@@ -71,6 +71,86 @@ def test_lenient_state_survives_wrong_types() -> None:
     assert state.rc == ReturnCode.NOTYET and state.perfdata == () and state.consecutive == 0
 
 
+PLAIN = {
+    "version": 1,
+    "rc": 2,
+    "code": "CRITICAL",
+    "since": "2026-11-24T09:00:00.412Z",
+    "consecutive": 5,
+    "last_start": "2026-11-24T10:04:00.000Z",
+    "last_planned": "2026-11-24T10:04:00.000Z",
+    "duration_ms": 8,
+    "scalar": 2.18,
+    "comment": "down",
+    "perfdata": [{"label": "rtt", "value": 2.18, "uom": "ms", "warn": "200", "crit": "1000"}],
+    "next_due": "2026-11-24T10:05:00.000Z",
+    "fingerprint": "5d1c0f2a9b44",
+    "generation": 8,
+    "reschedule": False,
+}
+ODD_VALUES = [
+    None,
+    "",
+    "x",
+    0,
+    3,
+    -1,
+    1.5,
+    10**400,
+    True,
+    [],
+    {},
+    [{"label": 1, "value": 3}],
+    "2026-11-24T10:00:00Z",
+    "2026-11-24T10:00:00.123456+02:00",
+    "2026-11-24T10:00",
+]
+
+
+def _read_both(doc: dict[str, object]) -> None:
+    """A row read straight from the document (CheckRow.read) shows what one built from
+    CheckState.from_dict_lenient shows: every field, the error, the JSON and the text."""
+    from survivor.views.rows import CheckRow
+
+    row, why = CheckRow.read("h", "c", doc, acked=True)
+    state, expected_why = CheckState.from_dict_lenient(doc)
+    built = CheckRow("h", "c", None, state.rc, state.since, state.last_start, True, _state=state)
+    assert why == expected_why
+    assert row.to_dict(NOW) == built.to_dict(NOW)
+    assert json.dumps(row.to_dict(NOW)) == json.dumps(built.to_dict(NOW))  # 3 is not 3.0
+    fields = ("rc", "code", "since", "last_start", "consecutive", "scalar", "comment", "problem")
+    assert [getattr(row, f) for f in fields] == [getattr(built, f) for f in fields]
+    assert repr(row.scalar) == repr(built.scalar)
+    snap = read_snapshot(Path("/nonexistent"), NOW)
+    assert status_lines(snap, [row]) == status_lines(snap, [built])
+    assert row.state == state
+
+
+def test_rows_read_straight_from_check_json_show_what_a_check_state_shows() -> None:
+    _read_both(PLAIN)
+    _read_both({"version": 1, "rc": 0})
+    for key in [*PLAIN, "long_output"]:
+        for value in ODD_VALUES:
+            _read_both({**PLAIN, key: value})
+        _read_both({k: v for k, v in PLAIN.items() if k != key})
+    for item in ({}, {"label": "a"}, {"label": "a", "value": 10**400}, {"label": "a", "min": "1"}):
+        _read_both({**PLAIN, "perfdata": [item]})
+
+
+@settings(max_examples=200)
+@given(
+    changes=st.dictionaries(
+        st.sampled_from([*PLAIN, "long_output"]),
+        st.one_of(st.sampled_from(ODD_VALUES), st.integers(), st.floats(), st.text(max_size=30)),
+        max_size=4,
+    )
+)
+def test_any_check_json_reads_the_same_straight_or_as_a_check_state(
+    changes: dict[str, object],
+) -> None:
+    _read_both({**PLAIN, **changes})
+
+
 def test_queue_rows_skip_what_is_not_an_item_and_put_running_first() -> None:
     doc = {
         "items": [

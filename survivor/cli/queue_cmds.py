@@ -102,7 +102,7 @@ def queue(ctx: click.Context, host: str | None, as_json: bool) -> None:
 def host_report(snap: Snapshot, host: str) -> dict[str, Any]:
     now = snap.now
     ran = sorted(
-        (r for r in snap.rows_of(host) if r.state.last_start is not None),
+        (r for r in snap.rows_of(host) if r.last_start is not None),
         key=_last_start,
         reverse=True,
     )
@@ -110,12 +110,12 @@ def host_report(snap: Snapshot, host: str) -> dict[str, Any]:
         "host": host,
         "items": [q.to_dict(now) for q in snap.queue_of(host)],
         "ran": [_ran(r, now) for r in ran],
-        "never_ran": sorted(r.check for r in snap.rows_of(host) if r.state.last_start is None),
+        "never_ran": sorted(r.check for r in snap.rows_of(host) if r.last_start is None),
     }
 
 
 def _last_start(row: CheckRow) -> float:
-    return row.state.last_start.timestamp() if row.state.last_start else 0.0
+    return row.last_start.timestamp() if row.last_start else 0.0
 
 
 def _ran(row: CheckRow, now: datetime) -> dict[str, Any]:
@@ -123,8 +123,8 @@ def _ran(row: CheckRow, now: datetime) -> dict[str, Any]:
 
     return {
         "check": row.check,
-        "last_start": iso(row.state.last_start),
-        "last_age": age_text(row.state.last_start, now),
+        "last_start": iso(row.last_start),
+        "last_age": age_text(row.last_start, now),
         "duration_ms": row.state.duration_ms,
         "code": row.code,
     }

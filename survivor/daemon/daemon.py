@@ -31,6 +31,7 @@ from survivor.daemon import notify
 from survivor.daemon.heartbeat import (
     HEARTBEAT_S,
     METRICS_S,
+    OVERVIEW_S,
     DaemonStatus,
     Heartbeat,
     queue_write_due,
@@ -181,6 +182,7 @@ class Daemon:
         """The main thread's loop until a stop signal; returns the exit code."""
         parts = self.parts
         next_queue = next_flush = next_beat = next_metrics = self.clock.monotonic()
+        next_overview = next_beat
         wd_interval = notify.watchdog_interval()
         next_wd = self.clock.monotonic()
         while True:
@@ -207,6 +209,9 @@ class Daemon:
                 self._step("queue", self.heartbeat.write_queue, force=mono >= next_beat)
                 next_queue = queue_write_due(mono, self.clock.monotonic())
             self._step("changes", self._notice_changes, mono, heartbeat=mono >= next_beat)
+            if mono >= next_overview:
+                next_overview = mono + OVERVIEW_S
+                self._step("overview", self.heartbeat.write_overview, mono)
             if mono >= next_beat:
                 for pool in parts.pools():
                     self._step("pool health", pool.check_health)

@@ -23,6 +23,7 @@ from survivor.daemon.wiring import Parts
 from survivor.model.documents import ConfigSnapshot
 from survivor.model.work import Mood
 from survivor.store.fsio import DiskWriteError
+from survivor.store.overview import RESCAN_S
 from survivor.views.metrics import export
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ PRESSURE_LOG_S = 60.0  # checks held back are logged at most this often
 QUEUE_WRITE_S = 1.0  # queue.json at most this often...
 QUEUE_SHARE = 0.05  # ...and so that writing it takes at most this share of the time
 METRICS_S = 60.0
+OVERVIEW_S = 5.0  # overview.json at most this often, when something changed, and at least
+# every 2 * OVERVIEW_S; the views trust it for one heartbeat (views/snapshot.py)
 
 
 @dataclass(slots=True)
@@ -55,6 +58,8 @@ class Heartbeat:
         self._last_status = ""
         self._last_queue: tuple[list[dict[str, Any]], dict[str, int]] | None = None
         self._pressure_logged: float | None = None  # monotonic; None: not held back
+        self._rescanned: float | None = None  # monotonic: the last rescan of ack/inhibit
+        self._overview_at: float | None = None  # monotonic: the last overview.json written
 
     def log_back_pressure(self, mono: float) -> None:
         """Say in the log that due checks wait for room: once a minute while it lasts (not
@@ -148,6 +153,22 @@ class Heartbeat:
                 "scheduled": scheduled,
             }
         )
+
+    def write_overview(self, mono: float) -> None:
+        """overview.json (store/overview.py) when something changed, and at least every
+        2 * OVERVIEW_S so the views see it is fresh; ack and inhibit files are read again
+        every RESCAN_S, for the ones changed by hand."""
+        keeper = self.parts.stores.state.overview
+        if keeper is None:
+            return
+        if self._rescanned is None:
+            self._rescanned = mono  # wiring scanned them at start
+        elif mono >= self._rescanned + RESCAN_S:
+            self._rescanned = mono
+            keeper.rescan_silencers()
+        force = self._overview_at is None or mono >= self._overview_at + 2 * OVERVIEW_S
+        if keeper.write(os.getpid(), utc_iso(self.parts.clock.now()), force=force):
+            self._overview_at = mono
 
     def export_metrics(self, *, up: bool = True) -> None:
         """The Prometheus textfile; `up=False` on the way out (survivor_daemon_up 0)."""

@@ -196,7 +196,9 @@ def build_parts(
             extra_env={"SURVIVOR_INSTANCE": inst.name},
         )
     results = ResultsLog(inst.results_log, clock)
+    overview = state.keep_overview()  # before load_checks, which seeds it
     book = CheckBook(state.load_checks(now))
+    overview.rescan_silencers()
     alert_book = AlertBook.load(state, health, now)
     ids = ItemIds()
     recorder = CheckRecorder(book, state, history, results, health, tz)

@@ -88,7 +88,7 @@ def as_float(value: object) -> float | None:
         return None
     try:
         return float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int of 400 digits
         return None
 
 
@@ -214,7 +214,7 @@ class CheckState:
         for item in raw_perfdata if isinstance(raw_perfdata, list) else ():
             try:
                 perfdata.append(PerfDatum.from_dict(item))
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 continue
         state = cls(
             rc=int(ReturnCode.NOTYET) if rc is None else rc,

@@ -4,6 +4,7 @@
     state/host/<host>/<check>/check.json  alert.json  ack.json  inhibit.json  escalate.json
     state/calllist/<name>.json            state/fixlocks/<name>.json
     state/requests/<id>.json
+    state/overview.json  state/changed/<host>@<check>.<id>.json (the views' summary, below)
     history/host/<host>/<check>/<kind>-YYYY-MM.jsonl
     history/calllist/<name>-YYYY-MM.jsonl
     history/daemon/events-YYYY-MM.jsonl  history/survivor.pid (the lock of history_dir)
@@ -57,6 +58,8 @@ class StateLayout:
         self.root = root
         self.daemon = root / "daemon.json"
         self.queue = root / "queue.json"
+        self.overview = root / "overview.json"  # the daemon's summary of every pair
+        self.changed = root / "changed"  # pairs whose ack/inhibit changed since
         self.running_config = root / "running-config.json"
         self.pidfile = root / "survivor.pid"
         self.requests = root / "requests"
@@ -69,6 +72,12 @@ class StateLayout:
     def pair_doc(self, host: str, check: str, name: str) -> Path:
         """check.json, alert.json, ack.json, inhibit.json or escalate.json of one pair."""
         return self.pair_dir(host, check) / f"{name}.json"
+
+    def changed_mark(self, host: str, check: str, mark_id: str) -> Path:
+        """A mark that the ack or inhibit document of host/check changed (state.py)."""
+        return safe_path(self.changed, host).with_name(
+            f"{host}@{check_name(check)}.{check_name(mark_id)}.json"
+        )
 
     def calllist(self, name: str) -> Path:
         return safe_path(self.calllists, name).with_suffix(".json")

@@ -43,6 +43,7 @@ from survivor.store.fsio import (
     read_document,
 )
 from survivor.store.layout import StateLayout
+from survivor.store.overview import SILENCERS, OverviewKeeper, mark_changed
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,15 @@ class StateStore:
         self.writer = writer
         self.locks = locks or EntityLocks()
         self.layout = StateLayout(state_dir)
+        # The daemon's: what overview.json lists (None in the CLI, which leaves marks instead).
+        self.overview: OverviewKeeper | None = None
+
+    def keep_overview(self) -> OverviewKeeper:
+        """From now on keep every check.json written (and read by load_checks) for
+        overview.json; the daemon calls this before it loads the checks."""
+        if self.overview is None:
+            self.overview = OverviewKeeper(self.layout)
+        return self.overview
 
     # ---------------------------------------------------------------- paths
 
@@ -146,10 +156,16 @@ class StateStore:
                 states[(check, host)] = CheckState.from_dict(doc)
             except StateError as err:
                 self.move_aside(path, str(err), now)
+            else:
+                if self.overview is not None:
+                    self.overview.put_check(host, check, encode(doc))
         return states
 
     def write_check(self, host: str, check: str, state: CheckState) -> None:
-        self.writer.replace(self.pair_dir(host, check) / "check.json", encode(state.to_dict()))
+        data = encode(state.to_dict())
+        self.writer.replace(self.pair_dir(host, check) / "check.json", data)
+        if self.overview is not None:
+            self.overview.put_check(host, check, data)
 
     def load_pair_docs(self, name: str, now: datetime) -> dict[tuple[str, str], dict[str, Any]]:
         """Every `<name>.json` of every pair, keyed (check, host); bad ones moved aside."""
@@ -183,9 +199,21 @@ class StateStore:
 
     def write_pair_doc(self, host: str, check: str, name: str, doc: Mapping[str, Any]) -> None:
         self.writer.replace(self.pair_dir(host, check) / f"{name}.json", encode(doc))
+        if name in SILENCERS:
+            self._silencer_changed(host, check)
 
     def remove_pair_doc(self, host: str, check: str, name: str) -> None:
         self.writer.remove(self.pair_dir(host, check) / f"{name}.json")
+        if name in SILENCERS:
+            self._silencer_changed(host, check)
+
+    def _silencer_changed(self, host: str, check: str) -> None:
+        """overview.json lists acks and inhibitions: the daemon reads the pair again, a
+        command leaves a mark for the views and the daemon (store/overview.py)."""
+        if self.overview is not None:
+            self.overview.refresh_silencers([(host, check)])
+        else:
+            mark_changed(self.layout, self.writer, host, check)
 
     # ---------------------------------------------------------------- daemon-wide documents
 
@@ -220,6 +248,7 @@ class StateStore:
             ensure_dir(self.root)
             st = os.stat(self.root)
         ensure_dir(self.layout.requests, REQUESTS_MODE, (st.st_uid, st.st_gid))
+        ensure_dir(self.layout.changed, REQUESTS_MODE, (st.st_uid, st.st_gid))  # overview marks
 
     def check_requests_dir(self) -> str | None:
         """Why the daemon cannot read and empty `requests/`, or None when it can."""
@@ -301,6 +330,8 @@ class StateStore:
                     shutil.rmtree(c.path, ignore_errors=True)
                     self.locks.forget(Path(c.path))
                     removed.append((c.name, h.name))
+        if self.overview is not None:
+            self.overview.drop((host, check) for check, host in removed)
         return removed
 
 

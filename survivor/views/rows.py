@@ -7,15 +7,17 @@ could not), because a view must never die on the files it is meant to show.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from survivor.clock import parse_time, utc_iso
 from survivor.model.codes import code_name, is_failing, urgency
 from survivor.model.documents import CheckState, as_int
 from survivor.model.words import scalar_text
+from survivor.model.work import PerfDatum
 
 # --------------------------------------------------------------------------- time text
 
@@ -59,32 +61,212 @@ def iso(t: datetime | None) -> str | None:
 
 # --------------------------------------------------------------------------- check rows
 
+# check.json as the daemon writes it, field by field: what `CheckState.from_dict` accepts
+# and gives back unchanged (times aside), so a view can read such a document as it is.
+_INTS = ("consecutive", "duration_ms", "generation")
+_STRS = ("comment", "fingerprint")
+_BIG = 2**1023  # an int beyond this is no float: from_dict would fail on it
+_UTC_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")  # utc_iso's own form
+
+
+def _is_number(value: object) -> bool:
+    """None, a float, or an int that converts to one (not a bool)."""
+    return value is None or type(value) is float or (type(value) is int and -_BIG < value < _BIG)
+
+
+def _stored_time(value: object) -> datetime | None:
+    """A time of a plain document, as `CheckState.from_dict` reads it (ValueError if bad)."""
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise ValueError(value)
+    t = datetime.fromisoformat(value.replace("Z", "+00:00"))  # clock.parse_iso, inline
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def plain_times(doc: Mapping[str, Any]) -> tuple[datetime | None, datetime | None] | None:
+    """`since` and `last_start` of a check.json as the daemon writes it; None for any other.
+
+    "As the daemon writes it": version 1, every field of the type `to_dict` gives it and
+    every time parsing. `CheckState.from_dict` accepts such a document and changes no field
+    but the times, so a row can read it straight from the dict (building 20,000 CheckStates
+    took a third of `status`); any other document is read with `from_dict_lenient`.
+    """
+    get = doc.get  # loops, not any(): this runs 20,000 times per `status`
+    if get("version") != CheckState.VERSION or type(get("rc")) is not int:
+        return None
+    for key in _INTS:
+        if type(get(key, 0)) is not int:
+            return None
+    for key in _STRS:
+        if type(get(key, "")) is not str:
+            return None
+    if not _is_number(get("scalar")):
+        return None
+    perfdata = get("perfdata")
+    if perfdata:
+        if type(perfdata) is not list:
+            return None
+        for p in perfdata:
+            if type(p) is not dict or "label" not in p:
+                return None
+            if not (_is_number(p.get("value")) and _is_number(p.get("min"))):
+                return None
+            if not _is_number(p.get("max")):
+                return None
+    try:
+        since, last_start = _stored_time(get("since")), _stored_time(get("last_start"))
+        _stored_time(get("last_planned"))
+        _stored_time(get("next_due"))
+    except ValueError:
+        return None
+    return since, last_start
+
+
+def plain_state_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`CheckState.from_dict(doc).to_dict()` for a document `plain_times` accepts, without
+    the objects (`status --json` shows 20,000 of them)."""
+
+    def stored(key: str) -> str | None:
+        value = doc.get(key)
+        if value is None or value == "":
+            return None
+        return value if _UTC_ISO.fullmatch(value) else utc_iso(_stored_time(value))  # type: ignore[arg-type]
+
+    rc = doc["rc"]
+    scalar = doc.get("scalar")
+    out = {
+        "version": CheckState.VERSION,
+        "rc": rc,
+        "code": code_name(rc),
+        "since": stored("since"),
+        "consecutive": doc.get("consecutive", 0),
+        "last_start": stored("last_start"),
+        "last_planned": stored("last_planned"),
+        "duration_ms": doc.get("duration_ms", 0),
+        "scalar": None if scalar is None else float(scalar),
+        "comment": doc.get("comment", ""),
+        "perfdata": [PerfDatum.from_dict(p).to_dict() for p in doc.get("perfdata") or ()],
+        "next_due": stored("next_due"),
+        "fingerprint": doc.get("fingerprint", ""),
+        "generation": doc.get("generation", 0),
+        "reschedule": bool(doc.get("reschedule", False)),
+    }
+    long_output = str(doc.get("long_output") or "")
+    if long_output:
+        out["long_output"] = long_output
+    return out
+
+
+# What a row keeps of a plain check.json, each field with from_dict's default: a tuple of
+# values is a third of the dict json.loads made (whose keys a file read does not share).
+_KEPT = (
+    ("rc", None),
+    ("since", None),
+    ("consecutive", 0),
+    ("last_start", None),
+    ("last_planned", None),
+    ("duration_ms", 0),
+    ("scalar", None),
+    ("comment", ""),
+    ("perfdata", None),
+    ("next_due", None),
+    ("fingerprint", ""),
+    ("generation", 0),
+    ("reschedule", False),
+    ("long_output", None),
+)
+_AT = {key: n for n, (key, _) in enumerate(_KEPT)}
+
 
 @dataclass(frozen=True, slots=True)
 class CheckRow:
-    """One check@host as every view shows it."""
+    """One check@host as every view shows it.
+
+    Made with `CheckRow.read`: the fields of a check.json as the daemon writes it are kept
+    as they are (`kept`, in _KEPT's order) and the full `state` is built only for a view
+    that asks for it (one pair's page, the metrics); any other document is read leniently
+    into `state` at once.
+    """
 
     host: str
     check: str
-    state: CheckState
+    kept: tuple[Any, ...] | None = field(repr=False)  # None: read into `state` at once
+    rc: int
+    since: datetime | None  # first result with this code
+    last_start: datetime | None
     acked: bool = False
     inhibited: bool = False
     downtime: bool = False  # in scheduled downtime (alerts held); set by callers with a config
     configured: bool | None = None  # None: no configuration was consulted
     present: bool = True  # False: no check.json yet (never ran, or not written)
     error: str | None = None  # why (part of) the state could not be read
+    _state: CheckState | None = field(default=None, compare=False, repr=False)  # see `state`
+
+    @classmethod
+    def read(
+        cls, host: str, check: str, doc: Mapping[str, Any] | None, **flags: Any
+    ) -> tuple[CheckRow, str | None]:
+        """The row of check.json `doc` (None: absent), and what was wrong with it."""
+        if doc is None:
+            none = CheckState()
+            return cls(
+                host, check, None, none.rc, None, None, **flags, present=False, _state=none
+            ), None
+        times = plain_times(doc)
+        if times is not None:
+            kept = tuple([doc.get(key, default) for key, default in _KEPT])
+            return cls(host, check, kept, doc["rc"], *times, **flags), None
+        state, why = CheckState.from_dict_lenient(doc)
+        row = cls(host, check, None, state.rc, state.since, state.last_start, **flags, _state=state)
+        return row, why
 
     @property
-    def rc(self) -> int:
-        return self.state.rc
+    def state(self) -> CheckState:
+        """check.json as a CheckState, built the first time it is asked for."""
+        if self._state is None:
+            state = CheckState.from_dict(self._document())  # rows without `kept` have one
+            object.__setattr__(self, "_state", state)  # a cache: the row is the same
+        assert self._state is not None
+        return self._state
 
     @property
     def code(self) -> str:
-        return self.state.code
+        return code_name(self.rc)
 
     @property
     def problem(self) -> bool:
-        return is_failing(self.state.rc)
+        return is_failing(self.rc)
+
+    @property
+    def consecutive(self) -> int:
+        return self._state.consecutive if self._state is not None else self._plain("consecutive")
+
+    @property
+    def scalar(self) -> float | None:
+        if self._state is not None:
+            return self._state.scalar
+        scalar = self._plain("scalar")
+        return None if scalar is None else float(scalar)
+
+    @property
+    def comment(self) -> str:
+        return self._state.comment if self._state is not None else self._plain("comment")
+
+    def _plain(self, key: str) -> Any:
+        assert self.kept is not None  # rows without `kept` have a `state`
+        return self.kept[_AT[key]]
+
+    def _document(self) -> dict[str, Any]:
+        """The plain check.json again, as far as CheckState reads it."""
+        assert self.kept is not None
+        return {"version": CheckState.VERSION, **dict(zip(_AT, self.kept, strict=True))}
+
+    def state_dict(self) -> dict[str, Any]:
+        """`self.state.to_dict()`, without building the state when it is not built."""
+        if self._state is not None:
+            return self._state.to_dict()
+        return plain_state_dict(self._document())
 
     def flags(self) -> list[str]:
         """ACK, INHIBITED, DOWNTIME: what silences the pair, as the views show it."""
@@ -99,22 +281,24 @@ class CheckRow:
         ]
 
     def sort_key(self) -> tuple[int, str, str]:
-        return (urgency(self.state.rc), self.host, self.check)
+        return (urgency(self.rc), self.host, self.check)
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         """check.json's fields plus the view's: ages as text, flags, errors."""
-        st = self.state
-        d: dict[str, Any] = {"host": self.host, "check": self.check, **st.to_dict()}
+        st = self.state_dict()
+        next_due = self._state.next_due if self._state else _stored_time(self._plain("next_due"))
+        scalar = st["scalar"]
+        d: dict[str, Any] = {"host": self.host, "check": self.check, **st}
         d.update(
             problem=self.problem,
             acked=self.acked,
             inhibited=self.inhibited,
             downtime=self.downtime,
             present=self.present,
-            since_age=age_text(st.since, now) if st.since else "",
-            last_age=age_text(st.last_start, now),
-            next_due_in=due_text(st.next_due, now) if st.next_due else "",
-            scalar_text="" if st.scalar is None else scalar_text(st.scalar),
+            since_age=age_text(self.since, now) if self.since else "",
+            last_age=age_text(self.last_start, now),
+            next_due_in=due_text(next_due, now) if next_due else "",
+            scalar_text="" if scalar is None else scalar_text(scalar),
             flags=" ".join(self.flags()),
         )
         d["configured"] = self.configured

@@ -6,6 +6,7 @@ summaries are pure functions of the snapshot.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,16 +17,19 @@ from typing import Any
 from survivor.clock import parse_time, utc_iso
 from survivor.errors import StateError
 from survivor.model.codes import urgency
-from survivor.model.documents import CheckState, Inhibit
+from survivor.model.documents import Inhibit
 from survivor.model.names import is_safe_name
 from survivor.model.words import scalar_text
 from survivor.store.fsio import read_document
 from survivor.store.layout import StateLayout
+from survivor.store.overview import VERSION as OVERVIEW_VERSION
+from survivor.store.overview import read_marks
 from survivor.store.pidfile import read_pid
 from survivor.views.health import DaemonHealth, daemon_health
 from survivor.views.rows import CheckRow, QueueRow, age_text, count_by_code, queue_rows, sort_rows
 
 PAIR_DOCS = ("ack", "inhibit", "escalate", "alert")
+OVERVIEW_FRESH_S = 15.0  # the daemon's heartbeat: overview.json older than this is not used
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,103 @@ def _safe_entries(directory: Path) -> list[str]:
         return []
 
 
+def _pair_names(layout: StateLayout, host: str, check: str) -> set[str]:
+    """Names of the documents in one pair directory (none if it is not there)."""
+    try:
+        return {
+            e.name[:-5]
+            for e in os.scandir(layout.pair_dir(host, check))
+            if e.name.endswith(".json") and not e.name.startswith(".")
+        }
+    except OSError:
+        return set()
+
+
+def _disk_row(
+    layout: StateLayout,
+    host: str,
+    check: str,
+    names: Collection[str],
+    configured: bool | None,
+    now: datetime,
+) -> CheckRow:
+    """One pair from its own files (`names`: the documents its directory holds)."""
+    pair_dir = layout.pair_dir(host, check)
+    errors: list[str] = []
+    doc = _read(pair_dir / "check.json", errors) if "check" in names else None
+    extra = read_pair_docs(pair_dir, [n for n in ("ack", "inhibit") if n in names], errors)
+    return _row(host, check, doc, extra.get("ack"), extra.get("inhibit"), errors, configured, now)
+
+
+def _row(
+    host: str,
+    check: str,
+    doc: Mapping[str, Any] | None,
+    ack: Any,
+    inhibit_doc: Any,
+    errors: list[str],
+    configured: bool | None,
+    now: datetime,
+) -> CheckRow:
+    """The row of one pair from its documents (None: absent), read from files or overview.json."""
+    inhibit, inhibit_why = (
+        Inhibit.from_dict_lenient(inhibit_doc) if inhibit_doc is not None else (None, None)
+    )
+    row, why = CheckRow.read(
+        host,
+        check,
+        doc,
+        acked=ack is not None,
+        inhibited=inhibit is not None and inhibit.active(now),
+        configured=configured,
+    )
+    problems = [e for e in (why, inhibit_why, *errors) if e]
+    return dataclasses.replace(row, error="; ".join(problems)) if problems else row
+
+
+OverviewDocs = tuple[
+    dict[tuple[str, str], Mapping[str, Any]],
+    dict[tuple[str, str], Mapping[str, Any]],
+    set[tuple[str, str]],
+]
+
+
+def read_overview(layout: StateLayout, daemon: DaemonHealth, now: datetime) -> OverviewDocs | None:
+    """overview.json's check documents and silencers by (host, check), and the pairs marked
+    changed since (to be read from their files); None when it must not be trusted.
+
+    Trusted only when the daemon that wrote it holds the pidfile now and it is at most
+    OVERVIEW_FRESH_S old, so it never shows what the files contradict for longer than a
+    heartbeat (store/overview.py); anything odd about it is no error, just a full read.
+    """
+    if not daemon.running or daemon.pid is None:
+        return None
+    try:
+        doc = read_document(layout.overview)
+        marks = read_marks(layout)
+    except (StateError, OSError):
+        return None
+    if doc is None or doc.get("version") != OVERVIEW_VERSION or doc.get("pid") != daemon.pid:
+        return None
+    updated = parse_time(doc.get("updated"))
+    if updated is None or abs((now - updated).total_seconds()) > OVERVIEW_FRESH_S:
+        return None
+    found: list[dict[tuple[str, str], Mapping[str, Any]]] = []
+    for key in ("checks", "silencers"):
+        entries = doc.get(key)
+        if not isinstance(entries, list):
+            return None
+        by_pair: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for entry in entries:
+            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], dict)):
+                return None
+            host, check, body = entry
+            if is_safe_name(host) and is_safe_name(check):
+                by_pair[(host, check)] = body
+        found.append(by_pair)
+    return found[0], found[1], {(host, check) for host, check, _ in marks}
+
+
 def read_snapshot(
     state_dir: Path,
     now: datetime,
@@ -133,34 +234,34 @@ def read_snapshot(
     queue_doc = _read(layout.queue, errors)
     queue, queue_errors = queue_rows(queue_doc)
     errors.extend(queue_errors)
-    on_disk = _disk_pairs(layout, hosts)
-    wanted = set(on_disk)
-    if configured is not None:
-        wanted |= {p for p in configured if hosts is None or p[0] in hosts}
+    overview = read_overview(layout, health, now) if hosts is None else None
     rows: list[CheckRow] = []
-    for host, check in wanted:
-        names = on_disk.get((host, check), set())
-        pair_dir = layout.pair_dir(host, check)
-        row_errors: list[str] = []
-        doc = _read(pair_dir / "check.json", row_errors) if "check" in names else None
-        state, why = CheckState.from_dict_lenient(doc) if doc is not None else (CheckState(), None)
-        extra = read_pair_docs(pair_dir, [n for n in ("ack", "inhibit") if n in names], row_errors)
-        inhibit, inhibit_why = (
-            Inhibit.from_dict_lenient(extra["inhibit"]) if "inhibit" in extra else (None, None)
-        )
-        problems = [e for e in (why, inhibit_why, *row_errors) if e]
-        rows.append(
-            CheckRow(
-                host=host,
-                check=check,
-                state=state,
-                acked="ack" in extra,
-                inhibited=inhibit is not None and inhibit.active(now),
-                configured=None if configured is None else (host, check) in configured,
-                present=doc is not None,
-                error="; ".join(problems) if problems else None,
-            )
-        )
+
+    def in_config(pair: tuple[str, str]) -> bool | None:
+        return None if configured is None else pair in configured
+
+    if overview is None:
+        on_disk = _disk_pairs(layout, hosts)
+        wanted = set(on_disk)
+        if configured is not None:
+            wanted |= {p for p in configured if hosts is None or p[0] in hosts}
+        for pair in wanted:
+            names = on_disk.get(pair, set())
+            rows.append(_disk_row(layout, *pair, names, in_config(pair), now))
+    else:
+        checks, silencers, marked = overview
+        wanted = set(checks) | set(silencers)
+        if configured is not None:
+            wanted |= set(configured)
+        for pair in marked:  # changed since the overview was written: read from the files
+            names = _pair_names(layout, *pair)
+            if names or pair in wanted:
+                rows.append(_disk_row(layout, *pair, names, in_config(pair), now))
+        for pair in wanted - marked:
+            extra = silencers.get(pair) or {}
+            ack, inhibit, why = extra.get("ack"), extra.get("inhibit"), extra.get("errors")
+            errors = [str(e) for e in why] if isinstance(why, list) else []
+            rows.append(_row(*pair, checks.get(pair), ack, inhibit, errors, in_config(pair), now))
     return Snapshot(
         now=now,
         daemon_doc=daemon_doc,
@@ -231,8 +332,8 @@ def host_detail(snap: Snapshot, host: str) -> dict[str, Any]:
     now = snap.now
     rows = snap.rows_of(host)
     ran = sorted(
-        (r for r in rows if r.state.last_start is not None),
-        key=lambda r: r.state.last_start or now,
+        (r for r in rows if r.last_start is not None),
+        key=lambda r: r.last_start or now,
         reverse=True,
     )
     return {
@@ -256,15 +357,19 @@ def status_lines(snap: Snapshot, rows: Sequence[CheckRow], *, width: int = 0) ->
     width_c = max(len(r.check) for r in rows)
     lines = []
     for r in rows:
-        st = r.state
-        since = age_text(st.since, now) if st.since else ""
-        extra = f" [{scalar_text(st.scalar)}]" if st.scalar is not None else ""
-        flags = "".join(f" {word}" for word in r.flags())
+        since = age_text(r.since, now) if r.since else ""
+        scalar = r.scalar
+        extra = f" [{scalar_text(scalar)}]" if scalar is not None else ""
+        flags = (
+            "".join(f" {word}" for word in r.flags())
+            if r.acked or r.inhibited or r.downtime
+            else ""
+        )
         err = f" (state unreadable: {r.error})" if r.error else ""
         line = (
             f"{r.host:<{width_h}}  {r.check:<{width_c}}  {r.code:<9} "
-            f"x{st.consecutive:<3} since {since:<9} last {age_text(st.last_start, now):<9}"
-            f"{extra}{flags} {st.comment[:80]}{err}"
+            f"x{r.consecutive:<3} since {since:<9} last {age_text(r.last_start, now):<9}"
+            f"{extra}{flags} {r.comment[:80]}{err}"
         ).rstrip()
         lines.append(line[:width] if width > 0 else line)
     return lines

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from survivor.cli.app import App
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from survivor.cli.app import App, echo_json, echo_json_rows, indented_json
 from survivor.cli.status_cmds import StatusQuery, watch_screen
 from survivor.clock import utc_iso
+from survivor.model.codes import ReturnCode
 from tests.cli.conftest import Cli
 from tests.viewstate import Tree, daemon_doc, hold_pidfile, state, write_raw
 
@@ -245,3 +252,69 @@ def test_status_filters_by_a_selection(cli: Cli) -> None:
     assert [(c["host"], c["check"]) for c in data["checks"]] == [("db1", "disk")]
     typo = cli("status", "--group", "severs")
     assert typo.exit_code == 1 and "did you mean 'servers'?" in typo.output
+
+
+# ------------------------------------------------------------------ --json, a chunk at a time
+
+ODD_ROWS: list[Any] = [
+    {"host": "web1", "check": "ping", "rc": 0, "scalar": 2.18, "ok": True, "none": None},
+    {"perfdata": [{"label": "rtt", "value": 2.0, "warn": {"a": [1, [], {}]}}], "empty": []},
+    {"text": 'ünïcode \x1b[31m \u2028 \\ " \n\t', "nan": float("nan"), "inf": float("inf")},
+    {
+        "neg": float("-inf"),
+        "big": 10**30,
+        "tiny": 5e-324,
+        "when": datetime(2026, 12, 7, tzinfo=UTC),
+    },
+    {1: "int key", "tuple": (1, "x"), "code": ReturnCode.WARNING, "set": {3}},
+    {},
+    [],
+    "a row that is a string",
+    {"deep": [[[[{"x": [[]]}]]]], "float_key": {2.5: 1, None: 2, True: 3}},
+    7,
+]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 6, 10])
+def test_json_rows_a_chunk_at_a_time_are_the_text_of_one_dump(
+    count: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status --json` writes its rows a chunk at a time (20,000 at once took 171 MB) and
+    each row by indented_json: the text must be json.dumps' of the whole, byte for byte."""
+    head = {"daemon": {"pid": 7, "summary": {"lines": ["ok"], "level": "ok"}}}
+    rows = (ODD_ROWS * 2)[:count]  # 10: three chunks of 3 and one row
+    echo_json_rows(head, "checks", iter(rows), chunk=3)
+    chunked = capsys.readouterr().out
+    echo_json({**head, "checks": rows})
+    assert chunked == capsys.readouterr().out
+    assert (
+        chunked
+        == json.dumps({**head, "checks": rows}, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(value=json_like)
+def test_indented_json_is_json_dumps_with_indent_2(value: Any) -> None:
+    assert indented_json(value) == json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def test_status_json_is_the_text_of_one_dump(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole command, with chunks smaller than its six rows."""
+    from survivor.cli import status_cmds
+
+    for chunk in (2, 4):
+        monkeypatch.setattr(status_cmds, "echo_json_rows", partial(echo_json_rows, chunk=chunk))
+        out = cli("status", "--json").output
+        assert len(json.loads(out)["checks"]) == 6
+        assert out == json.dumps(json.loads(out), indent=2, ensure_ascii=False) + "\n"

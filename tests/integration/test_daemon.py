@@ -420,3 +420,32 @@ def test_kill_9_during_writes_leaves_every_file_parseable(
         20,
         "the restarted daemon to carry on",
     )
+
+
+def test_the_daemon_writes_an_overview_the_status_command_shows_as_the_files(
+    scratch: Path, daemons: list[DaemonProcess]
+) -> None:
+    """overview.json (issue 23 item 8): written by the running daemon with its pid, every
+    pair's check.json as on disk; `status --json` from it equals the full read of the files."""
+    config = write_config(scratch)
+    d = start(daemons, scratch)
+    state = scratch / "state"
+    wait_until(lambda: count_results(scratch, "web2", "alive", 1), 20, "a result per host")
+
+    def overview_has_both() -> bool:
+        doc = read_json(state / "overview.json")
+        return doc is not None and doc["pid"] == d.pid and len(doc["checks"]) == 2
+
+    wait_until(overview_has_both, 20, "overview.json with both pairs")
+    cmd = [sys.executable, "-m", "survivor", "--config", str(config), "status", "--json"]
+
+    def checks_shown() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True)
+        files = {h: read_json(state / "host" / h / "alive" / "check.json") for h in HOSTS}
+        return json.loads(out.stdout)["checks"], [files[h] for h in HOSTS]
+
+    def same() -> bool:  # a check may run between reading the files and the command
+        shown, files = checks_shown()
+        return [{k: c[k] for k in f} for c, f in zip(shown, files, strict=True)] == files
+
+    wait_until(same, 20, "status --json showing every check.json as it is")
