@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from survivor.daemon.notify import sd_notify
 from survivor.errors import ModuleError
 from survivor.model.codes import ReturnCode
 from survivor.model.work import CheckResult
+from survivor.proc.modules import ModuleHashes
 from survivor.proc.runner import ModuleRunner
 from survivor.protocol.modules import check_request, parse_check_output
 from survivor.protocol.plugins import expand_argv, parse_plugin_output
@@ -61,23 +61,6 @@ BROKER_CALL_S = 2.0  # at most this long for each call to the broker while stopp
 
 
 # --------------------------------------------------------------------------- running one request
-
-
-class ModuleHashes:
-    """SHA-256 of module files, recomputed only when a file changes (stat identity)."""
-
-    def __init__(self) -> None:
-        self._known: dict[Path, tuple[tuple[int, int, int], str]] = {}
-
-    def of(self, path: Path) -> str:
-        st = path.stat()
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        known = self._known.get(path)
-        if known is not None and known[0] == key:
-            return known[1]
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        self._known[path] = (key, digest)
-        return digest
 
 
 def run_request(
