@@ -70,6 +70,7 @@ LAYERS: dict[str, float] = {
     # 4. the work: checks and alerts, each scheduled, executed and recorded
     "checks": 4,
     "checks.execute": 4,
+    "checks.placed": 4,
     "checks.record": 4,
     "checks.scheduler": 4,
     "alerts": 4,
@@ -81,6 +82,7 @@ LAYERS: dict[str, float] = {
     "work": 5,
     "work.loop": 5,
     "work.queue": 5,
+    "work.remote": 5,
     "work.steps": 5,
     "work.threads": 5,
     "work.timeouts": 5,
@@ -103,6 +105,7 @@ LAYERS: dict[str, float] = {
     # 7. the core, pure: no threads, children, writes or clock reads
     "remote.brokerconf": 7.25,
     "remote.certs": 7.25,
+    "remote.dispatchplan": 7.25,
     "remote.workerconf": 7.25,
     "alertplan": 7.1,
     "calllist": 7.2,
