@@ -57,6 +57,7 @@ class StateLayout:
         self.root = root
         self.daemon = root / "daemon.json"
         self.queue = root / "queue.json"
+        self.workers = root / "workers.json"  # remote workers seen (DESIGN §7b)
         self.running_config = root / "running-config.json"
         self.pidfile = root / "survivor.pid"
         self.requests = root / "requests"
