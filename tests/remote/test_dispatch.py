@@ -351,6 +351,28 @@ def test_a_hung_group_costs_the_timeout_once_then_its_breaker_skips_it(
     assert parts.dispatcher.workers_doc()["breakers"]["dc1"]["open"] is True
 
 
+def test_busy_is_tried_twice_more_on_the_group_then_the_next(
+    site: Site, make_scheduler: Any
+) -> None:
+    sched = make_scheduler()
+    start_worker(site, sched, "dc2-a", ["dc2"])
+    wait_until(sched.connected, what="the scheduler's connection")
+
+    def busy(request: dict[str, Any], n: int) -> bytes:
+        doc = {"v": 1, "work_id": request["work_id"], "status": "busy", "worker": "dc1-a"}
+        return json.dumps(doc).encode()
+
+    with hung_member(site, "dc1-a", "dc1", busy) as member:
+        began = time.monotonic()
+        sched.run("disk", ("web1",))
+        took = time.monotonic() - began
+    assert len(member.got) == 3  # the first try and two more
+    assert sched.history("web1", "disk")[0]["w"] == "dc2-a"
+    assert took < 1.0
+    assert sched.parts.dispatcher is not None
+    assert sched.parts.dispatcher.workers_doc()["breakers"] == {}  # busy is an answer
+
+
 class hung_member:
     """A NATS client with a worker's certificate, in a queue group, that never answers; or,
     with `answer`, answers each request with what `answer(request)` returns."""
