@@ -60,6 +60,7 @@ class PlacedRunner:
         self.clock = clock
         self.fingerprint = fingerprint
         self.hashes = ModuleHashes()
+        self._said: dict[str, float] = {}  # fallback reason -> monotonic until it is said again
 
     @staticmethod
     def is_placed(config: Config, check: CheckDef, hosts: list[Host]) -> bool:
@@ -152,13 +153,16 @@ class PlacedRunner:
         ]
 
     def _fell_back(self, job: Job, outcome: NotServed) -> None:
+        """Log why a run fell back to the scheduler: once a minute for each reason, not once
+        a check (a group without members would be 20,000 lines a minute)."""
         if outcome.broker:
             return  # said once when the connection went (work.remote)
-        log.info(
-            "dispatch: %s: runs on the scheduler; %s",
-            job.what,
-            ", ".join(str(t) for t in outcome.tried) or "no group to try",
-        )
+        why = ", ".join(str(t) for t in outcome.tried) or "no group to try"
+        mono = self.clock.monotonic()
+        if mono < self._said.get(why, -MINUTE_S):
+            return
+        self._said[why] = mono + MINUTE_S
+        log.info("dispatch: %s (and others like it): runs on the scheduler; %s", job.what, why)
 
     def _compare_module(self, check: CheckDef, worker: str, theirs: str) -> None:
         name = check.module if check.kind is CheckKind.MODULE else check.plugin

@@ -144,6 +144,7 @@ class Dispatcher:
     # ----------------------------------------------------------------------- from any thread
 
     def start(self) -> None:
+        logging.getLogger("asyncio").addFilter(_not_asyncio_ssl_eof)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="dispatch", daemon=True)
         self._thread.start()
@@ -443,3 +444,9 @@ class Dispatcher:
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
+
+
+def _not_asyncio_ssl_eof(record: logging.LogRecord) -> bool:
+    # asyncio warns "returning true from eof_received() has no effect when using ssl" at
+    # every broker disconnect: noise next to our own "lost the broker".
+    return "eof_received()" not in record.getMessage()

@@ -551,3 +551,98 @@ def test_a_broker_outage_runs_placed_checks_locally_at_once_and_placement_resume
         assert sched.parts.dispatcher.broker_doc()["connected"] is True
     finally:
         broker.stop()
+
+
+# --------------------------------------------------------------------------- the daemon
+
+DAEMON = """\
+instance: {{name: d, state_dir: state, history_dir: history, module_dir: {mod},
+           results_log: results.jsonl}}
+hosts: {{web1: {{}}, web2: {{}}, db1: {{}}}}
+classes:
+  web: {{hosts: [web1, web2], schedule: s}}
+  db: {{hosts: [db1], schedule: s}}
+schedules: {{s: [{{every: 1m}}]}}
+checks:
+  disk: {{module: ok, hosts: all, timeout: 5s}}
+  load: {{plugin: plugin-dummy, argv: ["0", "fine"], hosts: [web1, db1], timeout: 5s}}
+workers:
+  broker: {{servers: ["tls://127.0.0.1:{port}"], ca: {pki}/ca.pem, cert: {pki}/scheduler.pem,
+           key: {pki}/scheduler.key, subject_prefix: {prefix}}}
+  approved: {{dc1-a: {{subject: "CN=dc1-a"}}, dc1-b: {{subject: "CN=dc1-b"}},
+             dc2-a: {{subject: "CN=dc2-a"}}}}
+  dispatch_grace: 1s
+worker_groups: {{dc1: {{workers: [dc1-a, dc1-b]}}, dc2: {{workers: [dc2-a]}}}}
+placement: {{web: [dc1]}}
+"""
+
+
+def test_the_daemon_loses_no_run_and_doubles_none_when_the_broker_is_killed(
+    site: Site, tmp_path: Path
+) -> None:
+    """A real daemon on a clock 60x fast (a minute a second), its broker SIGKILLed and back."""
+    from tests.integration.daemonproc import DaemonProcess
+
+    port = free_port()
+    conf = tmp_path / "nats.conf"
+    conf.write_text(
+        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
+    )
+    assert NATS_SERVER is not None
+    broker = Broker(NATS_SERVER, conf, port, tmp_path / "nats.log").start()
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "survivor.yaml"
+    config.write_text(DAEMON.format(mod=site.mod, port=port, pki=site.pki.root, prefix=PREFIX))
+    results = tmp_path / "etc" / "results.jsonl"
+    daemon = DaemonProcess(config, tmp_path)
+    worker = WorkerProc(site.worker_file("dc1-a", ["dc1"], port=port), tmp_path)
+
+    def lines() -> list[dict[str, Any]]:
+        if not results.exists():
+            return []
+        return [json.loads(line) for line in results.read_text().splitlines()]
+
+    def remote_runs() -> int:
+        return sum(1 for r in lines() if r.get("w") == "dc1-a")
+
+    try:
+        worker.start().wait_for("STATUS=connected")
+        daemon.start().wait_ready()
+        wait_until(lambda: remote_runs() >= 6, timeout=20, what="runs on dc1-a")
+        assert not any(r.get("w") for r in lines() if r["host"] == "db1")  # unplaced: local
+        assert broker.proc is not None
+        broker.proc.kill()  # SIGKILL, mid-minute of the daemon's clock
+        broker.proc.wait()
+        killed, seen = time.monotonic(), len(lines())
+
+        def local_web_run() -> bool:
+            return any(r["host"] == "web1" and "w" not in r for r in lines()[seen:])
+
+        wait_until(local_web_run, timeout=5, what="placed checks running locally")
+        assert time.monotonic() - killed < 1.5  # within a second (and one poll of ours)
+
+        def local_minutes() -> int:
+            return sum(1 for r in lines()[seen:] if r["host"] == "web1" and "w" not in r)
+
+        wait_until(lambda: local_minutes() >= 6, timeout=10, what="an outage of some minutes")
+        broker.start()
+        before = remote_runs()
+        wait_until(lambda: remote_runs() > before + 4, timeout=20, what="placement resuming")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit(30) == 0
+    finally:
+        daemon.kill()
+        worker.stop()
+        broker.stop()
+    runs: dict[tuple[str, str], list[float]] = {}
+    for r in lines():
+        runs.setdefault((r["check"], r["host"]), []).append(r["planned"] // 60)
+    assert set(runs) == {(c, h) for c in ("disk",) for h in ("web1", "web2", "db1")} | {
+        ("load", "web1"),
+        ("load", "db1"),
+    }
+    for pair, minutes in runs.items():
+        assert len(minutes) == len(set(minutes)), f"{pair}: a minute ran twice"
+        span = int(max(minutes) - min(minutes)) + 1
+        missing = sorted(set(range(int(min(minutes)), int(max(minutes)) + 1)) - set(minutes))
+        assert len(minutes) == span, f"{pair}: minutes lost: {missing}"
