@@ -61,6 +61,7 @@ LAYERS: dict[str, float] = {
     "views.metrics": 3,
     "views.rows": 3,
     "views.snapshot": 3,
+    "views.workers": 3,
     "views.web": 3,
     "views.web.assets": 3,
     "views.web.pages": 3,

@@ -108,7 +108,7 @@ class Heartbeat:
             "alerts": parts.alert_stats.to_dict(),
             "health": parts.health.to_dict(),
             "heartbeat_s": HEARTBEAT_S,
-            **({} if parts.dispatcher is None else {"broker": parts.dispatcher.broker_doc()}),
+            **({} if parts.dispatcher is None else parts.dispatcher.daemon_part()),
         }
 
     def write_daemon_doc(self) -> None:

@@ -200,6 +200,19 @@ class Dispatcher:
             "server": self.server,
         }
 
+    def daemon_part(self) -> dict[str, Any]:
+        """daemon.json `broker`, and `workers` counts for the metrics."""
+        doc = self.workers_doc()
+        return {
+            "broker": doc["broker"],
+            "workers": {
+                "alive": sum(1 for w in doc["workers"] if w["alive"]),
+                "approved": len(self.workers.approved),
+                "breakers_open": sum(1 for b in doc["breakers"].values() if b["open"]),
+                "dispatched": doc["dispatched"],
+            },
+        }
+
     def workers_doc(self) -> dict[str, Any]:
         """state/workers.json: every approved worker and what its heartbeats say."""
         now, mono = self.clock.now(), self.clock.monotonic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 import signal
 import textwrap
@@ -605,10 +606,24 @@ def test_the_daemon_loses_no_run_and_doubles_none_when_the_broker_is_killed(
     def remote_runs() -> int:
         return sum(1 for r in lines() if r.get("w") == "dc1-a")
 
+    state = tmp_path / "etc" / "state"
+
+    def broker_connected() -> bool:
+        doc = json.loads((state / "daemon.json").read_text())
+        return bool(doc.get("broker", {}).get("connected"))
+
     try:
-        worker.start().wait_for("STATUS=connected")
         daemon.start().wait_ready()
+        wait_until(broker_connected, timeout=20, what="daemon.json saying the broker is there")
+        worker.start().wait_for("STATUS=connected")  # its first heartbeat reaches the daemon
         wait_until(lambda: remote_runs() >= 6, timeout=20, what="runs on dc1-a")
+        # Its heartbeat is in workers.json (alive or not by now: 90 s of the daemon's fast
+        # clock are 1.5 s, and a worker beats every 30 s).
+        wait_until(lambda: "dc1-a" in seen_workers(config), what="survivor workers --json")
+        assert seen_workers(config)["dc1-a"]["groups"] == ["dc1"]
+        status = CliRunner().invoke(main, ["--config", str(config), "status"])
+        assert "broker: connected to 127.0.0.1:" in status.output
+        assert re.search(r"workers: [01] of 3 alive", status.output), status.output
         assert not any(r.get("w") for r in lines() if r["host"] == "db1")  # unplaced: local
         assert broker.proc is not None
         broker.proc.kill()  # SIGKILL, mid-minute of the daemon's clock
@@ -620,6 +635,8 @@ def test_the_daemon_loses_no_run_and_doubles_none_when_the_broker_is_killed(
 
         wait_until(local_web_run, timeout=5, what="placed checks running locally")
         assert time.monotonic() - killed < 1.5  # within a second (and one poll of ours)
+        wait_until(lambda: not broker_connected(), what="daemon.json saying the broker is gone")
+        assert "broker: UNREACHABLE" in workers_cli(config)
 
         def local_minutes() -> int:
             return sum(1 for r in lines()[seen:] if r["host"] == "web1" and "w" not in r)
@@ -646,3 +663,18 @@ def test_the_daemon_loses_no_run_and_doubles_none_when_the_broker_is_killed(
         span = int(max(minutes) - min(minutes)) + 1
         missing = sorted(set(range(int(min(minutes)), int(max(minutes)) + 1)) - set(minutes))
         assert len(minutes) == span, f"{pair}: minutes lost: {missing}"
+
+
+def workers_cli(config: Path) -> str:
+    result = CliRunner().invoke(main, ["--config", str(config), "workers"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def seen_workers(config: Path) -> dict[str, dict[str, Any]]:
+    """`survivor workers --json`: the workers with a heartbeat, by name."""
+    result = CliRunner().invoke(main, ["--config", str(config), "workers", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert {w["name"] for w in doc["workers"]} == set(WORKERS)
+    return {w["name"]: w for w in doc["workers"] if w["last_seen"] is not None}
