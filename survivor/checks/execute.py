@@ -209,17 +209,24 @@ class CheckRunner:
                 lambda: self._run_composite(config, check, hosts, ctx)
             )
             return combined
-        return (yield from self._run_module(config, check, hosts, ctx))
+        return (yield from self._run_module(config.instance.output_cap, check, hosts, ctx))
+
+    def run_named(self, check: CheckDef, hosts: list[Host], output_cap: int) -> list[CheckResult]:
+        """A module or plugin run for a remote request, on a worker (survivor.remote.worker):
+        the same running and reading of its output as on the scheduler; blocks."""
+        if check.kind is CheckKind.PLUGIN:
+            return [drive(self._run_plugin(check, host, None)) for host in hosts]
+        return drive(self._run_module(output_cap, check, hosts, None))
 
     def _run_module(
-        self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None
+        self, output_cap: int, check: CheckDef, hosts: list[Host], ctx: WorkContext | None
     ) -> Steps[list[CheckResult]]:
         names = [h.name for h in hosts]
         assert check.module is not None
         try:
             path = self.runner.resolve("check", check.module)
             request = check_request(check.name, check.args, hosts, check.timeout)
-            cap = config.instance.output_cap * max(1, len(hosts))
+            cap = output_cap * max(1, len(hosts))
             outcome = yield from self._run(ctx, [str(path)], request, check.timeout, cap)
         except ModuleError as err:
             return [CheckResult(h, int(ReturnCode.MISCONFIG), str(err)) for h in names]
