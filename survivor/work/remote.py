@@ -38,6 +38,7 @@ import json
 import logging
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -132,6 +133,9 @@ class Dispatcher:
     _waiting: dict[str, _Waiting] = field(default_factory=dict, init=False)
     _tokens: itertools.count[int] = field(default_factory=itertools.count, init=False)
     _stopping: asyncio.Event | None = field(default=None, init=False)
+    _handed: deque[tuple[Job, Future[Outcome]]] = field(default_factory=deque, init=False)
+    _wake_pending: bool = field(default=False, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _seen: dict[str, _Seen] = field(default_factory=dict, init=False)
     _mismatches: dict[tuple[str, str], _Mismatch] = field(default_factory=dict, init=False)
     _said: set[str] = field(default_factory=set, init=False)
@@ -166,13 +170,25 @@ class Dispatcher:
         self.breakers.after, self.breakers.for_s = workers.breaker_after, workers.breaker_for
 
     def dispatch(self, job: Job) -> Future[Outcome]:
-        """Send `job` to its groups in order; the future ends with Served or NotServed."""
+        """Send `job` to its groups in order; the future ends with Served or NotServed.
+
+        Jobs are handed over in batches: one wake-up of the loop for all the jobs queued
+        before it runs, not one each (a wake-up is a write to asyncio's self-pipe, and the
+        check loops start the runs of a quarter second together).
+        """
+        future: Future[Outcome] = Future()
         loop = self._loop
         if not self.connected or loop is None:
-            done: Future[Outcome] = Future()
-            done.set_result(NotServed((), broker=True))
-            return done
-        return asyncio.run_coroutine_threadsafe(self._serve(job), loop)
+            future.set_result(NotServed((), broker=True))
+            return future
+        self._handed.append((job, future))
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                loop.call_soon_threadsafe(self._take_jobs)
+            except RuntimeError:  # the loop is closed: the daemon is stopping
+                self._fail_handed()
+        return future
 
     def note_module(self, worker: str, module: str, theirs: str, ours: str) -> None:
         """A worker ran a module whose SHA-256 differs from the scheduler's: log it once."""
@@ -261,6 +277,34 @@ class Dispatcher:
             self.connected = False
             self._loop.close()
 
+    def _take_jobs(self) -> None:
+        assert self._loop is not None
+        self._wake_pending = False  # before taking: a job handed meanwhile wakes us again
+        while self._handed:
+            job, future = self._handed.popleft()
+            task = self._loop.create_task(self._serve_into(job, future))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_into(self, job: Job, future: Future[Outcome]) -> None:
+        try:
+            outcome = await self._serve(job)
+        except asyncio.CancelledError:
+            outcome = NotServed((), broker=True)  # the loop stops: the run goes local
+            raise
+        except Exception:
+            log.exception("dispatch: %s failed; it runs on the scheduler", job.what)
+            outcome = NotServed((), broker=True)
+        finally:
+            if not future.done():
+                future.set_result(outcome)
+
+    def _fail_handed(self) -> None:
+        while self._handed:
+            _, future = self._handed.popleft()
+            if not future.done():
+                future.set_result(NotServed((), broker=True))
+
     def _stop_soon(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
@@ -306,6 +350,10 @@ class Dispatcher:
         finally:
             self.connected = False
             self._fail_waiting()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._fail_handed()
             if self._nc is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._nc.close(), STOP_S)
