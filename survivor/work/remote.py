@@ -232,14 +232,16 @@ class Dispatcher:
     def workers_doc(self) -> dict[str, Any]:
         """state/workers.json: every approved worker and what its heartbeats say."""
         now, mono = self.clock.now(), self.clock.monotonic()
+        # Copies (one C call each, so whole under the GIL): the loop's thread changes them.
+        seen_by_name, mismatches = self._seen.copy(), list(self._mismatches.copy().values())
         rows = []
-        for name in sorted(set(self.workers.approved) | set(self._seen)):
-            seen = self._seen.get(name)
+        for name in sorted(set(self.workers.approved) | set(seen_by_name)):
+            seen = seen_by_name.get(name)
             doc = {} if seen is None else seen.doc
             groups = [g for g, grp in self.groups.items() if name in grp.workers]
             mismatched = {
                 m.module: {"worker": m.worker_sha256, "scheduler": m.scheduler_sha256}
-                for m in self._mismatches.values()
+                for m in mismatches
                 if m.worker == name
             }
             rows.append(

@@ -11,6 +11,7 @@ would. Nothing is mocked at the broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -118,7 +119,15 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("dispatch")
+    with site_in(tmp_path_factory.mktemp("dispatch")) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def site_in(root: Path) -> Iterator[Site]:
+    """Certificates, modules, the rendered broker configuration and a running broker in `root`
+    (also used by bench/failover.py)."""
+    root.mkdir(parents=True, exist_ok=True)
     pki = Pki(root / "pki")
     for name in ("server", "scheduler", *WORKERS):
         pki.issue(name)
@@ -187,6 +196,13 @@ class Scheduler:
 
 @pytest.fixture
 def make_scheduler(site: Site, tmp_path: Path) -> Iterator[Any]:
+    with make_scheduler_in(site, tmp_path) as make:
+        yield make
+
+
+@contextlib.contextmanager
+def make_scheduler_in(site: Site, tmp_path: Path) -> Iterator[Any]:
+    """`make()` builds a Scheduler on a scratch tree in `tmp_path`; all are stopped after."""
     made: list[Scheduler] = []
     workers: list[WorkerProc] = []
 
@@ -211,12 +227,14 @@ def make_scheduler(site: Site, tmp_path: Path) -> Iterator[Any]:
         made.append(sched)
         return sched
 
-    yield make
-    for proc in workers:
-        proc.stop()
-    for sched in made:
-        assert sched.parts.dispatcher is not None
-        sched.parts.dispatcher.stop()
+    try:
+        yield make
+    finally:
+        for proc in workers:
+            proc.stop()
+        for sched in made:
+            assert sched.parts.dispatcher is not None
+            sched.parts.dispatcher.stop()
 
 
 def start_worker(
