@@ -41,14 +41,26 @@ Options (`--b-opt KEY=VALUE`):
                       `pythonpath=` to use an installed survivor)
     fsync=POLICY      instance.fsync: always | batch | never (default batch)
     log_level=LEVEL   instance.log level (default info)
+    remote=N          place every service on remote workers (DESIGN §7b): the adapter
+                      makes a CA and certificates with openssl, starts its own nats-server
+                      (`nats_server=PATH`, default from PATH or /usr/sbin) and N
+                      `survivor worker` processes on this machine, all in one worker group,
+                      before the daemon, and stops them after it. They are not the
+                      daemon's children, so the harness's CPU figures are the
+                      scheduler's alone; extra_stats() adds the workers' and the broker's
+                      CPU (with their checks) per 1,000 results. Default 0: no workers.
+    worker_concurrency=N   each worker's `concurrency` (default 200)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +138,13 @@ class SurvivorAdapter(Adapter):
         self.cfg = self.workdir / "etc" / CONFIG_NAME
         self.results_path = self.workdir / "results.jsonl"
         self.log_path = self.workdir / "daemon.log"
+        self.remote = int(options.get("remote", "0"))
+        if self.remote < 0:
+            raise ValueError(f"remote={self.remote}: expected 0 or more workers")
+        self.worker_concurrency = int(options.get("worker_concurrency", "200"))
+        self.nats_server = options.get("nats_server") or _find_nats_server()
+        self.helpers: list[subprocess.Popen[bytes]] = []  # the broker, then the workers
+        self.port = 0
 
     # -- description -------------------------------------------------------
     def _survivor(self, *args: str) -> list[str]:
@@ -193,6 +212,11 @@ class SurvivorAdapter(Adapter):
             "logging": f"file <tmp>/daemon.log, level {self.log_level}",
             "state / history": "check.json rewritten and one history line per result",
             "results stream": "instance.results_log, one JSON line per check, one write()",
+            "remote workers": "none: every check runs on the scheduler"
+            if not self.remote
+            else f"{self.remote} local `survivor worker` processes (concurrency "
+            f"{self.worker_concurrency}) in one group, via a local nats-server with TLS; "
+            "every service placed on them; their CPU is not the daemon's",
         }
 
     # -- config ------------------------------------------------------------
@@ -225,6 +249,7 @@ class SurvivorAdapter(Adapter):
             module.write_text(f"#!{sys.executable} -S\n{MODULE_SOURCE}")
             module.chmod(0o755)
 
+        self._plugin_dirs = [argv0.parent]
         hosts = list(wl.host_names())
         # (host, services) rows: every host has services_per_host but maybe the last.
         last_count = wl.services - (len(hosts) - 1) * wl.services_per_host
@@ -267,6 +292,87 @@ class SurvivorAdapter(Adapter):
                     fh.write(f"    module: {_y(MODULE_NAME)}\n")
                 fh.write(f"    hosts: {_y(selectors)}\n")
                 fh.write(f"    schedule: {SCHEDULE}\n")
+            if self.remote:
+                self._write_remote(
+                    fh, [CLASS_FULL] * bool(full_hosts) + [CLASS_PART] * bool(part_host)
+                )
+
+    # -- remote workers (remote=N) -------------------------------------------
+    def _worker_names(self) -> list[str]:
+        return [f"w{n + 1}" for n in range(self.remote)]
+
+    def _write_remote(self, fh: Any, classes: list[str]) -> None:
+        """workers:, worker_groups: and placement: for `remote=N`, with a private CA."""
+        pki = self.workdir / "pki"
+        pki.mkdir(exist_ok=True)
+        for name in ("ca", "server", "scheduler", *self._worker_names()):
+            _issue(pki, name)
+        self.port = _free_port()
+        broker = {
+            "servers": [f"tls://127.0.0.1:{self.port}"],
+            "ca": str(pki / "ca.pem"),
+            "cert": str(pki / "scheduler.pem"),
+            "key": str(pki / "scheduler.key"),
+            "subject_prefix": "bench",
+        }
+        fh.write(f"workers:\n  broker: {_y(broker)}\n  approved:\n")
+        for name in self._worker_names():
+            fh.write(f"    {name}: {{subject: {_y('CN=' + name)}}}\n")
+        fh.write(f"worker_groups:\n  local-workers: {{workers: {_y(self._worker_names())}}}\n")
+        fh.write("placement:\n")
+        for selector in classes:
+            fh.write(f"  {selector}: [local-workers]\n")
+
+    def _start_remote(self) -> None:
+        """nats-server with the config `survivor broker-config` renders, then the workers."""
+        w, pki = self.workdir, self.workdir / "pki"
+        if self.nats_server is None:
+            raise RuntimeError("remote=N needs nats-server (apt-get install nats-server)")
+        rendered = subprocess.run(
+            self._survivor(
+                "--config", str(self.cfg), "broker-config",
+                "--server-cert", str(pki / "server.pem"), "--server-key", str(pki / "server.key"),
+                "--listen", f"127.0.0.1:{self.port}",
+            ),
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        (w / "nats.conf").write_text(rendered.stdout)
+        self.helpers.append(_spawn([self.nats_server, "-c", str(w / "nats.conf")], w / "nats.log"))
+        _wait_port(self.port, self.helpers[0])
+        (w / "plugins").mkdir(exist_ok=True)
+        plugin_dirs = _y([str(d) for d in self._plugin_dirs])
+        for name in self._worker_names():
+            worker_file = w / f"{name}.yaml"
+            worker_file.write_text(
+                f"name: {name}\ngroups: [local-workers]\n"
+                f'broker: {{servers: ["tls://127.0.0.1:{self.port}"], ca: pki/ca.pem, '
+                f"cert: pki/{name}.pem, key: pki/{name}.key, subject_prefix: bench}}\n"
+                f"module_dir: mod\nplugin_dirs: {plugin_dirs}\n"
+                f"concurrency: {self.worker_concurrency}\n"
+                f"log: {{target: {_y(str(w / (name + '.log')))}, level: warning}}\n"
+            )
+            argv = self._survivor("worker", "--config", str(worker_file))
+            self.helpers.append(_spawn(argv, w / f"{name}.out"))
+        for proc, name in zip(self.helpers[1:], self._worker_names(), strict=True):
+            _wait_connected(self.port, proc, name)
+
+    def start(self) -> int:
+        if self.remote:
+            self._start_remote()
+        return super().start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        try:
+            super().stop(timeout)
+        finally:
+            for proc in reversed(self.helpers):  # workers first, the broker last
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
 
     def validate_argv(self) -> list[str]:
         return self._survivor("--config", str(self.cfg), "validate", "--no-modules")
@@ -289,4 +395,118 @@ class SurvivorAdapter(Adapter):
             pool = doc["pools"]["check"]
         except (OSError, ValueError, KeyError, TypeError):
             return {}
-        return {f"survivor pool {k}": v for k, v in pool.items() if isinstance(v, int)}
+        stats = {f"survivor pool {k}": v for k, v in pool.items() if isinstance(v, int)}
+        if self.remote:
+            stats.update(self._remote_stats(doc))
+        return stats
+
+    def _remote_stats(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The workers' and the broker's CPU since they started (with the checks they ran),
+        per 1,000 results the daemon recorded since it started (warm-up included)."""
+        dispatched = (doc.get("workers") or {}).get("dispatched") or {}
+        served = int(dispatched.get("served", 0))
+        results = sum(1 for _ in self.results_path.open("rb")) if self.results_path.exists() else 0
+        stats: dict[str, Any] = {"remote results served": served, "results recorded": results}
+        cpu = {"broker": _cpu_s(self.helpers[0].pid), "workers": 0.0}
+        for proc in self.helpers[1:]:
+            cpu["workers"] += _cpu_s(proc.pid)
+        for what, seconds in cpu.items():
+            stats[f"{what} CPU s (incl. checks)"] = round(seconds, 2)
+            if results:
+                stats[f"{what} CPU s / 1000 results"] = round(1000 * seconds / results, 3)
+        return stats
+
+
+# --------------------------------------------------------------------------- remote helpers
+
+
+def _find_nats_server() -> str | None:
+    for candidate in (shutil.which("nats-server"), "/usr/sbin/nats-server"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _issue(pki: Path, name: str) -> None:
+    """`name`.pem/.key signed by ca (made first, as `ca`), with CN=name (docs/scaleout.md)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
+
+    if name == "ca":
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-subj", "/CN=bench-ca", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+        (pki / "ext").write_text(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+        )
+        return
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "ext", "-out", f"{name}.pem")  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    raise RuntimeError(f"nats-server did not listen on port {port}")
+
+
+def _wait_connected(port: int, proc: subprocess.Popen[bytes], name: str) -> None:
+    """Until the broker lists a client connection named like the worker (its /connz is off:
+    watch the worker's process for an established TCP connection to the port instead)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker {name} exited {proc.returncode}")
+        if _has_connection(proc.pid, port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"worker {name} did not connect to the broker")
+
+
+def _has_connection(pid: int, port: int) -> bool:
+    """An established TCP connection of `pid` to 127.0.0.1:`port` (from /proc)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    want = f"0100007F:{port:04X}"
+    return any(
+        f[2] == want and f[3] == "01" and f[9] in inodes for f in (line.split() for line in lines)
+    )
+
+
+def _cpu_s(pid: int) -> float:
+    """utime + stime of `pid` and of the children it has reaped (its checks), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,21 @@ def test_workers_n_caps_the_checks(adapter_module: ModuleType, tmp_path: Path) -
     assert "  check_workers: 16\n" in _instance_lines(adapter_module, tmp_path, {"workers": "16"})
     with pytest.raises(ValueError, match="workers='many'"):
         adapter_module.SurvivorAdapter(tmp_path, {"workers": "many"})
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make certificates")
+def test_remote_places_every_service_on_local_workers(
+    adapter_module: ModuleType, tmp_path: Path
+) -> None:
+    adapter = adapter_module.SurvivorAdapter(tmp_path, {"python": sys.executable, "remote": "2"})
+    adapter.write_config(adapter_module.Workload(services=95))
+    text = (tmp_path / "etc" / "survivor.yaml").read_text()
+    assert "placement:\n  bench: [local-workers]\n  bench-part: [local-workers]\n" in text
+    assert 'local-workers: {workers: ["w1", "w2"]}' in text
+    for name in ("ca", "scheduler", "server", "w1", "w2"):
+        assert (tmp_path / "pki" / f"{name}.pem").is_file()
+    done = subprocess.run(
+        adapter.validate_argv(), cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "95 check@host pairs" in done.stdout

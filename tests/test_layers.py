@@ -62,6 +62,7 @@ LAYERS: dict[str, float] = {
     "views.metrics": 3,
     "views.rows": 3,
     "views.snapshot": 3,
+    "views.workers": 3,
     "views.web": 3,
     "views.web.assets": 3,
     "views.web.auth": 3,
@@ -74,6 +75,7 @@ LAYERS: dict[str, float] = {
     # 4. the work: checks and alerts, each scheduled, executed and recorded
     "checks": 4,
     "checks.execute": 4,
+    "checks.placed": 4,
     "checks.record": 4,
     "checks.scheduler": 4,
     "alerts": 4,
@@ -85,6 +87,7 @@ LAYERS: dict[str, float] = {
     "work": 5,
     "work.loop": 5,
     "work.queue": 5,
+    "work.remote": 5,
     "work.steps": 5,
     "work.threads": 5,
     "work.timeouts": 5,
@@ -109,6 +112,7 @@ LAYERS: dict[str, float] = {
     # 7. the core, pure: no threads, children, writes or clock reads
     "remote.brokerconf": 7.25,
     "remote.certs": 7.25,
+    "remote.dispatchplan": 7.25,
     "remote.workerconf": 7.25,
     "alertplan": 7.1,
     "calllist": 7.2,

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 
 import pytest
 
@@ -18,7 +19,7 @@ from survivor.proc.runner import ModuleRunner
 from survivor.proc.session import ProcessOutcome
 from survivor.work.loop import LoopPool, Utilisation, start_time
 from survivor.work.queue import WorkContext
-from survivor.work.steps import PAUSE, Offload, Steps, outcome_of
+from survivor.work.steps import PAUSE, Await, Offload, Steps, outcome_of
 from tests.conftest import wait_until
 from tests.fakes import work_item
 
@@ -228,6 +229,37 @@ def test_an_offloaded_step_runs_beside_the_loop_and_returns_into_its_generator(
     release.set()
     wait_until(lambda: "i1" in got)
     assert got == {"i1": "from the thread", "i2": "caught bad step", "i3": b"quick\n"}
+
+
+def test_an_awaited_future_returns_into_its_generator_without_a_thread(
+    runner: ModuleRunner, pools: Pools
+) -> None:
+    pending: Future[str] = Future()
+    failed: Future[str] = Future()
+    failed.set_exception(ValueError("no answer"))  # done before the step is yielded
+    got: dict[str, object] = {}
+
+    def steps(it: WorkItem, ctx: WorkContext) -> Steps[None]:
+        if it.id == "i1":
+            got["i1"] = yield Await(pending)
+        elif it.id == "i2":
+            try:
+                yield Await(failed)
+            except ValueError as err:  # raised where the step was yielded
+                got["i2"] = f"caught {err}"
+        else:
+            outcome = yield from shell(runner, "echo quick", ctx)
+            got["i3"] = outcome.stdout
+
+    pool = start(pools, 3, steps)
+    threads = threading.active_count()
+    pool.submit([work_item(1), work_item(2), work_item(3)])
+    wait_until(lambda: "i2" in got and "i3" in got)
+    assert "i1" not in got and threading.active_count() == threads  # waiting, on no thread
+    threading.Thread(target=pending.set_result, args=("from afar",)).start()
+    wait_until(lambda: "i1" in got)
+    assert got == {"i1": "from afar", "i2": "caught no answer", "i3": b"quick\n"}
+    wait_until(lambda: pool.stats()["completed"] == 3)
 
 
 def test_a_paused_item_lets_the_others_go_on(runner: ModuleRunner, pools: Pools) -> None:

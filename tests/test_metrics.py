@@ -249,3 +249,16 @@ def test_checks_held_back_by_the_cap_are_exported() -> None:
     assert value(text, "survivor_pool_waiting", pool="check") == 250
     assert value(text, "survivor_pool_waiting_seconds", pool="check") == 42
     assert families(text)["survivor_pool_waiting_seconds"].type == "gauge"
+
+
+def test_broker_and_workers_only_with_remote_workers() -> None:
+    assert "survivor_broker_connected" not in render()  # no workers: section, no series
+    doc = {
+        **daemon_doc(NOW),
+        "broker": {"connected": False, "since": None, "server": ""},
+        "workers": {"alive": 2, "approved": 3, "breakers_open": 1},
+    }
+    text = render_metrics(doc, queue_items(NOW), SAMPLES)
+    assert value(text, "survivor_broker_connected") == 0
+    assert value(text, "survivor_workers_alive") == 2
+    assert value(text, "survivor_worker_groups_breaker_open") == 1

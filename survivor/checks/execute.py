@@ -1,7 +1,8 @@
 """Running a check work item: Type II dependencies, the module or plugin, composites.
 
 `CheckExecutor.steps()` runs one item as steps (survivor.work.steps) for the check
-loop and records every result before the item counts as done; `CheckRunner` runs a
+loop, on remote workers when the item's hosts are placed (survivor.checks.placed),
+and records every result before the item counts as done; `CheckRunner` runs a
 check for some hosts and returns one result per host, recording nothing (also
 used by `survivor check`).
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from survivor import composite
+from survivor.checks.placed import PlacedRunner, Ran
 from survivor.checks.record import CheckRecorder
 from survivor.clock import Clock, from_epoch
 from survivor.errors import ModuleError
@@ -56,6 +58,7 @@ class CheckExecutor:
     clock: Clock
     current: Callable[[], tuple[Config, int]]
     offload_records: bool = False
+    placed: PlacedRunner | None = None  # remote workers (DESIGN §7b); None: all runs local
 
     def execute(self, item: WorkItem, ctx: WorkContext) -> None:
         drive(self.steps(item, ctx))
@@ -85,38 +88,43 @@ class CheckExecutor:
                 self.recorder.record_blocked(config, generation, check, host, why, start)
         if not runnable:
             return
-        results = yield from self.runner.run_steps(config, check, runnable, ctx)
+        if self.placed is not None and self.placed.is_placed(config, check, runnable):
+            ran = yield from self.placed.run_steps(config, check, runnable, item, ctx)
+        else:
+            results = yield from self.runner.run_steps(config, check, runnable, ctx)
+            ran = [Ran(result, start) for result in results]
         if ctx.cancelled.is_set():
             # Killed by `queue cancel` or at shutdown: what it "returned" says nothing about
             # the service, so nothing is recorded and the pair runs again on schedule.
             log.info("check %s: run cancelled; no result recorded", check.name)
             return
 
-        def record(result: CheckResult) -> None:
-            host = config.hosts[result.host]
+        def record(one: Ran) -> None:
+            host = config.hosts[one.result.host]
             self.recorder.record(
                 config,
                 generation,
                 check,
                 host,
-                result,
-                start=start,
+                one.result,
+                start=one.start,
                 planned=planned,
                 keep_cadence=item.reason == RUN_NOW,
+                worker=one.worker,
             )
 
         if self.offload_records:
 
             def record_all() -> None:
-                for result in results:
-                    record(result)
+                for one in ran:
+                    record(one)
 
             yield Offload(record_all)
             return
-        for n, result in enumerate(results):
+        for n, one in enumerate(ran):
             if n and n % RECORD_SLICE == 0:
                 yield PAUSE  # a batch of thousands: let the loop serve the others meanwhile
-            record(result)
+            record(one)
 
 
 class CheckRunner:
@@ -201,17 +209,24 @@ class CheckRunner:
                 lambda: self._run_composite(config, check, hosts, ctx)
             )
             return combined
-        return (yield from self._run_module(config, check, hosts, ctx))
+        return (yield from self._run_module(config.instance.output_cap, check, hosts, ctx))
+
+    def run_named(self, check: CheckDef, hosts: list[Host], output_cap: int) -> list[CheckResult]:
+        """A module or plugin run for a remote request, on a worker (survivor.remote.worker):
+        the same running and reading of its output as on the scheduler; blocks."""
+        if check.kind is CheckKind.PLUGIN:
+            return [drive(self._run_plugin(check, host, None)) for host in hosts]
+        return drive(self._run_module(output_cap, check, hosts, None))
 
     def _run_module(
-        self, config: Config, check: CheckDef, hosts: list[Host], ctx: WorkContext | None
+        self, output_cap: int, check: CheckDef, hosts: list[Host], ctx: WorkContext | None
     ) -> Steps[list[CheckResult]]:
         names = [h.name for h in hosts]
         assert check.module is not None
         try:
             path = self.runner.resolve("check", check.module)
             request = check_request(check.name, check.args, hosts, check.timeout)
-            cap = config.instance.output_cap * max(1, len(hosts))
+            cap = output_cap * max(1, len(hosts))
             outcome = yield from self._run(
                 ctx, [str(path)], request, check.timeout, cap, check.limits
             )

@@ -102,9 +102,11 @@ class CheckRecorder:
         start: datetime,
         planned: datetime,
         keep_cadence: bool = False,
+        worker: str | None = None,
     ) -> CheckState:
         """`keep_cadence` (an operator's extra run): the schedule counts on from the
-        pair's last planned run, not from this one."""
+        pair's last planned run, not from this one. `worker`: the remote worker that ran
+        it (history's `"w"`, DESIGN §7b); None for a run on the scheduler."""
         fp = self.fingerprint(config, check, host)
 
         def advance(old: CheckState | None) -> CheckState:
@@ -149,22 +151,23 @@ class CheckRecorder:
             record["perfdata"] = [p.to_dict() for p in result.perfdata]
         if result.long_output:
             record["long_output"] = result.long_output
+        if worker is not None:
+            record["w"] = worker
         self._write(lambda: self.state.write_check(host.name, check.name, new))
         self._write(lambda: self.history.append(host.name, check.name, "check", start, record))
-        self._write(
-            lambda: self.results.write(
-                {
-                    "check": check.name,
-                    "host": host.name,
-                    "rc": result.rc,
-                    "planned": planned.timestamp(),
-                    "start": start.timestamp(),
-                    "duration_ms": result.duration_ms,
-                    "scalar": result.scalar,
-                    "perfdata": record.get("perfdata", []),
-                }
-            )
-        )
+        line = {
+            "check": check.name,
+            "host": host.name,
+            "rc": result.rc,
+            "planned": planned.timestamp(),
+            "start": start.timestamp(),
+            "duration_ms": result.duration_ms,
+            "scalar": result.scalar,
+            "perfdata": record.get("perfdata", []),
+        }
+        if worker is not None:
+            line["w"] = worker
+        self._write(lambda: self.results.write(line))
         return new
 
     def fingerprint(self, config: Config, check: CheckDef, host: Host) -> str:

@@ -66,6 +66,7 @@ COMMAND_MODULES = {
     "report": "report_cmds",
     "broker-config": "remote_cmds",
     "worker": "remote_cmds",
+    "workers": "remote_cmds",
 }
 
 

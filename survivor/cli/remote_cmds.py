@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from survivor.cli.app import App, friendly_errors
+from survivor.cli.app import App, echo_json, friendly_errors
 from survivor.model.config import Config
 
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
@@ -133,4 +133,37 @@ def worker(worker_config: Path) -> None:
     sys.exit(run_worker(cfg, SystemClock()))
 
 
-COMMANDS = [broker_config, worker]
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (workers.json).")
+@click.pass_obj
+@friendly_errors
+def workers(app: App, as_json: bool) -> None:
+    """Show the remote workers the scheduler has seen, from state/workers.json.
+
+    One line per approved worker (alive: a heartbeat within 90 s), the
+    broker connection from daemon.json, worker groups whose breaker is open,
+    and workers whose module differs from the scheduler's. Exit 1 when the
+    config has no workers: section.
+    """
+    from survivor.clock import SystemClock
+    from survivor.store.fsio import read_document
+    from survivor.store.layout import StateLayout
+    from survivor.views.workers import broker_line, table
+
+    config = app.config
+    if config.workers is None:
+        raise click.ClickException(f"{app.config_path} has no workers: section (DESIGN §7b)")
+    layout = StateLayout(config.instance.state_dir)
+    doc = read_document(layout.workers)
+    if as_json:
+        echo_json(doc or {"version": 1, "workers": [], "broker": None})
+        return
+    now = SystemClock().now()
+    daemon = read_document(layout.daemon) or {}
+    line = broker_line(daemon.get("broker"), now)
+    click.echo(line or "broker: not known (the daemon has not written daemon.json yet)")
+    for out in table(doc, now):
+        click.echo(out)
+
+
+COMMANDS = [broker_config, worker, workers]

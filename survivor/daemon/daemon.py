@@ -125,6 +125,8 @@ class Daemon:
             generation,
             os.getpid(),
         )
+        if parts.dispatcher is not None:  # placed checks run locally until it connects
+            parts.dispatcher.start()
         for pool in parts.pools():
             pool.start()
         self._start_thread("check-scheduler", self.loops.check_loop)
@@ -218,6 +220,7 @@ class Daemon:
                 self._step("outages", self._record_outages)
                 if self._step("heartbeat", self.heartbeat.write_daemon_doc):
                     next_beat = mono + HEARTBEAT_S  # a failed one is tried again at once
+                self._step("workers", self.heartbeat.write_workers)
                 self._step("status", self.heartbeat.notify_status)
                 self._step("back pressure", self.heartbeat.log_back_pressure, mono)
             if mono >= next_metrics:
@@ -305,6 +308,8 @@ class Daemon:
             log.warning("stopping: some checks did not finish after being killed")
         for t in self.threads:
             t.join(2.0)
+        if self.parts.dispatcher is not None:
+            self.parts.dispatcher.stop()
         self._finish()
         return 0
 
@@ -326,6 +331,7 @@ class Daemon:
         for step in (
             lambda: self.heartbeat.write_queue(force=True),
             self.heartbeat.write_daemon_doc,
+            self.heartbeat.write_workers,
             lambda: self._record_outages(ongoing=True),
             lambda: self.heartbeat.export_metrics(up=False),
             lambda: self.event("stop", pid=os.getpid(), generation=generation),

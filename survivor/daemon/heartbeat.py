@@ -113,6 +113,7 @@ class Heartbeat:
             "alerts": parts.alert_stats.to_dict(),
             "health": parts.health.to_dict(),
             "heartbeat_s": HEARTBEAT_S,
+            **({} if parts.dispatcher is None else parts.dispatcher.daemon_part()),
         }
 
     def write_daemon_doc(self) -> None:
@@ -120,6 +121,11 @@ class Heartbeat:
             self.parts.stores.state.write_daemon(self.daemon_doc())
         except DiskWriteError as err:
             self.parts.health.failed(err)
+
+    def write_workers(self) -> None:
+        """state/workers.json, with remote workers only (DESIGN §7b)."""
+        if self.parts.dispatcher is not None:
+            self.parts.stores.state.write_workers(self.parts.dispatcher.workers_doc())
 
     def write_running_config(self) -> None:
         """running-config.json: the files of the config this generation runs, so that the

@@ -24,6 +24,7 @@ from survivor.alerts.fixes import FixRunner
 from survivor.alerts.jobs import AlertStats
 from survivor.alerts.scheduler import AlertScheduler
 from survivor.checks.execute import RUN_NOW, CheckExecutor, CheckRunner
+from survivor.checks.placed import PlacedRunner
 from survivor.checks.record import CheckRecorder, ResultsLog
 from survivor.checks.scheduler import CheckScheduler, check_item, pairs_of
 from survivor.clock import Clock, local_zone
@@ -38,6 +39,7 @@ from survivor.store.history import HistoryStore
 from survivor.store.pidfile import PidFile
 from survivor.store.state import StateStore
 from survivor.work.loop import LoopPool
+from survivor.work.remote import Dispatcher
 from survivor.work.threads import Pool, WorkerPool, run_concurrently
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ class Parts:
     alert_pool: WorkerPool
     alert_executor: AlertExecutor
     machine: int  # checks the process and open-file limits allow at once (proc.limits)
+    dispatcher: Dispatcher | None = None  # remote workers (DESIGN §7b), when configured
 
     def check_cap(self, inst: InstanceConfig) -> int:
         """How many checks may run at once under `inst`'s caps and the machine's limits."""
@@ -202,12 +205,18 @@ def build_parts(
     alert_book = AlertBook.load(state, health, now)
     ids = ItemIds()
     recorder = CheckRecorder(book, state, history, results, health, tz)
+    check_runner = CheckRunner(runner, run_concurrently)
+    dispatcher = placed = None
+    if config.workers is not None:  # remote workers (DESIGN §7b); nats is imported on start
+        dispatcher = Dispatcher(config.workers, config.worker_groups, clock)
+        placed = PlacedRunner(dispatcher, check_runner, clock, recorder.fingerprint)
     executor = CheckExecutor(
-        CheckRunner(runner, run_concurrently),
+        check_runner,
         recorder,
         clock,
         running.get,
         offload_records=inst.fsync is FsyncPolicy.ALWAYS,
+        placed=placed,
     )
     check_cap = running_cap(machine, inst.max_running_checks, inst.check_workers)
     check_pool = LoopPool(
@@ -250,6 +259,7 @@ def build_parts(
         alert_pool=alert_pool,
         alert_executor=alert_executor,
         machine=machine,
+        dispatcher=dispatcher,
     )
     parts.reconcile(config)
     return parts

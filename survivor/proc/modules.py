@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 from survivor.errors import ModuleError
 from survivor.model.config import CheckKind, Config
@@ -64,3 +66,20 @@ def validate_modules(config: Config) -> Iterator[tuple[str, bool]]:
         else:
             why = "timed out" if outcome.timed_out else f"exit {outcome.exit_status}"
             yield f"{label}: FAILED -v ({why}): {text}", False
+
+
+class ModuleHashes:
+    """SHA-256 of module files, recomputed only when a file changes (stat identity)."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, tuple[tuple[int, int, int], str]] = {}
+
+    def of(self, path: Path) -> str:
+        st = path.stat()
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._known.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self._known[path] = (key, digest)
+        return digest

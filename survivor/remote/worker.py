@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -32,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from survivor import __version__
+from survivor.checks.execute import CheckRunner
 from survivor.clock import Clock
 from survivor.daemon.notify import sd_notify
 from survivor.errors import ModuleError
-from survivor.model.codes import ReturnCode
+from survivor.model.config import CheckDef, CheckKind
 from survivor.model.work import CheckResult
+from survivor.proc.modules import ModuleHashes
 from survivor.proc.runner import ModuleRunner
-from survivor.protocol.modules import check_request, explain_missing, parse_check_output
-from survivor.protocol.plugins import expand_argv, parse_plugin_output
 from survivor.protocol.remote import (
     Refused,
     WorkRequest,
@@ -63,72 +62,36 @@ BROKER_CALL_S = 2.0  # at most this long for each call to the broker while stopp
 # --------------------------------------------------------------------------- running one request
 
 
-class ModuleHashes:
-    """SHA-256 of module files, recomputed only when a file changes (stat identity)."""
-
-    def __init__(self) -> None:
-        self._known: dict[Path, tuple[tuple[int, int, int], str]] = {}
-
-    def of(self, path: Path) -> str:
-        st = path.stat()
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        known = self._known.get(path)
-        if known is not None and known[0] == key:
-            return known[1]
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        self._known[path] = (key, digest)
-        return digest
-
-
 def run_request(
     runner: ModuleRunner, request: WorkRequest, output_cap: int
 ) -> tuple[list[CheckResult], Path | None]:
     """Run what `request` names (blocking); one result per host, and the file that ran.
 
-    The check's `limits:`, when the request carries them, are set on the module
-    as the daemon sets them (survivor.proc.limits)."""
-    names = [h.name for h in request.hosts]
-    limits = request.limits
-    try:
-        if request.module is not None:
-            path = runner.resolve("check", request.module)
-            stdin = check_request(request.check, request.args or {}, request.hosts, request.timeout)
-            outcome = runner.run(
-                [str(path)], stdin, request.timeout, cap=output_cap * len(names), limits=limits
-            )
-            parsed = parse_check_output(
-                outcome.stdout,
-                names,
-                killed=outcome.timed_out,
-                truncated=outcome.truncated,
-                default_duration_ms=outcome.duration_ms,
-            )
-            results = explain_missing(
-                [parsed[n] for n in names],
-                signal_name=None if outcome.timed_out else outcome.signal_name,
-                limits=limits,
-                stderr=outcome.stderr,
-            )
-            return results, path
-        assert request.plugin is not None
-        path = runner.resolve("check", request.plugin)
-        [host] = request.hosts
-        argv = [str(path), *expand_argv(request.argv, host)]
-        outcome = runner.run(argv, b"", request.timeout, limits=limits)
-    except (ModuleError, ValueError) as err:
-        return [CheckResult(n, int(ReturnCode.MISCONFIG), str(err)) for n in names], None
-    result = parse_plugin_output(
-        outcome.stdout,
-        outcome.exit_status,
-        killed=outcome.timed_out,
-        signal_name=outcome.signal_name,
+    The run and the reading of its output are the scheduler's own
+    (checks.execute.CheckRunner): a module's stderr is logged, a module or
+    plugin killed by a signal says so, a silent plugin's stderr is its comment;
+    the check's `limits:`, when the request carries them, are set on the module as
+    the daemon sets them (survivor.proc.limits).
+    """
+    name = request.module if request.module is not None else request.plugin
+    assert name is not None
+    check = CheckDef(
+        name=request.check,
+        kind=CheckKind.MODULE if request.module is not None else CheckKind.PLUGIN,
+        hosts=tuple(h.name for h in request.hosts),
+        module=request.module,
+        plugin=request.plugin,
+        argv=request.argv,
+        args=request.args or {},
         timeout=request.timeout,
-        duration_ms=outcome.duration_ms,
-        host=host.name,
-        stderr=outcome.stderr,
-        limits=limits,
+        limits=request.limits,
     )
-    return [result], path
+    results = CheckRunner(runner).run_named(check, list(request.hosts), output_cap)
+    try:
+        path: Path | None = runner.resolve("check", name)
+    except ModuleError:
+        path = None  # refused or missing: the results say so, and there is nothing to hash
+    return results, path
 
 
 # --------------------------------------------------------------------------- the worker

@@ -60,6 +60,7 @@ class StateLayout:
         self.queue = root / "queue.json"
         self.overview = root / "overview.json"  # the daemon's summary of every pair
         self.changed = root / "changed"  # pairs whose ack/inhibit changed since
+        self.workers = root / "workers.json"  # remote workers seen (DESIGN §7b)
         self.running_config = root / "running-config.json"
         self.pidfile = root / "survivor.pid"
         self.requests = root / "requests"

@@ -220,6 +220,9 @@ class StateStore:
     def write_daemon(self, doc: Mapping[str, Any]) -> None:
         self.writer.replace(self.layout.daemon, encode(doc))
 
+    def write_workers(self, doc: Mapping[str, Any]) -> None:
+        self.writer.replace(self.layout.workers, encode(doc))
+
     def write_running_config(self, snapshot: ConfigSnapshot) -> None:
         self.writer.replace(self.layout.running_config, encode(snapshot.to_dict()))
 

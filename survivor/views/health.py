@@ -10,6 +10,7 @@ from typing import Any
 from survivor.clock import parse_time
 from survivor.model.documents import as_float, as_int
 from survivor.views.rows import age_text, iso
+from survivor.views.workers import broker_line, summary_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class DaemonHealth:
     disk_error: str | None
     pools: Mapping[str, Any]
     error: str | None = None  # daemon.json unreadable
+    broker: Mapping[str, Any] | None = None  # daemon.json `broker` (remote workers, §7b)
+    workers: Mapping[str, Any] | None = None  # state/workers.json
 
     @property
     def level(self) -> str:
@@ -36,7 +39,8 @@ class DaemonHealth:
         if not self.running or self.heartbeat_stale or self.disk_failing or self.error:
             return "problem"
         reload_failed = (self.last_reload or {}).get("ok") is False
-        if self.config_stale or reload_failed:
+        broker_down = self.broker is not None and self.broker.get("connected") is not True
+        if self.config_stale or reload_failed or broker_down:
             return "warning"
         return "ok"
 
@@ -82,6 +86,10 @@ class DaemonHealth:
                         else ""
                     )
                 )
+            line = broker_line(self.broker, now)
+            if line is not None:
+                out.append(line)
+                out.extend(summary_lines(self.workers, now))
         return out
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
@@ -103,13 +111,19 @@ class DaemonHealth:
             "disk_failing": self.disk_failing,
             "disk_error": self.disk_error,
             "pools": dict(self.pools),
+            "broker": None if self.broker is None else dict(self.broker),
             "error": self.error,
             "lines": self.lines(now),
         }
 
 
 def daemon_health(
-    doc: Mapping[str, Any] | None, pid: int | None, now: datetime, *, error: str | None = None
+    doc: Mapping[str, Any] | None,
+    pid: int | None,
+    now: datetime,
+    *,
+    error: str | None = None,
+    workers: Mapping[str, Any] | None = None,
 ) -> DaemonHealth:
     """Judge daemon.json (None if absent) and the pid holding the pidfile (None: no daemon)."""
     d: Mapping[str, Any] = doc or {}
@@ -139,6 +153,8 @@ def daemon_health(
         else str(health["last_disk_error"]),
         pools={k: v for k, v in _mapping(d.get("pools")).items() if isinstance(v, Mapping)},
         error=error,
+        broker=d["broker"] if isinstance(d.get("broker"), Mapping) else None,
+        workers=workers,
     )
 
 

@@ -208,6 +208,25 @@ def _daemon_families(out: Exposition, doc: Mapping[str, Any], running: bool) -> 
     ):
         out.family(f"alerts_{key}_total", "counter", help_text)
         out.sample(f"alerts_{key}_total", _number(alerts.get(key)))
+    broker = doc.get("broker")
+    if isinstance(broker, Mapping):  # remote workers (DESIGN §7b)
+        out.gauge(
+            "broker_connected",
+            "1 while the scheduler is connected to the NATS broker of its remote workers.",
+            1 if broker.get("connected") is True else 0,
+        )
+        workers = doc.get("workers") if isinstance(doc.get("workers"), Mapping) else {}
+        assert isinstance(workers, Mapping)
+        out.gauge(
+            "workers_alive",
+            "Approved remote workers with a heartbeat within the last 90 s.",
+            _number(workers.get("alive")),
+        )
+        out.gauge(
+            "worker_groups_breaker_open",
+            "Worker groups skipped by their breaker after timeouts in a row.",
+            _number(workers.get("breakers_open")),
+        )
     out.gauge(
         "pairs_in_downtime",
         "check@host pairs in scheduled downtime at the last alert tick (alerts held).",

@@ -230,7 +230,14 @@ def read_snapshot(
     except (OSError, ValueError) as err:
         errors.append(f"survivor.pid: {err}")
         pid = None
-    health = daemon_health(daemon_doc, pid, now, error=daemon_errors[0] if daemon_errors else None)
+    workers_doc = _read(layout.workers, errors) if daemon_doc and "broker" in daemon_doc else None
+    health = daemon_health(
+        daemon_doc,
+        pid,
+        now,
+        error=daemon_errors[0] if daemon_errors else None,
+        workers=workers_doc,
+    )
     queue_doc = _read(layout.queue, errors)
     queue, queue_errors = queue_rows(queue_doc)
     errors.extend(queue_errors)

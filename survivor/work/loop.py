@@ -49,7 +49,9 @@ other loop parses, records and starts checks instead of waiting its turn.
 The bookkeeping (heap, keys, follow-up runs, cancel, stop, queue.json rows)
 is the pool's WorkQueue (survivor.work.queue), as for the thread pool. An
 offloaded step (survivor.work.steps.Offload: work that can only block) runs
-on a thread of its own and wakes the loop when done.
+on a thread of its own and wakes the loop when done; an awaited one
+(survivor.work.steps.Await: a remote worker's answer) needs no thread: its
+future wakes the loop the same way.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ import select
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +71,7 @@ from survivor.clock import MINUTE_S, Clock
 from survivor.model.work import WorkItem
 from survivor.proc.runner import Running, run_time
 from survivor.work.queue import WorkContext, WorkQueue
-from survivor.work.steps import Offload, Pause, Step, Steps
+from survivor.work.steps import Await, Offload, Pause, Step, Steps
 from survivor.work.threads import Pool
 from survivor.work.timeouts import Timeouts
 
@@ -129,13 +132,33 @@ class _Offloaded:
             self.returned()
 
 
+class _Awaited:
+    """An Await step: `returned` hands it back to the loop when its future is done (on the
+    thread that completes the future, or at once when it is done already)."""
+
+    def __init__(self, future: Future[Any], returned: Callable[[], None]) -> None:
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self._returned = returned
+        future.add_done_callback(self._landed)
+
+    def _landed(self, future: Future[Any]) -> None:
+        try:
+            self.value = future.result()
+        except BaseException as err:  # handed to the generator that yielded the step
+            self.error = err
+        self.done = True
+        self._returned()
+
+
 @dataclass(eq=False, slots=True)
 class _Flight:
     """An item in flight: its generator and the step it waits for."""
 
     ctx: WorkContext
     steps: Steps[None]
-    step: Running | _Offloaded | Pause | None = None
+    step: Running | _Offloaded | _Awaited | Pause | None = None
 
 
 class _Registrar:
@@ -335,13 +358,16 @@ class LoopPool(Pool):
             )
             self._land(loop, flight, ok=False)
             raise
-        if isinstance(step, Offload):
+        if isinstance(step, Offload | Await):
 
-            def returned() -> None:  # on the offload's thread
+            def returned() -> None:  # on the offload's thread, or the one ending the future
                 loop.returned.append(flight)
                 loop.wake()
 
-            flight.step = _Offloaded(step.fn, returned, f"{self.name}-offload")
+            if isinstance(step, Await):
+                flight.step = _Awaited(step.future, returned)
+            else:
+                flight.step = _Offloaded(step.fn, returned, f"{self.name}-offload")
             return
         if isinstance(step, Pause):
             flight.step = step  # goes on at the next turn, after the poll
@@ -362,7 +388,7 @@ class LoopPool(Pool):
         while loop.returned:
             flight = loop.returned.popleft()
             step = flight.step
-            assert isinstance(step, _Offloaded) and step.done
+            assert isinstance(step, _Offloaded | _Awaited) and step.done
             self._advance(loop, flight, poll, step.value, step.error)
         paused, loop.paused = loop.paused, []  # paused before this pass: go on now
         for flight in paused:

@@ -13,11 +13,15 @@ A step that can only block (a composite check's components running
 together, Type II dependencies run first) is yielded as `Offload(fn)`: the
 loop runs `fn` on a thread of its own and sends back its return value.
 `PAUSE` lets the loop serve the other items before this one goes on.
+`Await(future)` waits for an answer that another thread will give (a remote
+worker's reply, survivor.work.remote): the loop goes on with the others and
+takes the item up again when the future is done, with no thread of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +38,13 @@ class Offload(Generic[T]):
     fn: Callable[[], T]
 
 
+@dataclass(slots=True)
+class Await(Generic[T]):
+    """A step that waits for `future`, done by another thread: send back its result."""
+
+    future: Future[T]
+
+
 class Pause:
     """A step that waits for nothing: the loop serves the other items, then goes on with this
     one (a batch of thousands of results is recorded in slices, not in one go)."""
@@ -43,7 +54,7 @@ class Pause:
 
 PAUSE = Pause()
 
-Step = Running | Offload[Any] | Pause
+Step = Running | Offload[Any] | Await[Any] | Pause
 Steps = Generator[Step, Any, T]  # yields steps, is sent their results, returns T
 
 
@@ -53,6 +64,8 @@ def run_step(step: Step) -> Any:
         return step.fn()
     if isinstance(step, Pause):
         return None
+    if isinstance(step, Await):
+        return step.future.result()
     return step.wait()
 
 
