@@ -109,6 +109,50 @@ def clock_from_env() -> Clock:
     return SystemClock()
 
 
+JUMP_S = 5.0  # wall and monotonic time disagreeing by more than this between two readings
+READ_SKEW_S = 0.1  # a wall reading whose monotonic brackets are further apart is read again
+
+
+def read_both(clock: Clock) -> tuple[float, float]:
+    """Wall-clock (epoch) and monotonic seconds read together. A thread held up between the
+    two reads (the GIL, SIGSTOP) would make them disagree, so the wall reading is bracketed
+    by two monotonic ones and read again, a few times at most, when they are far apart."""
+    for _ in range(3):
+        before = clock.monotonic()
+        wall = clock.time()
+        after = clock.monotonic()
+        if after - before <= READ_SKEW_S:
+            break
+    return wall, (before + after) / 2
+
+
+def wall_step(
+    before: tuple[float, float], after: tuple[float, float], tolerance: float = JUMP_S
+) -> float:
+    """How far the wall clock was stepped between two (wall, monotonic) readings: seconds,
+    negative when it went back; 0.0 when the two clocks advanced alike within `tolerance`.
+
+    NTP slews by at most 0.5 ms a second, so between readings a few seconds apart only a
+    step (settimeofday, a VM restored, a suspend, which stops the monotonic clock) makes
+    them disagree by seconds."""
+    step = (after[0] - before[0]) - (after[1] - before[1])
+    return step if abs(step) > tolerance else 0.0
+
+
+class WallClockWatch:
+    """Notices steps of the wall clock from one reading to the next (`observe`)."""
+
+    def __init__(self, reading: tuple[float, float], tolerance: float = JUMP_S) -> None:
+        self.last = reading
+        self.tolerance = tolerance
+
+    def observe(self, reading: tuple[float, float]) -> float:
+        """The step since the last reading (`wall_step`); `reading` becomes the last one."""
+        step = wall_step(self.last, reading, self.tolerance)
+        self.last = reading
+        return step
+
+
 def utc_iso(t: datetime) -> str:
     """`2026-11-24T10:05:00.412Z`: the one timestamp format of state and history."""
     if t.tzinfo is not UTC:
