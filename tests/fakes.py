@@ -13,6 +13,7 @@ from pathlib import Path
 from signal import SIGKILL
 from typing import Any, ClassVar
 
+from survivor.clock import SystemClock
 from survivor.errors import ModuleError
 from survivor.model.work import WorkItem, WorkKind
 from survivor.proc.session import ProcessOutcome
@@ -62,6 +63,26 @@ class FakeClock:
 
     def after_real(self, seconds: float) -> float:
         return self.monotonic() + seconds
+
+
+class SteppedClock(SystemClock):
+    """The real clock, whose wall clock a test can step: monotonic time and waits stay real
+    (what libfaketime does to a whole process, for threads in this one)."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def step(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def wait_seconds(self, epoch: float) -> float:
+        return max(0.0, epoch - self.time())
 
 
 def work_item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:

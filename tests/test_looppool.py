@@ -21,7 +21,7 @@ from survivor.work.loop import LoopPool, Utilisation, start_time
 from survivor.work.queue import WorkContext
 from survivor.work.steps import PAUSE, Await, Offload, Steps, outcome_of
 from tests.conftest import wait_until
-from tests.fakes import work_item
+from tests.fakes import SteppedClock, work_item
 
 SH = "/bin/sh"
 
@@ -450,3 +450,19 @@ def test_many_runs_in_flight_each_end_on_its_own_event(runner: ModuleRunner, poo
     wait_until(lambda: pool.stats()["completed"] == 300, 60, "300 runs")
     assert sorted(done) == sorted(f"i{n}" for n in range(300))
     assert all(not loop.timeouts and not loop.owners for loop in pool._loops)
+
+
+def test_a_loop_notices_a_step_at_its_next_take(runner: ModuleRunner, pools: Pools) -> None:
+    # Planned a second ahead, then the wall clock goes back an hour: the loop's next take
+    # moves the item back with it, and it starts a second later, not an hour.
+    clock = SteppedClock()
+    started, steps = noting_starts(runner)
+    pool = LoopPool("t", 2, steps, clock, loops=pools.loops)
+    pools.append(pool)
+    pool.start()
+    assert pool.observe_clock() == []  # the reading before the step
+    clock.step(-3600.0)
+    item = work_item(1, delay=1.0)  # planned (real time) a second before the clock went back
+    pool.submit([item])
+    wait_until(lambda: "i1" in started, 5, "the item moved with the clock to start")
+    assert started["i1"] >= item.planned  # real time: at its moved slot, not before

@@ -11,7 +11,7 @@ from survivor.model.work import WorkItem
 from survivor.work.queue import WorkContext, WorkQueue
 from survivor.work.threads import WorkerPool
 from tests.conftest import wait_until
-from tests.fakes import work_item
+from tests.fakes import SteppedClock, work_item
 
 
 def test_runs_items_and_refuses_duplicate_keys() -> None:
@@ -169,3 +169,142 @@ def test_a_run_asked_for_now_goes_ahead_of_the_queued_run_which_keeps_its_time()
     assert take(t0 + 20) == ["i1"]
     queue.finished(regular, ok=True)
     assert take(t0 + 60) == []
+
+
+# --------------------------------------------------------------------------- clock steps
+
+T = 1_800_000_000.0  # a minute boundary (epoch seconds)
+
+
+def planned_item(n: int, planned: float, reason: str = "schedule") -> WorkItem:
+    return replace(work_item(n), planned=planned, reason=reason)
+
+
+def take_all(queue: WorkQueue, now: float) -> tuple[list[str], float | None]:
+    taken, head = queue.take(now, "w", lambda running: 100)
+    return [c.item.id for c in taken], head
+
+
+def test_a_step_back_moves_queued_items_so_none_waits_on_the_old_time() -> None:
+    queue = WorkQueue()
+    queue.submit([planned_item(1, T + 10), planned_item(2, T + 25), planned_item(3, T + 50)])
+    # The wall clock goes back 5 minutes at T + 5: the items keep slots 5 minutes ahead.
+    assert take_all(queue, T + 5 - 300) == ([], T + 10)
+
+    assert queue.replan(-300.0, until=T - 300 + 60, droppable=lambda i: True) == (3, 0)
+
+    assert take_all(queue, T + 5 - 300) == ([], T + 10 - 300)  # 5 s away, as before the step
+    assert take_all(queue, T + 25 - 300) == (["i1", "i2"], T + 50 - 300)
+    assert queue.is_busy_with("check:ping@h3")
+
+
+def test_a_step_forward_moves_queued_items_so_they_do_not_fall_due_at_once() -> None:
+    queue = WorkQueue()
+    queue.submit([planned_item(1, T + 10), planned_item(2, T + 25), planned_item(3, T + 50)])
+    assert take_all(queue, T + 5 + 7200)[0] == ["i1", "i2", "i3"]  # unmoved: a burst
+
+    queue = WorkQueue()
+    queue.submit([planned_item(1, T + 10), planned_item(2, T + 25), planned_item(3, T + 50)])
+    assert queue.replan(7200.0, until=T + 7200 + 60, droppable=lambda i: True) == (3, 0)
+    assert take_all(queue, T + 5 + 7200) == ([], T + 10 + 7200)
+    assert take_all(queue, T + 30 + 7200) == (["i1", "i2"], T + 50 + 7200)
+
+
+def test_a_run_moved_past_the_minute_is_left_to_that_minute_s_tick() -> None:
+    # Forward 30 s at T + 20: the run at T + 45 would move to T + 75, into the next minute,
+    # whose tick plans it again at its slot; dropped, its key is free for that tick. An
+    # operator's run (not droppable) moves whatever the minute.
+    queue = WorkQueue()
+    queue.submit(
+        [
+            planned_item(1, T + 25),
+            planned_item(2, T + 45),
+            planned_item(3, T + 40, reason="request"),
+        ]
+    )
+    moved, dropped = queue.replan(30.0, until=T + 60, droppable=lambda i: i.reason == "schedule")
+    assert (moved, dropped) == (2, 1)
+    assert not queue.is_busy_with("check:ping@h2")
+    assert take_all(queue, T + 56) == (["i1"], T + 70)
+    assert take_all(queue, T + 70) == (["i3"], None)
+
+
+def test_due_items_and_follow_up_runs_move_too() -> None:
+    queue = WorkQueue()
+    queue.submit([planned_item(1, T + 1), planned_item(2, T + 2)])
+    taken, _ = queue.take(T + 3, "w", lambda running: 1)  # i2 is due, held back (no room)
+    assert [c.item.id for c in taken] == ["i1"]
+    follow = replace(planned_item(3, T + 30), key=taken[0].item.key)
+    assert queue.submit([follow]) == []  # i1 runs: i3 is its follow-up
+    assert queue.replan(-300.0) == (2, 0)
+    assert queue.held_back(1, T + 3 - 300) == (1, 1)  # still due, waited as long as before
+    queue.finished(taken[0].item, ok=True)
+    assert take_all(queue, T + 10 - 300) == (["i2"], T + 30 - 300)
+
+
+def test_a_take_notices_a_step_back_and_moves_the_queue_first() -> None:
+    queue = WorkQueue()
+    assert queue.take(T + 5, "w", lambda running: 9, mono=1000.0) == ([], None)  # first reading
+    queue.submit([planned_item(1, T + 10), planned_item(2, T + 50, reason="request")])
+    # 0.5 s later the wall clock reads 5 minutes earlier: the items move back with it.
+    taken, head = queue.take(T + 5.5 - 300, "w", lambda running: 9, mono=1000.5)
+    assert (taken, head) == ([], pytest.approx(T + 10 - 300))
+    [step] = queue.observe_clock((T + 6 - 300, 1001.0))
+    assert (round(step.seconds), step.moved, step.dropped) == (-300, 2, 0)
+    assert queue.observe_clock((T + 7 - 300, 1002.0)) == []  # reported once
+    taken, _ = queue.take(T + 10 - 300, "w", lambda running: 9, mono=1005.0)
+    assert [c.item.id for c in taken] == ["i1"]
+
+
+def test_a_take_notices_a_step_forward_and_releases_no_burst() -> None:
+    queue = WorkQueue()
+    queue.take(T + 5, "w", lambda running: 9, mono=1000.0)
+    queue.submit([planned_item(1, T + 10), planned_item(2, T + 20), planned_item(3, T + 40)])
+    # Two hours and half a minute forward, at T + 5.5: all three would be due at once.
+    taken, head = queue.take(T + 5.5 + 7230, "w", lambda running: 9, mono=1000.5)
+    assert (taken, head) == ([], pytest.approx(T + 10 + 7230))
+    # i3 would move to T + 7270, past the end of the minute: left to that minute's tick.
+    assert not queue.is_busy_with("check:ping@h3") and queue.is_busy_with("check:ping@h2")
+    [step] = queue.observe_clock((T + 6 + 7230, 1001.0))
+    assert (round(step.seconds), step.moved, step.dropped) == (7230, 2, 1)
+
+
+def test_a_reading_older_than_the_last_says_nothing_about_steps() -> None:
+    # Two takers read the clock around a step and reach the queue in the other order: the
+    # one read before the step must not look like a step back to the old time.
+    queue = WorkQueue()
+    queue.take(T, "w", lambda running: 9, mono=1000.0)
+    queue.submit([planned_item(1, T + 30)])
+    queue.take(T + 1 + 600, "w", lambda running: 9, mono=1001.0)  # after a step of 10 min
+    queue.take(T + 0.9, "w2", lambda running: 9, mono=1000.9)  # read just before it
+    [step] = queue.observe_clock((T + 2 + 600, 1002.0))
+    assert round(step.seconds) == 600 and queue.take(T + 31 + 600, "w", lambda r: 9)[0]
+
+
+def test_items_planned_before_a_step_are_moved_when_they_arrive() -> None:
+    # The tick planned its items at T + 0.2; the clock went back an hour before they were
+    # handed over (a tick over 20,000 pairs takes a while).
+    queue = WorkQueue()
+    queue.take(T, "w", lambda running: 9, mono=1000.0)
+    items = [planned_item(1, T + 10), planned_item(2, T + 40)]
+    assert queue.submit(items, planned_at=(T + 0.2, 1000.2), reading=(T + 1 - 3600, 1001.0)) == []
+    assert queue.take(T + 1 - 3600, "w", lambda running: 9, mono=1001.0) == (
+        [],
+        pytest.approx(T + 10 - 3600),
+    )
+
+
+def test_a_worker_notices_a_step_at_its_next_take() -> None:
+    clock = SteppedClock()
+    started: list[float] = []
+    pool = WorkerPool("t", 1, lambda it, ctx: started.append(clock.time()), clock)
+    pool.start()
+    assert pool.observe_clock() == []  # the reading before the step
+    clock.step(-3600.0)
+    item = work_item(1, delay=1.0)  # planned (real time) a second before the clock went back
+    pool.submit([item])  # wakes the worker, whose take notices the step and moves it
+    wait_until(lambda: started, 5, "the item moved with the clock to start")
+    assert started[0] >= item.planned - 3600.0  # at its moved time, not before
+    [step] = pool.observe_clock()
+    assert (round(step.seconds), step.moved) == (-3600, 1)
+    assert pool.stop(1.0, lambda ctx: None)

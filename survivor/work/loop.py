@@ -67,7 +67,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from survivor.clock import MINUTE_S, Clock
+from survivor.clock import MINUTE_S, Clock, read_both
 from survivor.model.work import WorkItem
 from survivor.proc.runner import Running, run_time
 from survivor.work.queue import WorkContext, WorkQueue
@@ -313,6 +313,8 @@ class LoopPool(Pool):
         has_room = self._room(loop) > 0
         if next_planned is not None and has_room:
             tick = self.start_tick if loop.load.share < GATHER_BELOW else 0.0
+            # Reckoned in the time `take` just checked for steps of the wall clock; poll
+            # waits on the monotonic clock, and the next take looks for a step again.
             waits.append(self.clock.wait_seconds(start_time(next_planned, tick)))
         if has_room and self.queue.has_due():
             waits.append(0.0)  # an item landed and made room: take the next at once
@@ -333,7 +335,8 @@ class LoopPool(Pool):
         def room(running: int) -> int:
             return min(share - len(loop.flights), self.size - running)
 
-        taken, next_planned = self.queue.take(self.clock.time(), loop.name, room)
+        wall, mono = read_both(self.clock)
+        taken, next_planned = self.queue.take(wall, loop.name, room, mono)
         for ctx in taken:  # counted as in flight at once, for the room of the next one
             loop.flights[ctx.item.id] = _Flight(ctx, self.steps(ctx.item, ctx))
         return taken, next_planned

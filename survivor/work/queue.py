@@ -12,6 +12,15 @@ The queue knows nothing of threads: `WorkerPool` (threads that block on
 `take`) and `LoopPool` (loops that poll) each own one and ask it for due
 items, report each item's end, and read its rows for queue.json. Every method
 takes the one lock; the counters change only under it.
+
+Planned times are wall-clock times (a record says which minute a run was
+planned for), but the wall clock can be stepped (issue 23, item 1). So the
+takers hand in the wall and the monotonic clock read together, and the queue
+compares each reading with the last one: when they drifted apart by more than
+a few seconds (survivor.clock.wall_step), every waiting item moves by the step
+before anything is released, so each starts when it would have. A step back no
+longer holds the queue until the old time comes round again, and a step
+forward is no burst of everything planned up to the new time.
 """
 
 from __future__ import annotations
@@ -20,10 +29,29 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from survivor.model.work import WorkItem, WorkState
+from survivor.clock import MINUTE_S, WallClockWatch, wall_step
+from survivor.model.work import WorkItem, WorkKind, WorkState
+
+Reading = tuple[float, float]  # (wall-clock epoch seconds, monotonic seconds) read together
+
+
+def planned_by_its_minute(item: WorkItem) -> bool:
+    """A scheduled check run: its minute's tick plans it, so a run that a step of the clock
+    would move into a later minute is dropped instead (that minute's tick plans it again
+    at its slot: one run per planned minute)."""
+    return item.kind is WorkKind.CHECK and item.reason == "schedule"
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStep:
+    """A step of the wall clock the queue noticed, and what it did about it."""
+
+    seconds: float  # negative: back
+    moved: int
+    dropped: int
 
 
 class CancelFlag:
@@ -77,21 +105,39 @@ class WorkQueue:
         self.stopping = False
         self.completed = 0
         self.failed = 0
+        self._watch: WallClockWatch | None = None  # the last clock reading, for steps
+        self._steps: list[ClockStep] = []  # noticed, not yet reported (observe_clock)
 
     # ---------------------------------------------------------------- handing over
 
-    def submit(self, items: Iterable[WorkItem], *, first: bool = False) -> list[WorkItem]:
+    def submit(
+        self,
+        items: Iterable[WorkItem],
+        *,
+        first: bool = False,
+        planned_at: Reading | None = None,
+        reading: Reading | None = None,
+    ) -> list[WorkItem]:
         """Queue items; returns those refused because their key is queued or running.
 
         With `first` (an operator's "run it now"), an item whose key is queued
         but not yet running goes first: it takes the queue's place and the
         queued run becomes its follow-up, still at its own planned time, so
         the extra run keeps the regular cadence.
+
+        `planned_at` is the clock reading the items were planned from, `reading` one
+        taken now: a step of the wall clock in between (a tick takes a while) moves
+        them by the step, as it moved what was queued already.
         """
         refused: list[WorkItem] = []
         with self.cond:
             if self.stopping:
                 return list(items)
+            if reading is not None:
+                self._observe(reading)
+                shift = 0.0 if planned_at is None else wall_step(planned_at, reading)
+                if shift:
+                    items = [replace(item, planned=item.planned + shift) for item in items]
             head = self._heap[0][0] if self._heap else None
             for item in items:
                 holder = self._keys.get(item.key)
@@ -162,18 +208,95 @@ class WorkQueue:
                 self._forget(self._queued.pop(item_id))
             self._wake()
 
+    def observe_clock(self, reading: Reading) -> list[ClockStep]:
+        """Compare `reading` with the last one (a step moves everything waiting, see
+        `replan`); returns the steps noticed since the last call (for the daemon's log)."""
+        with self.cond:
+            self._observe(reading)
+            steps, self._steps = self._steps, []
+            return steps
+
+    def _observe(self, reading: Reading) -> None:
+        watch = self._watch
+        if watch is None:
+            self._watch = WallClockWatch(reading)
+            return
+        if reading[1] <= watch.last[1]:
+            return  # read before the last one (on another thread): nothing new
+        step = watch.observe(reading)
+        if step:
+            minute_end = (reading[0] // MINUTE_S + 1) * MINUTE_S
+            moved, dropped = self.replan(step, until=minute_end, droppable=planned_by_its_minute)
+            self._steps.append(ClockStep(step, moved, dropped))
+
+    def replan(
+        self,
+        shift: float,
+        *,
+        until: float | None = None,
+        droppable: Callable[[WorkItem], bool] | None = None,
+    ) -> tuple[int, int]:
+        """The wall clock was stepped by `shift` seconds: every item waiting for its time
+        (queued, due or a follow-up run) moves by as much, so that it starts when it would
+        have and none waits on a slot of the old time (a step back of an hour would hold
+        the whole queue for an hour) or falls due with all the others at once (a step
+        forward). An item that would move to `until` (epoch) or later and is `droppable`
+        is dropped instead, its key freed: it belongs to a minute whose tick is still to
+        come and plans it afresh. Returns (moved, dropped)."""
+        moved = dropped = 0
+
+        def keep(item: WorkItem) -> WorkItem | None:
+            nonlocal moved, dropped
+            planned = item.planned + shift
+            if until is not None and planned >= until and droppable and droppable(item):
+                dropped += 1
+                return None
+            moved += 1
+            return replace(item, planned=planned)
+
+        with self.cond:
+            if self.stopping:
+                return 0, 0
+            queued, self._queued = self._queued, {}
+            due, self._due = self._due, {}
+            for item_id, item in queued.items():
+                new = keep(item)
+                if new is None:
+                    self._forget(item)
+                    continue
+                self._queued[item_id] = new
+            self._due = {i: self._queued[i] for i in due if i in self._queued}  # oldest first
+            self._heap = [
+                (item.planned, next(self._seq), item)
+                for item_id, item in self._queued.items()
+                if item_id not in self._due
+            ]
+            heapq.heapify(self._heap)
+            for key, item in list(self._follow.items()):
+                new = keep(item)
+                if new is None:
+                    del self._follow[key]  # the key stays with its running item
+                else:
+                    self._follow[key] = new
+            self._wake()
+        return moved, dropped
+
     # ---------------------------------------------------------------- taking
 
     def take(
-        self, now: float, worker: str, room: Callable[[int], int]
+        self, now: float, worker: str, room: Callable[[int], int], mono: float | None = None
     ) -> tuple[list[WorkContext], float | None]:
         """Items due at `now` (epoch), as many as `room(running)` allows, now running on
         `worker`; and the planned time of the next item still waiting, when nothing due is
-        left over (None otherwise, or when the heap is empty)."""
+        left over (None otherwise, or when the heap is empty). With `mono`, the monotonic
+        time read with `now`: a step of the wall clock since the last reading moves the
+        waiting items first."""
         taken: list[WorkContext] = []
         with self.cond:
             if self.stopping:
                 return taken, None
+            if mono is not None:
+                self._observe((now, mono))
             self._release_due(now)
             limit = room(len(self._running))
             while self._due and len(taken) < limit:

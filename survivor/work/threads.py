@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from survivor.clock import Clock
+from survivor.clock import Clock, read_both
 from survivor.model.work import WorkItem
-from survivor.work.queue import WorkContext, WorkQueue
+from survivor.work.queue import ClockStep, Reading, WorkContext, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,14 @@ class Pool:
         """Replace threads that died; returns how many."""
         raise NotImplementedError
 
-    def submit(self, items: Iterable[WorkItem], *, first: bool = False) -> list[WorkItem]:
+    def submit(
+        self, items: Iterable[WorkItem], *, first: bool = False, planned_at: Reading | None = None
+    ) -> list[WorkItem]:
         """Queue items; returns those refused because their key is queued or running
-        (`first`: see WorkQueue.submit)."""
-        return self.queue.submit(items, first=first)
+        (`first`, and `planned_at`, the clock reading they were planned from: see
+        WorkQueue.submit)."""
+        reading = None if planned_at is None else read_both(self.clock)
+        return self.queue.submit(items, first=first, planned_at=planned_at, reading=reading)
 
     def is_busy_with(self, key: str) -> bool:
         return self.queue.is_busy_with(key)
@@ -57,6 +61,11 @@ class Pool:
     def cancel(self, item_id: str) -> WorkContext | WorkItem | None:
         """Cancel a queued item (returns it) or flag a running one (returns its context)."""
         return self.queue.cancel(item_id)
+
+    def observe_clock(self) -> list[ClockStep]:
+        """Look for a step of the wall clock now (the takers do at every take) and return the
+        steps the queue noticed since the last call, with what it moved and dropped."""
+        return self.queue.observe_clock(read_both(self.clock))
 
     def stats(self) -> dict[str, int]:
         return self.queue.stats(self.size)
@@ -185,11 +194,14 @@ class WorkerPool(Pool):
                     with self._workers_lock:
                         self._workers = [t for t in self._workers if t.name != name]
                     return None
-                taken, head = queue.take(self.clock.time(), name, lambda running: 1)
+                wall, mono = read_both(self.clock)
+                taken, head = queue.take(wall, name, lambda running: 1, mono)
                 if taken:
                     return taken[0]
                 if head is None and queue.has_due():
                     continue
+                # Reckoned in the time `take` just checked for steps; waited out on the
+                # monotonic clock, and the next take looks for a step again.
                 queue.cond.wait(None if head is None else self.clock.wait_seconds(head))
 
 
