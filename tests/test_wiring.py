@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from survivor.clock import floor_minute
 from survivor.config import load_config
 from survivor.daemon.heartbeat import DaemonStatus, Heartbeat
 from survivor.daemon.reload import ConfigOnDisk, Reloader
@@ -31,7 +33,8 @@ from survivor.store.state import StateStore
 from survivor.work.loop import LoopPool
 from survivor.work.steps import drive
 from survivor.work.threads import WorkerPool
-from tests.fakes import FakeClock, FakeRunner, check_lines
+from tests.conftest import wait_until
+from tests.fakes import FakeClock, FakeRunner, SteppedClock, check_lines
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 
@@ -95,7 +98,7 @@ def ran(
     return st
 
 
-def build(config: Config, clock: FakeClock, runner: FakeRunner) -> Parts:
+def build(config: Config, clock: FakeClock | SteppedClock, runner: FakeRunner) -> Parts:
     stores = Stores.open(config)
     now = clock.now()
     return build_parts(config, stores, RunningConfig(config, 1, now), clock, now, runner=runner)
@@ -229,6 +232,40 @@ def test_alert_tick_queues_an_alert_and_decides_nothing_more_while_it_is_queued(
     ]
     assert (tree / "state" / "host" / "web1" / "ping" / "alert.json").exists()
     assert parts.alert_stats.sent == 1
+
+
+def test_a_step_of_the_clock_wakes_the_check_loop_to_plan_its_minute_again(tree: Path) -> None:
+    # A real wait: the loop sleeps until the next minute, a minute of real time at most.
+    clock = SteppedClock(offset=60.0 - time.time() % 60.0 + 1.0)  # a second into a minute
+    parts = build(load_config(write_config(tree, V1)), clock, FakeRunner())
+    loops = MinuteLoops(
+        parts, DaemonStatus(tree / "etc" / "survivor.yaml", started=T0), threading.Event()
+    )
+    ticks: list[tuple[datetime, bool]] = []
+    loops.check_tick = lambda now, first, planned_at=None: ticks.append((now, first))  # type: ignore[method-assign]
+    thread = threading.Thread(target=loops.check_loop, daemon=True)
+    thread.start()
+    wait_until(lambda: len(ticks) == 1, 10, "the first tick")
+    start = ticks[0][0]
+
+    clock.step(-300.0)  # back 5 minutes: a tick at once, as after a start (first)
+    loops.clock_stepped()
+    wait_until(lambda: len(ticks) == 2, 5, "a tick after the step back")
+    assert ticks[1][1] is True
+    assert floor_minute(ticks[1][0]) == floor_minute(start) - timedelta(minutes=5)
+
+    clock.step(10.0)  # within the same minute: its tick was had; wait for the next one
+    loops.clock_stepped()
+    wait_until(lambda: not loops._stepped.is_set(), 5, "the loop to notice the step")
+    clock.step(7200.0)  # forward 2 hours: a tick at once, again as after a start
+    loops.clock_stepped()
+    wait_until(lambda: len(ticks) == 3, 5, "a tick after the step forward")
+    assert ticks[2][1] is True
+    assert floor_minute(ticks[2][0]) == floor_minute(start) + timedelta(minutes=115)
+
+    loops.halt()
+    thread.join(5)
+    assert not thread.is_alive() and len(ticks) == 3
 
 
 # --------------------------------------------------------------------------- reload

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from survivor import __version__
-from survivor.clock import Clock
+from survivor.clock import Clock, WallClockWatch, from_epoch, read_both, utc_iso
 from survivor.config import load_config
 from survivor.daemon import notify
 from survivor.daemon.heartbeat import (
@@ -187,6 +187,7 @@ class Daemon:
         next_overview = next_beat
         wd_interval = notify.watchdog_interval()
         next_wd = self.clock.monotonic()
+        watch = WallClockWatch(read_both(self.clock))
         while True:
             sig = self.inbox.take()
             if sig is not None:
@@ -201,6 +202,10 @@ class Daemon:
                     log.warning("signal %s: ignored (pid %d)", sig.name, os.getpid())
                     continue
                 return self.shutdown(sig)
+            before = watch.last
+            step = watch.observe(read_both(self.clock))
+            if step:
+                self._step("clock", self._clock_stepped, step, before, watch.last)
             mono = self.clock.monotonic()
             # Each step on its own: one that fails (an unreadable requests/, a full disk)
             # never skips the flush, queue, heartbeat or watchdog after it.
@@ -247,6 +252,44 @@ class Daemon:
         else:
             return True
         return False
+
+    def _clock_stepped(
+        self, step: float, before: tuple[float, float], after: tuple[float, float]
+    ) -> None:
+        """The wall clock was stepped by `step` seconds between the readings `before` and
+        `after` (wall, monotonic): the pools move their queued work with it (each notices
+        the step itself, at its next take or here, WorkQueue.observe_clock), the check
+        scheduler is woken to plan its minute again; logged, and recorded in the events
+        history."""
+        parts = self.parts
+        checks = parts.check_pool.observe_clock()
+        alerts = parts.alert_pool.observe_clock()
+        self.loops.clock_stepped()
+        moved = sum(s.moved for s in checks)
+        dropped = sum(s.dropped for s in checks)
+        alerts_moved = sum(s.moved for s in alerts)
+        expected = before[0] + (after[1] - before[1])
+        direction = "back" if step < 0 else "forward"
+        log.warning(
+            "clock: the wall clock was stepped %s %.0f s (%s, expected %s); %d queued checks"
+            " and %d alerts moved with it, %d checks left to the next minute's tick",
+            direction,
+            abs(step),
+            utc_iso(from_epoch(after[0])),
+            utc_iso(from_epoch(expected)),
+            moved,
+            alerts_moved,
+            dropped,
+        )
+        self.event(
+            "clock-jump",
+            seconds=round(step, 3),
+            direction=direction,
+            expected=utc_iso(from_epoch(expected)),
+            checks_moved=moved,
+            checks_dropped=dropped,
+            alerts_moved=alerts_moved,
+        )
 
     def _record_outages(self, *, ongoing: bool = False) -> None:
         """Each disk outage that ended, with its span and the history records it cost, as a
@@ -298,7 +341,7 @@ class Daemon:
         )
         notify.sd_notify("STOPPING=1")
         self.status.mood = Mood.STOPPING
-        self.stop_event.set()
+        self.loops.halt()
         deadline = self.clock.after_real(self.grace)
         pools = self.parts.pools()
         for pool in pools:
