@@ -32,8 +32,9 @@ class Clock(Protocol):
         """Wait for the monotonic `deadline`; True if `stop` was set first."""
         ...
 
-    def wait_seconds(self, epoch: float) -> float:
-        """Real seconds from now until wall-clock `epoch` (for Condition.wait timeouts)."""
+    def wait_seconds(self, epoch: float, now: float | None = None) -> float:
+        """Real seconds until wall-clock `epoch` from `now` (epoch seconds of an earlier
+        reading; default: the clock now), for Condition.wait and poll timeouts."""
         ...
 
     def after_real(self, seconds: float) -> float:
@@ -54,8 +55,8 @@ class SystemClock:
     def sleep_until(self, deadline: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, deadline - time.monotonic()))
 
-    def wait_seconds(self, epoch: float) -> float:
-        return max(0.0, epoch - time.time())
+    def wait_seconds(self, epoch: float, now: float | None = None) -> float:
+        return max(0.0, epoch - (time.time() if now is None else now))
 
     def after_real(self, seconds: float) -> float:
         return time.monotonic() + seconds
@@ -93,8 +94,8 @@ class ScaledClock:
     def sleep_until(self, deadline: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, (deadline - self.monotonic()) / self.speed))
 
-    def wait_seconds(self, epoch: float) -> float:
-        return max(0.0, (epoch - self.time()) / self.speed)
+    def wait_seconds(self, epoch: float, now: float | None = None) -> float:
+        return max(0.0, (epoch - (self.time() if now is None else now)) / self.speed)
 
     def after_real(self, seconds: float) -> float:
         return self.monotonic() + seconds * self.speed

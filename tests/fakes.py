@@ -58,8 +58,8 @@ class FakeClock:
                 self._mono = deadline
         return stop.is_set()
 
-    def wait_seconds(self, epoch: float) -> float:
-        return max(0.0, epoch - self.time())
+    def wait_seconds(self, epoch: float, now: float | None = None) -> float:
+        return max(0.0, epoch - (self.time() if now is None else now))
 
     def after_real(self, seconds: float) -> float:
         return self.monotonic() + seconds
@@ -71,18 +71,28 @@ class SteppedClock(SystemClock):
 
     def __init__(self, offset: float = 0.0) -> None:
         self.offset = offset
+        self._pending = 0.0
 
     def step(self, seconds: float) -> None:
         self.offset += seconds
+
+    def step_after_next_read(self, seconds: float) -> None:
+        """Step the wall clock right after the next `time()` has read it: whoever read it
+        has a reading from before the step and reads the clock again after it."""
+        self._pending = seconds
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
 
     def time(self) -> float:
-        return time.time() + self.offset
+        t = time.time() + self.offset
+        if self._pending:
+            self.offset += self._pending
+            self._pending = 0.0
+        return t
 
-    def wait_seconds(self, epoch: float) -> float:
-        return max(0.0, epoch - self.time())
+    def wait_seconds(self, epoch: float, now: float | None = None) -> float:
+        return max(0.0, epoch - (self.time() if now is None else now))
 
 
 def work_item(n: int, key: str | None = None, delay: float = 0.0) -> WorkItem:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from dataclasses import replace
 
 import pytest
 
@@ -462,7 +463,25 @@ def test_a_loop_notices_a_step_at_its_next_take(runner: ModuleRunner, pools: Poo
     pool.start()
     assert pool.observe_clock() == []  # the reading before the step
     clock.step(-3600.0)
-    item = work_item(1, delay=1.0)  # planned (real time) a second before the clock went back
+    # Planned (real time) a second before the clock went back; not a scheduled run, which
+    # a step could move past its minute's end (and so drop) when the test runs at :59.
+    item = replace(work_item(1, delay=1.0), reason="request")
     pool.submit([item])
     wait_until(lambda: "i1" in started, 5, "the item moved with the clock to start")
     assert started["i1"] >= item.planned  # real time: at its moved slot, not before
+
+
+def test_a_loop_waits_in_the_time_its_take_read(runner: ModuleRunner, pools: Pools) -> None:
+    # The clock is stepped back an hour between the loop's take (which saw no step) and the
+    # reckoning of its poll timeout: reckoned from a second reading, it would be an hour.
+    clock = SteppedClock()
+    started, steps = noting_starts(runner)
+    pool = LoopPool("t", 2, steps, clock, loops=pools.loops)
+    pools.append(pool)
+    pool.start()
+    assert pool.observe_clock() == []
+    clock.step_after_next_read(-3600.0)
+    pool.submit(
+        [replace(work_item(1, delay=1.0), reason="request")]
+    )  # wakes the loop: its take reads the clock
+    wait_until(lambda: "i1" in started, 5, "the item to start at its time")

@@ -301,10 +301,28 @@ def test_a_worker_notices_a_step_at_its_next_take() -> None:
     pool.start()
     assert pool.observe_clock() == []  # the reading before the step
     clock.step(-3600.0)
-    item = work_item(1, delay=1.0)  # planned (real time) a second before the clock went back
+    # Planned (real time) a second before the clock went back; not a scheduled run, which
+    # a step could move past its minute's end (and so drop) when the test runs at :59.
+    item = replace(work_item(1, delay=1.0), reason="request")
     pool.submit([item])  # wakes the worker, whose take notices the step and moves it
     wait_until(lambda: started, 5, "the item moved with the clock to start")
     assert started[0] >= item.planned - 3600.0  # at its moved time, not before
     [step] = pool.observe_clock()
     assert (round(step.seconds), step.moved) == (-3600, 1)
+    assert pool.stop(1.0, lambda ctx: None)
+
+
+def test_a_worker_waits_in_the_time_its_take_read() -> None:
+    # The clock is stepped back an hour between the worker's take (which saw no step) and
+    # the reckoning of its wait: reckoned from a second reading, the wait would be an hour.
+    clock = SteppedClock()
+    started: list[str] = []
+    pool = WorkerPool("t", 1, lambda it, ctx: started.append(it.id), clock)
+    pool.start()
+    assert pool.observe_clock() == []
+    clock.step_after_next_read(-3600.0)
+    pool.submit(
+        [replace(work_item(1, delay=1.0), reason="request")]
+    )  # wakes the worker: its take reads the clock
+    wait_until(lambda: started, 5, "the item to start at its time")
     assert pool.stop(1.0, lambda ctx: None)

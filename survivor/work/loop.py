@@ -300,7 +300,7 @@ class LoopPool(Pool):
 
     def _iterate(self, loop: _Loop, poll: Any) -> bool:
         """One turn of the loop; False when the pool is stopping and nothing is in flight."""
-        taken, next_planned = self._take(loop)
+        taken, next_planned, wall = self._take(loop)
         for ctx in taken:
             self._advance(loop, loop.flights[ctx.item.id], poll, None, None)
         self._collect(loop, poll)
@@ -313,9 +313,10 @@ class LoopPool(Pool):
         has_room = self._room(loop) > 0
         if next_planned is not None and has_room:
             tick = self.start_tick if loop.load.share < GATHER_BELOW else 0.0
-            # Reckoned in the time `take` just checked for steps of the wall clock; poll
-            # waits on the monotonic clock, and the next take looks for a step again.
-            waits.append(self.clock.wait_seconds(start_time(next_planned, tick)))
+            # From the reading `take` checked for steps of the wall clock (a second reading
+            # could be after a step the queue has not seen); poll waits on the monotonic
+            # clock, and the next take looks for a step again.
+            waits.append(self.clock.wait_seconds(start_time(next_planned, tick), wall))
         if has_room and self.queue.has_due():
             waits.append(0.0)  # an item landed and made room: take the next at once
         if loop.paused:
@@ -327,9 +328,9 @@ class LoopPool(Pool):
         self._dispatch_events(loop, poll, events)
         return True
 
-    def _take(self, loop: _Loop) -> tuple[list[WorkContext], float | None]:
-        """Items whose time has come, as many as `loop` has room for; and the planned time of
-        the next one."""
+    def _take(self, loop: _Loop) -> tuple[list[WorkContext], float | None, float]:
+        """Items whose time has come, as many as `loop` has room for; the planned time of the
+        next one; and the wall-clock time they were taken at."""
         share = -(-self.size // len(self._loops))
 
         def room(running: int) -> int:
@@ -339,7 +340,7 @@ class LoopPool(Pool):
         taken, next_planned = self.queue.take(wall, loop.name, room, mono)
         for ctx in taken:  # counted as in flight at once, for the room of the next one
             loop.flights[ctx.item.id] = _Flight(ctx, self.steps(ctx.item, ctx))
-        return taken, next_planned
+        return taken, next_planned, wall
 
     def _advance(
         self, loop: _Loop, flight: _Flight, poll: Any, value: Any, error: BaseException | None

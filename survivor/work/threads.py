@@ -200,9 +200,9 @@ class WorkerPool(Pool):
                     return taken[0]
                 if head is None and queue.has_due():
                     continue
-                # Reckoned in the time `take` just checked for steps; waited out on the
-                # monotonic clock, and the next take looks for a step again.
-                queue.cond.wait(None if head is None else self.clock.wait_seconds(head))
+                # From the reading `take` checked for steps of the wall clock; waited out on
+                # the monotonic clock, and the next take looks for a step again.
+                queue.cond.wait(None if head is None else self.clock.wait_seconds(head, wall))
 
 
 def run_concurrently(calls: Sequence[Callable[[], T]], name: str = "parallel") -> list[T]:
