@@ -190,6 +190,11 @@ def availability(
     return report
 
 
+class Interleaved(ValueError):
+    """A record lies amid those a span stands for (a month file holding records of another
+    month, read as it is): the spans do not give the same answer; read every record."""
+
+
 def pair_availability(
     history: HistoryStore,
     config: Config,
@@ -210,8 +215,27 @@ def pair_availability(
     cover = max_cover(config.schedule_for(checkdef, hostdef), checkdef.retry)
     commands = _before(history.read(host, check, "command", bad=bad), until)
     windows = report_windows(config, pair, commands, since, until, tz)
-    records = check_records(history, pair, since, until, cover, bad, summarise_before)
-    return availability(records, since, until, cover, downtimes=windows)
+    return check_availability(history, pair, since, until, cover, windows, bad, summarise_before)
+
+
+def check_availability(
+    history: HistoryStore,
+    pair: tuple[str, str],
+    since: datetime,
+    until: datetime,
+    cover: timedelta,
+    downtimes: Sequence[tuple[datetime, datetime]] = (),
+    bad: list[BadLine] | None = None,
+    summarise_before: str | None = None,
+) -> Availability:
+    """`availability` of the pair's check history, through summaries where they give the
+    same answer (`check_records`), and from every record when they turn out not to."""
+    try:
+        records = check_records(history, pair, since, until, cover, bad, summarise_before)
+        return availability(records, since, until, cover, downtimes)
+    except Interleaved:
+        records = history.read(*pair, "check", since=since - cover, bad=bad)
+        return availability(records, since, until, cover, downtimes)
 
 
 def check_records(
@@ -225,22 +249,18 @@ def check_records(
 ) -> Iterator[Mapping[str, Any] | Span]:
     """What `availability` needs of the pair's check history: what `history.read(since=
     since - cover)` reads, with the spans of month summaries in place of their records
-    where they count the same. A month before `summarise_before` (YYYY-MM) that has no
-    valid summary gets one written when the history directory lets us."""
+    where they count the same. A summary of a prefix of a month (the current one) is
+    extended by what was appended since, read record by record. With `summarise_before`
+    (YYYY-MM), summaries are written when the history directory lets us: for a month
+    before it that has no valid one, and for any month of which more than TAIL_BYTES
+    would otherwise be read record by record."""
     host, check = pair
     summaries = SummaryStore(history)
     lo = since - cover
     for month, paths in history.months(host, check, "check"):
         if month < month_of(lo):
             continue
-        summary = summaries.load(month, paths)
-        if (
-            summary is None
-            and summarise_before is not None
-            and month < summarise_before
-            and summaries.writable(paths)
-        ):
-            summary = summaries.make(month, paths)
+        summary = summaries.current(month, paths, summarise_before)
         items = None
         if summary is not None and summary.ordered:
             items = _month_items(summaries, paths, summary.spans, lo, since, until, cover)
@@ -298,6 +318,7 @@ def _points(
     its first (covered through to its last) and its last."""
     before: Point | None = None
     inside: list[Point] = []
+    stretches: list[tuple[Point, Point]] = []  # the two points of a span (these objects)
     for record in records:
         if isinstance(record, Span):
             first, last = from_micros(record.first), from_micros(record.last)
@@ -307,9 +328,12 @@ def _points(
                 continue
             if first < since or last >= until or record.gap > cover // US:
                 raise ValueError("a span the period cuts or the cover does not span")
+            end: Point = (last, record.rc, None)
             if record.count > 1:
-                inside.append((first, record.rc, last))
-            inside.append((last, record.rc, None))
+                start: Point = (first, record.rc, last)
+                stretches.append((start, end))
+                inside.append(start)
+            inside.append(end)
             report.records += record.count
             fp: object = record.fp
         else:
@@ -326,6 +350,11 @@ def _points(
         if isinstance(fp, str) and fp not in report.fingerprints:
             report.fingerprints.append(fp)
     inside.sort(key=lambda p: p[0])
+    if stretches:
+        at = {id(p): i for i, p in enumerate(inside)}
+        if any(at[id(b)] != at[id(a)] + 1 for a, b in stretches):
+            # a record (of a month read as it is) amid the records a span stands for
+            raise Interleaved("a record inside a span")
     return [before, *inside] if before is not None else inside
 
 
