@@ -59,9 +59,10 @@ def report(
     OK: a result counts for at most twice its check's interval. Then the number
     of outages, the longest, and the mean time to recover. Time in downtime (the
     pair's `downtime add` ... `remove` records, and the recurring windows of the
-    current config) is counted apart, outside the shares. Closed months are read from
-    their summaries (written by `history archive`, or here when the history directory
-    is writable), which give the same figures much faster.
+    current config) is counted apart, outside the shares. Months are read from their
+    summaries (written by `history archive`, or here when the history directory is
+    writable; of the current month, a summary of what it held then, plus what came
+    after), which give the same figures much faster.
     """
     from survivor.clock import SystemClock, local_zone
     from survivor.store.history import month_of
