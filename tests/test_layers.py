@@ -109,6 +109,7 @@ LAYERS: dict[str, float] = {
     "store.passwords": 6,
     "store.pidfile": 6,
     "store.state": 6,
+    "store.summary": 6,
     # 7. the core, pure: no threads, children, writes or clock reads
     "remote.brokerconf": 7.25,
     "remote.certs": 7.25,

@@ -100,18 +100,28 @@ def archive(app: App, before: str, as_json: bool) -> None:
     Every reader still reads them. Safe while the daemon runs: the current
     month is never touched, and a record that reaches an archived month late
     is folded in at the next archive. Run it from cron, e.g. monthly with
-    `--before` the previous month.
+    `--before` the previous month. Each check history month before YYYY-MM that
+    lacks one also gets a summary (`.check-YYYY-MM.summary.json`, derived data
+    that makes `survivor report` fast).
     """
     month, note = months_before(before)
     if note:
         click.echo(f"survivor: {note}", err=True)
-    done = relative(app, app.history_store().archive(month))
+    from survivor.store.summary import SummaryStore
+
+    store = app.history_store()
+    done = relative(app, store.archive(month))
+    summarised = SummaryStore(store).refresh_all(month)
     if as_json:
-        echo_json({"before": month, "requested": before, "archived": done})
+        echo_json(
+            {"before": month, "requested": before, "archived": done, "summarised": summarised}
+        )
         return
     for name in done:
         click.echo(f"archived {name}")
     click.echo(f"{counted(len(done), 'file')} archived before {month}")
+    if summarised:
+        click.echo(f"{counted(summarised, 'month')} of check history summarised for reports")
 
 
 @history.command()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from survivor.clock import parse_iso, utc_iso
+from survivor.model.names import is_safe_name
 from survivor.store.fsio import FileWriter
 from survivor.store.layout import HistoryLayout
 
@@ -106,6 +107,33 @@ class HistoryStore:
         paths = [p for _, _, p in sorted(found)]  # an archived month before its plain file
         return [p for i, p in enumerate(paths) if not _archived_in_next(p, paths[i + 1 :])]
 
+    def months(self, host: str, check: str, kind: str) -> list[tuple[str, list[Path]]]:
+        """The pair's month files of one kind grouped by month, oldest first: an archive
+        and the plain file of records that came after it are one month."""
+        grouped: dict[str, list[Path]] = {}
+        for path in self.files(self.pair_dir(host, check), kind):
+            m = _MONTH_FILE.match(path.name)
+            assert m is not None
+            grouped.setdefault(m["month"], []).append(path)
+        return list(grouped.items())
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (host, check) with a history directory."""
+        found: list[tuple[str, str]] = []
+        hosts = self.layout.hosts
+        for host in sorted(_subdirs(hosts)):
+            found.extend((host, check) for check in sorted(_subdirs(hosts / host)))
+        return found
+
+    def read_files(
+        self, paths: list[Path], *, since: datetime | None = None, bad: list[BadLine] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The records of these month files (from `months`), as `read` reads them."""
+        for path in paths:
+            for record in read_records(path, bad):
+                if since is None or at_or_after(record, since):
+                    yield record
+
     def read(
         self,
         host: str,
@@ -139,7 +167,7 @@ class HistoryStore:
             if since_month is not None and m["month"] < since_month:
                 break
             for record in read_records_backwards(path, bad):
-                if since is not None and not _at_or_after(record, since):
+                if since is not None and not at_or_after(record, since):
                     return found[::-1]  # the records are in time order: none older is wanted
                 if keep(record):
                     found.append(record)
@@ -167,7 +195,7 @@ class HistoryStore:
             if since_month is not None and m["month"] < since_month:
                 continue
             for record in read_records(path, bad):
-                if since is None or _at_or_after(record, since):
+                if since is None or at_or_after(record, since):
                     yield record
 
     # ---------------------------------------------------------------- archive / prune
@@ -245,11 +273,23 @@ class HistoryStore:
             for path in self.months_before(before, events=False):
                 path.unlink()
                 removed.append(path)
+                m = _MONTH_FILE.match(path.name)
+                assert m is not None
+                # the month's summary (store.summary), derived data that goes with it
+                summary = path.with_name(f".{m['stem']}-{m['month']}.summary.json")
+                summary.unlink(missing_ok=True)
         finally:
             if removed:
                 files = [str(p.relative_to(self.root)) for p in removed]
                 self.append_event(t, "prune", user=user, before=before, files=files)
         return removed
+
+
+def _subdirs(directory: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(directory) if is_safe_name(e.name) and e.is_dir()]
+    except OSError:
+        return []
 
 
 def _archived_in_next(path: Path, later: list[Path]) -> bool:
@@ -350,7 +390,8 @@ def _unreadable(path: Path, err: BaseException, bad: list[BadLine] | None) -> No
         bad.append(BadLine(path, 0, f"unreadable: {err}"))
 
 
-def _at_or_after(record: Mapping[str, Any], since: datetime) -> bool:
+def at_or_after(record: Mapping[str, Any], since: datetime) -> bool:
+    """Whether the record's `t` is at or after `since` (what `read(since=...)` keeps)."""
     t = record.get("t")
     try:
         return isinstance(t, str) and parse_iso(t) >= since

@@ -66,10 +66,15 @@ def test_archive_gzips_old_months_in_place_and_history_still_reads_them(
             f"check-{month(t0)}.jsonl.gz",
             f"check-{month(t1)}.jsonl.gz",
             f"check-{month(now)}.jsonl",
+            f".check-{month(t0)}.summary.json",  # for `survivor report` (issue 22)
+            f".check-{month(t1)}.summary.json",
         ]
     )
     assert f"3 files archived before {month(now)}" in result.stdout
-    assert cli("history", "db1/disk").stdout == before
+    assert "2 months of check history summarised" in result.stdout
+    assert cli("history", "db1/disk").stdout == before  # summaries are not history
+    again = cli("history", "archive", "--before", month(now), "--json")
+    assert json.loads(again.stdout)["summarised"] == 0  # still valid: nothing to redo
 
 
 def test_the_current_month_is_never_archived(cli: Cli, tree: Tree) -> None:
