@@ -127,6 +127,10 @@ def build(root: Path) -> None:
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc" / "survivor.yaml").write_text(CONFIG)
     state = StateStore(root / "state", writer)
+    # Written as the daemon writes: acks and inhibits leave no mark in changed/ for the
+    # views (store/overview.py); the daemon keeps them for overview.json instead, which
+    # a state at rest need not show.
+    state.keep_overview()
     history = HistoryStore(root / "history", writer)
     rng = random.Random(1)
     history.append_event(

@@ -209,12 +209,34 @@ def stop(app: App, wait: bool, timeout: float) -> None:
 
     pidfile = StateLayout(app.config.instance.state_dir).pidfile
 
+    # The lock is let go before the interpreter winds down: "stopped" means the process
+    # has gone too (or is a zombie waiting for its parent), so a restart or a script that
+    # checks the pid right after sees no survivor.
     while clock.monotonic() < deadline:
-        if read_pid(pidfile) is None:
+        if read_pid(pidfile) is None and _gone(pid):
             click.echo(f"survivor (pid {pid}) stopped")
             return
         clock.sleep_until(clock.monotonic() + 0.1, threading.Event())
     raise click.ClickException(f"survivor (pid {pid}) still running after {timeout:.0f} s")
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited: no such pid, or only a zombie left for its parent to reap."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: ask the kernel whether the pid exists at all
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    # "pid (comm) S ...": the state follows the last ")" (comm may hold parentheses).
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"Z", b"X")
 
 
 @click.command()

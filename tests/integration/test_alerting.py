@@ -393,5 +393,6 @@ def test_a_recurring_config_window_holds_alerts_until_it_ends(
     end = last + timedelta(minutes=1)
     first = wait_until(lambda: of("web1"), 60, "web1's alert after the window")
     assert first[0]["alert"]["try"] == 1
-    assert min(sent_at("web1")) >= end
+    # alert.json is written before the alert's history line: wait for the line too.
+    assert min(wait_until(lambda: sent_at("web1"), 10, "web1's alert record")) >= end
     assert min(sent_at("web2")) < end  # the control was alerted while web1 was held
