@@ -240,6 +240,18 @@ async def _until(cond: Any, step: float = 0.02) -> None:
         await asyncio.sleep(step)
 
 
+async def _answered(nc: Any, group: str) -> None:
+    """Ask `group` for a quick check until a worker answers (its subscription is live)."""
+    import nats.errors
+
+    while True:
+        try:
+            await ask(nc, group, check(module="ok"), "w-ready", 5)
+            return
+        except nats.errors.NoRespondersError:
+            await asyncio.sleep(0.05)
+
+
 # --------------------------------------------------------------------------- the worker
 
 
@@ -464,6 +476,9 @@ def test_a_draining_worker_kills_what_outlives_the_grace_and_still_answers(
     async def main() -> tuple[WorkReply, int]:
         nc = await connect(site.broker.url, site.pki.tls("scheduler"))
         proc = start_worker(site, workers, "dc2-a", groups=["dc2"])
+        # The worker answers before it is asked for the run that hangs: on a busy machine
+        # the broker's "no responders" was seen once right after the worker said connected.
+        await asyncio.wait_for(_answered(nc, "dc2"), 10)
         hung = asyncio.create_task(ask(nc, "dc2", check(module="hang", timeout=60), "w-50", 40))
         await asyncio.wait_for(_until(lambda: _has_child(proc)), 10)
         proc.signal(signal.SIGTERM)
