@@ -148,11 +148,27 @@ def check(name: str = "disk", **kw: Any) -> CheckDef:
     return CheckDef(name=name, kind=kind, hosts=("web1",), timeout=kw.pop("timeout", 10), **kw)
 
 
-async def ask(nc: Any, group: str, chk: CheckDef, work_id: str, timeout: float = 15) -> WorkReply:
-    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
-    data = work_request(chk, [WEB1], work_id=work_id, fingerprint="f00", deadline=deadline)
-    msg = await nc.request(f"{PREFIX}.check.{group}", data, timeout=timeout)
-    return parse_reply(msg.data, work_id=work_id, hosts=["web1"], max_bytes=1 << 20)
+async def ask(
+    nc: Any, group: str, chk: CheckDef, work_id: str, timeout: float = 15, *, settle: float = 5.0
+) -> WorkReply:
+    """Send one request and read its reply. Right after a worker said it is connected, a
+    busy broker answered "no responders" for a moment in CI (twice in three runs, though
+    the worker flushes its subscriptions first): that is retried for `settle` seconds."""
+    import nats.errors
+
+    loop = asyncio.get_running_loop()
+    until = loop.time() + settle
+    while True:
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+        data = work_request(chk, [WEB1], work_id=work_id, fingerprint="f00", deadline=deadline)
+        try:
+            msg = await nc.request(f"{PREFIX}.check.{group}", data, timeout=timeout)
+        except nats.errors.NoRespondersError:
+            if loop.time() >= until:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        return parse_reply(msg.data, work_id=work_id, hosts=["web1"], max_bytes=1 << 20)
 
 
 def private_broker(site: Site, tmp_path: Path) -> Broker:
@@ -246,7 +262,7 @@ async def _answered(nc: Any, group: str) -> None:
 
     while True:
         try:
-            await ask(nc, group, check(module="ok"), "w-ready", 5)
+            await ask(nc, group, check(module="ok"), "w-ready", 5, settle=0)
             return
         except nats.errors.NoRespondersError:
             await asyncio.sleep(0.05)
@@ -342,7 +358,7 @@ def test_worker_drains_on_sigterm(site: Site, workers: list[WorkerProc]) -> None
 
         async def no_responders() -> bool:
             try:
-                await ask(nc, "dc2", check(module="ok"), "w-21", timeout=2)
+                await ask(nc, "dc2", check(module="ok"), "w-21", timeout=2, settle=0)
             except nats.errors.NoRespondersError:
                 return True
             return False
