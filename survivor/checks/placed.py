@@ -26,7 +26,7 @@ from survivor.model.codes import ReturnCode
 from survivor.model.config import LOCAL_TARGET, CheckDef, CheckKind, Config, Host
 from survivor.model.work import CheckResult, WorkItem
 from survivor.proc.modules import ModuleHashes
-from survivor.protocol.remote import reply_limit, work_request
+from survivor.protocol.remote import not_remote, reply_limit, work_request
 from survivor.remote.dispatchplan import batches, chain, clamp_start, not_served
 from survivor.work.remote import Dispatcher, Job, NotServed, Served
 from survivor.work.steps import Await, Steps
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
     from survivor.work.queue import WorkContext
 
 log = logging.getLogger(__name__)
+COMPARE_S = 10.0  # a worker's module is compared with ours at most this often (per hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ class PlacedRunner:
         self.fingerprint = fingerprint
         self.hashes = ModuleHashes()
         self._said: dict[str, float] = {}  # fallback reason -> monotonic until it is said again
+        # (worker, module, its hash) -> monotonic time until which it is not compared again
+        self._compared: dict[tuple[str, str, str], float] = {}
 
     @staticmethod
     def is_placed(config: Config, check: CheckDef, hosts: list[Host]) -> bool:
@@ -90,16 +93,15 @@ class PlacedRunner:
                 local.extend(batch)
                 continue
             work_id = f"{item.id}.{n}"
-            request = _request(check, batch, work_id, self.fingerprint(config, check, batch[0]))
-            try:
-                request(self.clock.now())  # refused here, not in the dispatcher
-            except ValueError as err:
+            refused = not_remote(check, batch)  # refused here, not in the dispatcher
+            if refused is not None:
                 if local_ok:
                     local.extend(batch)
                     continue
                 now = self.clock.now()
-                ran.extend(Ran(_failed(h, ReturnCode.MISCONFIG, str(err)), now) for h in batch)
+                ran.extend(Ran(_failed(h, ReturnCode.MISCONFIG, refused), now) for h in batch)
                 continue
+            request = _request(check, batch, work_id, self.fingerprint(config, check, batch[0]))
             names = tuple(h.name for h in batch)
             job = Job(
                 what=f"{check.name}@{','.join(names)[:200]}",
@@ -168,6 +170,12 @@ class PlacedRunner:
         name = check.module if check.kind is CheckKind.MODULE else check.plugin
         if not theirs or name is None:
             return
+        # Once every COMPARE_S per worker, module and hash, not for every result: a worker's
+        # other module shows at once (another hash), a change of ours within COMPARE_S.
+        key, mono = (worker, name, theirs), self.clock.monotonic()
+        if mono < self._compared.get(key, -COMPARE_S):
+            return
+        self._compared[key] = mono + COMPARE_S
         try:
             path = (
                 self.runner.runner.resolve("check", name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
     pass
 
 log = logging.getLogger(__name__)
+_MINUTE = timedelta(minutes=1)
+_RESULT_LINE = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per line
 
 
 # --------------------------------------------------------------------------- recording
@@ -45,7 +47,7 @@ class ResultsLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._file is not None:
-            self._file.write((json.dumps(record, separators=(",", ":")) + "\n").encode())
+            self._file.write((_RESULT_LINE.encode(record) + "\n").encode())
 
     def reopen(self) -> None:
         if self._file is not None:
@@ -113,17 +115,21 @@ class CheckRecorder:
             counted = planned
             if keep_cadence and old is not None and old.last_planned is not None:
                 counted = old.last_planned
-            new = (old or CheckState()).advance(
-                result, start=start, planned=counted, fingerprint=fp, generation=generation
-            )
+            due = None
             sched = config.schedule_for(check, host)
             if sched is not None:
-                due = schedule.next_due(sched, counted, counted + timedelta(minutes=1), self.tz)
+                due = schedule.next_due(sched, counted, counted + _MINUTE, self.tz)
                 if check.retry is not None and result.rc != ReturnCode.OK:
                     retry_at = floor_minute(counted) + check.retry
                     due = retry_at if due is None else min(due, retry_at)
-                new = _with_next_due(new, due)
-            return new
+            return (old or CheckState()).advance(
+                result,
+                start=start,
+                planned=counted,
+                fingerprint=fp,
+                generation=generation,
+                next_due=due,
+            )
 
         old, new = self.book.update(check.name, host.name, advance)
         if old is None or old.rc != new.rc:
@@ -207,7 +213,3 @@ class CheckRecorder:
             self.health.failed(err)
         else:
             self.health.succeeded()
-
-
-def _with_next_due(state: CheckState, due: datetime | None) -> CheckState:
-    return replace(state, next_due=due)

@@ -36,7 +36,11 @@ from survivor.model.work import CheckResult, PerfDatum
 
 def encode(doc: Mapping[str, Any]) -> bytes:
     """One line of JSON: the C encoder (indent would force the slow Python one); `jq .` reads it."""
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return (_ONE_LINE.encode(doc) + "\n").encode()
+
+
+# One encoder for every document and record: json.dumps with options builds a new one per call.
+_ONE_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def check_version(d: Mapping[str, Any], version: int, what: str) -> None:
@@ -137,6 +141,7 @@ class CheckState:
         planned: datetime,
         fingerprint: str,
         generation: int,
+        next_due: datetime | None = None,
     ) -> CheckState:
         """The state after `result`: consecutive counting and `since` per Survivor."""
         same = result.rc == self.rc and self.last_start is not None
@@ -150,7 +155,7 @@ class CheckState:
             scalar=result.scalar,
             comment=result.comment,
             perfdata=result.perfdata,
-            next_due=None,
+            next_due=next_due,
             fingerprint=fingerprint,
             generation=generation,
             reschedule=False,

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from survivor.clock import utc_iso
 from survivor.model.config import CheckDef, Host, ModuleLimits
 from survivor.model.names import is_safe_name
 from survivor.model.work import CheckResult
@@ -83,8 +84,7 @@ class WorkReply:
 
 def iso(moment: datetime) -> str:
     """UTC, milliseconds, `Z`: the form of history's `t`."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return utc_iso(moment.astimezone(UTC))
 
 
 def _moment(value: object, what: str) -> datetime:
@@ -111,6 +111,9 @@ def work_request(
     deadline: datetime,
 ) -> bytes:
     """The request for `check` on `hosts`; ValueError when it cannot run remotely."""
+    why = not_remote(check, hosts)
+    if why is not None:
+        raise ValueError(why)
     doc: dict[str, Any] = {
         "version": PROTOCOL_VERSION,
         "kind": "check",
@@ -126,14 +129,21 @@ def work_request(
         doc["limits"] = check.limits.to_dict()
     if check.module is not None:
         doc["module"] = check.module
-    elif check.plugin is not None and is_safe_name(check.plugin):
-        if len(hosts) != 1:
-            raise ValueError(f"check {check.name}: a plugin request names one host")
+    else:
         doc["plugin"] = check.plugin
         doc["argv"] = list(check.argv)
-    else:
-        raise ValueError(f"check {check.name}: only modules and plugins named by name run remotely")
-    return json.dumps(doc, separators=(",", ":"), default=_jsonable).encode()
+    return _REQUEST.encode(doc).encode()
+
+
+def not_remote(check: CheckDef, hosts: Sequence[Host]) -> str | None:
+    """Why `check` on `hosts` cannot be sent to a worker, or None when it can."""
+    if check.module is not None:
+        return None
+    if check.plugin is not None and is_safe_name(check.plugin):
+        if len(hosts) != 1:
+            return f"check {check.name}: a plugin request names one host"
+        return None
+    return f"check {check.name}: only modules and plugins named by name run remotely"
 
 
 def parse_request(data: bytes) -> WorkRequest:
@@ -240,7 +250,7 @@ def error_reply(work_id: str, worker: str, error: str) -> bytes:
 
 def _reply(work_id: str, status: Status, worker: str, **extra: Any) -> bytes:
     doc = {"v": REPLY_VERSION, "work_id": work_id, "status": status.value, "worker": worker}
-    return json.dumps({**doc, **extra}, separators=(",", ":")).encode()
+    return _COMPACT.encode({**doc, **extra}).encode()
 
 
 def result_dict(result: CheckResult) -> dict[str, Any]:
@@ -321,8 +331,8 @@ def _object(data: bytes, max_bytes: int, what: str) -> dict[str, Any]:
     if len(data) > max_bytes:
         raise Refused(f"{what} of {len(data)} bytes is over the limit of {max_bytes}")
     try:
-        doc = json.loads(data, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
+        doc = _STRICT.decode(data.decode())
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise Refused(f"{what} is not JSON") from None
     if not isinstance(doc, dict):
         raise Refused(f"{what} is not a JSON object")
@@ -331,6 +341,13 @@ def _object(data: bytes, max_bytes: int, what: str) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# Built once: json.dumps and json.loads with options build a new coder per call, and a
+# scheduler encodes a request and decodes a reply for every remote run.
+_STRICT = json.JSONDecoder(parse_constant=_no_constant)  # no NaN or Infinity from the wire
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_REQUEST = json.JSONEncoder(separators=(",", ":"), default=_jsonable)
 
 
 def _text(doc: Mapping[str, Any], key: str) -> str:

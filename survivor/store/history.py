@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from survivor.clock import parse_iso, utc_iso
+from survivor.model.documents import encode
 from survivor.model.names import is_safe_name
 from survivor.store.fsio import FileWriter
 from survivor.store.layout import HistoryLayout
@@ -40,7 +41,8 @@ _MONTH_FILE = re.compile(
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    """One record, one line: the same JSON as every state document."""
+    return encode(record)
 
 
 def month_of(t: datetime) -> str:
@@ -79,8 +81,12 @@ class HistoryStore:
         self, host: str, check: str, kind: str, t: datetime, record: Mapping[str, Any]
     ) -> None:
         """Append a record about check@host; `t` (UTC) becomes the record's `t`."""
-        doc = {"v": RECORD_VERSION, "t": utc_iso(t), **record}
-        self.writer.append(self.pair_file(host, check, kind, t), encode_record(doc))
+        if kind not in KINDS:
+            raise ValueError(f"unknown history kind {kind!r}")
+        stamp = utc_iso(t)
+        doc = {"v": RECORD_VERSION, "t": stamp, **record}
+        name = f"{kind}-{stamp[:7]}.jsonl"  # the month of `t`, as pair_file names it
+        self.writer.append_in(self.layout.pair_dir.text(host, check), name, encode_record(doc))
 
     def append_calllist(self, name: str, t: datetime, record: Mapping[str, Any]) -> None:
         doc = {"v": RECORD_VERSION, "t": utc_iso(t), **record}

@@ -42,13 +42,17 @@ class PairPaths:
         self._checked: set[str] = set()
 
     def __call__(self, host: str, check: str) -> Path:
+        return Path(self.text(host, check))
+
+    def text(self, host: str, check: str) -> str:
+        """The same path as a string, for the writes of every result (no pathlib parsing)."""
         checked = self._checked
         if host not in checked or check not in checked:
             check_name(host, "host")
             check_name(check, "check")
             if len(checked) < 200_000:
                 checked.update((host, check))
-        return Path(f"{self._prefix}/{host}/{check}")
+        return f"{self._prefix}/{host}/{check}"
 
 
 class StateLayout:

@@ -163,7 +163,7 @@ class StateStore:
 
     def write_check(self, host: str, check: str, state: CheckState) -> None:
         data = encode(state.to_dict())
-        self.writer.replace(self.pair_dir(host, check) / "check.json", data)
+        self.writer.replace_in(self.layout.pair_dir.text(host, check), "check.json", data)
         if self.overview is not None:
             self.overview.put_check(host, check, data)
 

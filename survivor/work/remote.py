@@ -425,15 +425,17 @@ class Dispatcher:
         subject = check_subject(self.workers.broker.subject_prefix, group)
         # The deadline of this try: a worker refuses a request whose answer would come too late.
         data = job.request(self.clock.now() + timedelta(seconds=job.wait_s))
+        # A timer that answers TIMEOUT itself: asyncio.wait_for costs a second future and
+        # its callbacks for every run.
+        timer = self._loop.call_later(job.wait_s, _answer_if_open, answer, Said.TIMEOUT)
         try:
             await self._nc.publish(subject, data, reply=f"{self._inbox}.{token}")
-            return await asyncio.wait_for(answer, job.wait_s)
-        except TimeoutError:
-            return Said.TIMEOUT
+            return await answer
         except Exception as err:  # nats-py: closed, reconnecting, buffer full
             log.warning("dispatch: %s: not sent to %s: %s", job.what, group, err or type(err))
             return Said.BROKER
         finally:
+            timer.cancel()
             self._waiting.pop(token, None)
 
     async def _on_reply(self, msg: Any) -> None:
@@ -513,3 +515,8 @@ def _not_asyncio_ssl_eof(record: logging.LogRecord) -> bool:
     # asyncio warns "returning true from eof_received() has no effect when using ssl" at
     # every broker disconnect: noise next to our own "lost the broker".
     return "eof_received()" not in record.getMessage()
+
+
+def _answer_if_open(answer: asyncio.Future[WorkReply | Said], said: Said) -> None:
+    if not answer.done():
+        answer.set_result(said)

@@ -102,6 +102,8 @@ def test_a_reply_carries_results_worker_start_duration_and_module_hash() -> None
     ("data", "why"),
     [
         (b"\x00garbage{", "not JSON"),
+        (b'{"v": 1, "work_id": "w1\xff"}', "not JSON"),  # not UTF-8
+        (b'{"v": 1, "work_id": "w1", "duration_ms": NaN}', "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (good_reply(work_id="w0"), "reply for work 'w0'"),
         (good_reply(results=[{"host": "db1", "rc": 0}]), "host 'db1', which was not asked"),
