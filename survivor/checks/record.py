@@ -10,12 +10,12 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from survivor import schedule
-from survivor.clock import Clock, floor_minute
+from survivor.clock import MINUTE, Clock, floor_minute
 from survivor.model.codes import ReturnCode, code_name
 from survivor.model.config import CheckDef, Config, Host
 from survivor.model.documents import CheckState
@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # the pool hands it in; checks and alerts never import pool
     pass
 
 log = logging.getLogger(__name__)
-_MINUTE = timedelta(minutes=1)
 _RESULT_LINE = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per line
 
 
@@ -118,7 +117,7 @@ class CheckRecorder:
             due = None
             sched = config.schedule_for(check, host)
             if sched is not None:
-                due = schedule.next_due(sched, counted, counted + _MINUTE, self.tz)
+                due = schedule.next_due(sched, counted, counted + MINUTE, self.tz)
                 if check.retry is not None and result.rc != ReturnCode.OK:
                     retry_at = floor_minute(counted) + check.retry
                     due = retry_at if due is None else min(due, retry_at)

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -82,11 +82,6 @@ class WorkReply:
 # --------------------------------------------------------------------------- times
 
 
-def iso(moment: datetime) -> str:
-    """UTC, milliseconds, `Z`: the form of history's `t`."""
-    return utc_iso(moment.astimezone(UTC))
-
-
 def _moment(value: object, what: str) -> datetime:
     if not isinstance(value, str):
         raise Refused(f"{what} must be an ISO 8601 time, got {type(value).__name__}")
@@ -123,7 +118,7 @@ def work_request(
         "hosts": [host.to_dict() for host in hosts],
         "work_id": work_id,
         "fingerprint": fingerprint,
-        "deadline": iso(deadline),
+        "deadline": utc_iso(deadline),
     }
     if check.limits is not None:
         doc["limits"] = check.limits.to_dict()
@@ -233,7 +228,7 @@ def work_reply(
         request.work_id,
         Status.OK,
         worker,
-        t=iso(started),
+        t=utc_iso(started),
         duration_ms=duration_ms,
         module_sha256=module_sha256,
         results=[result_dict(r) for r in results],

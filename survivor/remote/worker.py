@@ -32,7 +32,7 @@ from typing import Any
 
 from survivor import __version__
 from survivor.checks.execute import CheckRunner
-from survivor.clock import Clock
+from survivor.clock import Clock, utc_iso
 from survivor.daemon.notify import sd_notify
 from survivor.errors import ModuleError
 from survivor.model.config import CheckDef, CheckKind
@@ -44,7 +44,6 @@ from survivor.protocol.remote import (
     WorkRequest,
     busy_reply,
     error_reply,
-    iso,
     parse_request,
     work_reply,
 )
@@ -354,7 +353,7 @@ class Worker:
             "concurrency": self.cfg.concurrency,
             "load": os.getloadavg()[0],
             "draining": self.draining,
-            "t": iso(self.clock.now()),
+            "t": utc_iso(self.clock.now()),
         }
         subject = heartbeat_subject(self.cfg.broker.subject_prefix, self.cfg.name)
         await self._nc.publish(subject, json.dumps(doc).encode())

@@ -28,7 +28,7 @@ from survivor.clock import parse_iso, utc_iso
 from survivor.model.documents import encode
 from survivor.model.names import is_safe_name
 from survivor.store.fsio import FileWriter
-from survivor.store.layout import HistoryLayout
+from survivor.store.layout import HistoryLayout, pair_file_name
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,18 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
 
 
 def month_of(t: datetime) -> str:
-    return utc_iso(t)[:7]
+    return month_of_stamp(utc_iso(t))
+
+
+def month_of_stamp(stamp: str) -> str:
+    """`2026-11` of a record's `t` (`utc_iso`)."""
+    return stamp[:7]
+
+
+def _known(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown history kind {kind!r}")
+    return kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +82,7 @@ class HistoryStore:
         return self.layout.pair_dir(host, check)
 
     def pair_file(self, host: str, check: str, kind: str, t: datetime) -> Path:
-        if kind not in KINDS:
-            raise ValueError(f"unknown history kind {kind!r}")
-        return self.layout.pair_file(host, check, kind, month_of(t))
+        return self.layout.pair_file(host, check, _known(kind), month_of(t))
 
     # ---------------------------------------------------------------- writing
 
@@ -81,11 +90,9 @@ class HistoryStore:
         self, host: str, check: str, kind: str, t: datetime, record: Mapping[str, Any]
     ) -> None:
         """Append a record about check@host; `t` (UTC) becomes the record's `t`."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown history kind {kind!r}")
         stamp = utc_iso(t)
         doc = {"v": RECORD_VERSION, "t": stamp, **record}
-        name = f"{kind}-{stamp[:7]}.jsonl"  # the month of `t`, as pair_file names it
+        name = pair_file_name(_known(kind), month_of_stamp(stamp))
         self.writer.append_in(self.layout.pair_dir.text(host, check), name, encode_record(doc))
 
     def append_calllist(self, name: str, t: datetime, record: Mapping[str, Any]) -> None:

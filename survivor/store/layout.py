@@ -55,6 +55,11 @@ class PairPaths:
         return f"{self._prefix}/{host}/{check}"
 
 
+def pair_file_name(kind: str, month: str) -> str:
+    """`check-2026-11.jsonl`: a pair's history of one kind and UTC month."""
+    return f"{kind}-{month}.jsonl"
+
+
 class StateLayout:
     """The paths under `state_dir`."""
 
@@ -109,7 +114,7 @@ class HistoryLayout:
         self.pair_dir = PairPaths(self.hosts)
 
     def pair_file(self, host: str, check: str, kind: str, month: str) -> Path:
-        return self.pair_dir(host, check) / f"{kind}-{month}.jsonl"
+        return self.pair_dir(host, check) / pair_file_name(kind, month)
 
     def calllist_file(self, name: str, month: str) -> Path:
         return safe_path(self.calllists, name).with_name(f"{name}-{month}.jsonl")
