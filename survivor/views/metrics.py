@@ -114,6 +114,12 @@ class Exposition:
         return "\n".join(self._lines) + "\n"
 
 
+def _section(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A sub-object of daemon.json, or an empty one when it is missing or not an object."""
+    value = doc.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _number(value: object, default: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
@@ -165,8 +171,7 @@ def _daemon_families(out: Exposition, doc: Mapping[str, Any], running: bool) -> 
         "When the daemon started (epoch seconds; 0 if unknown).",
         started.timestamp() if started else 0,
     )
-    config = doc.get("config") if isinstance(doc.get("config"), Mapping) else {}
-    assert isinstance(config, Mapping)
+    config = _section(doc, "config")
     out.gauge(
         "config_generation",
         "Generation of the running configuration (1 at start, +1 per successful reload).",
@@ -189,8 +194,7 @@ def _daemon_families(out: Exposition, doc: Mapping[str, Any], running: bool) -> 
         "When the last reload was tried (epoch seconds; 0 if never).",
         reload_at.timestamp() if reload_at else 0,
     )
-    health = doc.get("health") if isinstance(doc.get("health"), Mapping) else {}
-    assert isinstance(health, Mapping)
+    health = _section(doc, "health")
     out.gauge(
         "disk_failing",
         "1 while state or history writes fail (disk full or read-only).",
@@ -198,8 +202,7 @@ def _daemon_families(out: Exposition, doc: Mapping[str, Any], running: bool) -> 
     )
     out.family("disk_write_errors_total", "counter", "State and history writes that failed.")
     out.sample("disk_write_errors_total", _number(health.get("disk_errors")))
-    alerts = doc.get("alerts") if isinstance(doc.get("alerts"), Mapping) else {}
-    assert isinstance(alerts, Mapping)
+    alerts = _section(doc, "alerts")
     for key, help_text in (
         ("sent", "Alerts delivered to a transmit module successfully."),
         ("throttled", "Alerts folded into a digest by alert_throttle."),
@@ -215,8 +218,7 @@ def _daemon_families(out: Exposition, doc: Mapping[str, Any], running: bool) -> 
             "1 while the scheduler is connected to the NATS broker of its remote workers.",
             1 if broker.get("connected") is True else 0,
         )
-        workers = doc.get("workers") if isinstance(doc.get("workers"), Mapping) else {}
-        assert isinstance(workers, Mapping)
+        workers = _section(doc, "workers")
         out.gauge(
             "workers_alive",
             "Approved remote workers with a heartbeat within the last 90 s.",
@@ -307,8 +309,7 @@ def _queue_families(
     for (kind, state), n in sorted(depth.items()):
         out.sample("queue_items", n, kind=kind, state=state)
 
-    pools = doc.get("pools") if isinstance(doc.get("pools"), Mapping) else {}
-    assert isinstance(pools, Mapping)
+    pools = _section(doc, "pools")
     rows = sorted((str(k), v) for k, v in pools.items() if isinstance(v, Mapping))
     for key, family_type, help_text in (
         ("size", "gauge", "Items a pool may run at once."),
