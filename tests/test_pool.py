@@ -326,3 +326,20 @@ def test_a_worker_waits_in_the_time_its_take_read() -> None:
     )  # wakes the worker: its take reads the clock
     wait_until(lambda: started, 5, "the item to start at its time")
     assert pool.stop(1.0, lambda ctx: None)
+
+
+def test_a_running_row_is_built_again_only_when_its_pid_changes() -> None:
+    """queue.json lists every running check each second: an unchanged row is the same
+    object, so the heartbeat neither compares nor encodes it again (documents.RowTexts)."""
+    queue = WorkQueue()
+    queue.submit([work_item(1), work_item(2)])
+    taken, _ = queue.take(time.time() + 1, "loop-1", lambda running: 10)
+    first = queue.snapshot()
+    assert [r["id"] for r in first] == ["i1", "i2"]
+    assert [r["pid"] for r in first] == [None, None]
+    again = queue.snapshot()
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    taken[0].set_pid(4242)
+    later = queue.snapshot()
+    assert later[0] is not first[0] and later[0]["pid"] == 4242
+    assert later[1] is first[1]

@@ -8,7 +8,7 @@ import pytest
 
 from survivor.errors import StateError
 from survivor.model.config import FsyncPolicy
-from survivor.model.documents import CheckState, Request
+from survivor.model.documents import CheckState, Request, RowTexts, encode_with_list
 from survivor.model.work import CheckResult, PerfDatum
 from survivor.store.fsio import FileWriter
 from survivor.store.state import StateStore
@@ -164,3 +164,23 @@ def test_a_bad_call_list_state_is_moved_aside_for_the_daemon_and_reported_to_rea
     assert [p.name for p in path.parent.iterdir() if p.name.startswith("oncall")] == [
         "oncall.json.corrupt-20261124T100500Z"
     ]
+
+
+def test_queue_json_from_row_texts_is_the_document_encoded_whole(tmp_path: Path) -> None:
+    """queue.json's rows are encoded once per row object (RowTexts): the file says what
+    encoding the whole document says, a new row object shows its new content, and a
+    row gone from the list is forgotten."""
+    store = StateStore(tmp_path, FileWriter())
+    rows: list[dict[str, object]] = [
+        {"id": "c1", "hosts": ["web1"], "pid": None, "comment": "é"},
+        {"id": "c2", "hosts": ["db1"], "pid": 7},
+    ]
+    head = {"version": 1, "updated": "2026-12-07T22:00:00.000Z", "pid": 1, "scheduled": {}}
+    texts = RowTexts()
+    for _ in range(2):
+        store.write_queue_text(head, texts.join(rows))
+        assert json.loads((tmp_path / "queue.json").read_bytes()) == {**head, "items": rows}
+    rows[0] = {**rows[0], "pid": 99}  # a new object: encoded again
+    store.write_queue_text(head, texts.join(rows[:1]))
+    assert json.loads((tmp_path / "queue.json").read_bytes())["items"] == [rows[0]]
+    assert encode_with_list({}, "items", texts.join([])) == b'{"items":[]}\n'

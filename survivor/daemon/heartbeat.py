@@ -20,7 +20,7 @@ from survivor import __version__
 from survivor.clock import utc_iso
 from survivor.daemon import notify
 from survivor.daemon.wiring import Parts
-from survivor.model.documents import ConfigSnapshot
+from survivor.model.documents import ConfigSnapshot, RowTexts
 from survivor.model.work import Mood
 from survivor.store.fsio import DiskWriteError
 from survivor.store.overview import RESCAN_S
@@ -57,6 +57,7 @@ class Heartbeat:
         self.status = status
         self._last_status = ""
         self._last_queue: tuple[list[dict[str, Any]], dict[str, int]] | None = None
+        self._queue_rows = RowTexts()
         self._pressure_logged: float | None = None  # monotonic; None: not held back
         self._rescanned: float | None = None  # monotonic: the last rescan of ack/inhibit
         self._overview_at: float | None = None  # monotonic: the last overview.json written
@@ -150,14 +151,14 @@ class Heartbeat:
         if not force and (rows, scheduled) == self._last_queue:
             return
         self._last_queue = (rows, scheduled)
-        self.parts.stores.state.write_queue(
+        self.parts.stores.state.write_queue_text(
             {
                 "version": 1,
                 "updated": utc_iso(self.parts.clock.now()),
                 "pid": os.getpid(),
-                "items": rows,
                 "scheduled": scheduled,
-            }
+            },
+            self._queue_rows.join(rows),
         )
 
     def write_overview(self, mono: float) -> None:

@@ -43,6 +43,35 @@ def encode(doc: Mapping[str, Any]) -> bytes:
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+def encode_with_list(doc: Mapping[str, Any], key: str, items_text: str) -> bytes:
+    """`encode` of `doc` plus `key` whose value is the JSON text `items_text` (RowTexts.join)."""
+    head = _ONE_LINE.encode(doc)
+    comma = "," if len(doc) else ""
+    return (f"{head[:-1]}{comma}{_ONE_LINE.encode(key)}:{items_text}}}\n").encode()
+
+
+class RowTexts:
+    """The JSON text of a list of rows, each row encoded once for as long as the caller
+    hands in the same object: queue.json lists every running check each second, and a
+    check runs for many seconds (the rows must not be changed in place)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[Mapping[str, Any], str]] = {}  # id(row) -> (row, text)
+
+    def join(self, rows: list[dict[str, Any]]) -> str:
+        old: dict[int, tuple[Mapping[str, Any], str]] = self._texts
+        new: dict[int, tuple[Mapping[str, Any], str]] = {}
+        texts = []
+        for row in rows:
+            known = old.get(id(row))
+            # the row kept in the cache holds its id: no other object can have it meanwhile
+            text = known[1] if known is not None and known[0] is row else _ONE_LINE.encode(row)
+            new[id(row)] = (row, text)
+            texts.append(text)
+        self._texts = new
+        return f"[{','.join(texts)}]"
+
+
 def check_version(d: Mapping[str, Any], version: int, what: str) -> None:
     """Refuse a document of another version: StateError naming it and what this survivor reads."""
     if d.get("version") != version:

@@ -33,6 +33,7 @@ from survivor.model.documents import (
     Downtime,
     Request,
     encode,
+    encode_with_list,
 )
 from survivor.model.names import is_safe_name
 from survivor.store.fsio import (
@@ -233,6 +234,10 @@ class StateStore:
 
     def write_queue(self, doc: Mapping[str, Any]) -> None:
         self.writer.replace(self.layout.queue, encode(doc))
+
+    def write_queue_text(self, doc: Mapping[str, Any], items_text: str) -> None:
+        """queue.json with its `items` already JSON text (documents.RowTexts)."""
+        self.writer.replace(self.layout.queue, encode_with_list(doc, "items", items_text))
 
     # ---------------------------------------------------------------- requests
 

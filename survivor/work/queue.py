@@ -79,9 +79,20 @@ class WorkContext:
     started: float | None = None  # epoch seconds
     pid: int | None = None
     cancelled: CancelFlag = field(default_factory=CancelFlag)
+    _row: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def set_pid(self, pid: int | None) -> None:
         self.pid = pid
+
+    def queue_row(self) -> dict[str, Any]:
+        """This running item's row of queue.json: the same object at every write until its
+        pid changes, so an unchanged queue compares (and encodes, documents.RowTexts) in
+        no time. Readers must not change it."""
+        row = self._row
+        if row is None or row["pid"] != self.pid:
+            row = _row(self.item, WorkState.RUNNING, self.started, self.pid, self.worker)
+            self._row = row
+        return row
 
 
 class WorkQueue:
@@ -380,7 +391,7 @@ class WorkQueue:
         with self.cond:
             queued = [*self._due.values(), *self._follow.values()]
             running = list(self._running.values())
-        rows = [_row(c.item, WorkState.RUNNING, c.started, c.pid, c.worker) for c in running]
+        rows = [c.queue_row() for c in running]
         for item in sorted(queued, key=lambda i: i.planned):
             rows.append(_row(item, WorkState.QUEUED, None, None, None))
         return rows
