@@ -88,8 +88,9 @@ class CheckExecutor:
                 self.recorder.record_blocked(config, generation, check, host, why, start)
         if not runnable:
             return
-        if self.placed is not None and self.placed.is_placed(config, check, runnable):
-            ran = yield from self.placed.run_steps(config, check, runnable, item, ctx)
+        placed = self.placed  # read once: a reload may turn remote workers on or off
+        if placed is not None and placed.is_placed(config, check, runnable):
+            ran = yield from placed.run_steps(config, check, runnable, item, ctx)
         else:
             results = yield from self.runner.run_steps(config, check, runnable, ctx)
             ran = [Ran(result, start) for result in results]

@@ -178,10 +178,9 @@ class Reloader:
             parts.check_pool.resize(check_cap)
         if inst.alert_workers != parts.alert_pool.size:
             parts.alert_pool.resize(inst.alert_workers)
-        if parts.dispatcher is not None and new.workers is not None:
-            parts.dispatcher.configure(new.workers, new.worker_groups)
-        elif (parts.dispatcher is None) != (new.workers is None):
-            refused.append("workers (remote workers on or off)")
+        remote = parts.apply_workers(new)
+        if remote is not None:
+            log.info("reload: %s", remote)
         status.last_reload = {
             "at": utc_iso(now),
             "ok": True,

@@ -130,8 +130,47 @@ class Parts:
     alert_scheduler: AlertScheduler
     alert_pool: WorkerPool
     alert_executor: AlertExecutor
+    check_executor: CheckExecutor
     machine: int  # checks the process and open-file limits allow at once (proc.limits)
     dispatcher: Dispatcher | None = None  # remote workers (DESIGN §7b), when configured
+
+    def apply_workers(self, config: Config) -> str | None:
+        """A reload's `workers:` (DESIGN §7b), without a restart; what changed, for the log.
+
+        The same broker: new groups and settings on the open connection. Another
+        broker (servers, certificates, prefix), or remote workers turned on: a new
+        connection, started at once (placed checks run locally until it is up, as
+        at start). The connection it replaces, or the one remote workers turned off
+        leave behind, answers its runs in flight and then closes (Dispatcher.retire).
+        """
+        old, workers = self.dispatcher, config.workers
+        if old is not None and workers is not None and old.serves(workers.broker):
+            old.configure(workers, config.worker_groups)
+            return None
+        if old is None and workers is None:
+            return None
+        placed = self.check_executor.placed
+        if workers is None:
+            self.check_executor.placed = None
+            self.dispatcher = None
+            said = "remote workers off: every check runs on the scheduler"
+        else:
+            dispatcher = Dispatcher(workers, config.worker_groups, self.clock)
+            if old is not None:
+                dispatcher.take_over(old)
+            dispatcher.start()
+            if placed is None:
+                placed = PlacedRunner(
+                    dispatcher, self.check_executor.runner, self.clock, self.recorder.fingerprint
+                )
+            placed.dispatcher = dispatcher
+            self.check_executor.placed = placed
+            self.dispatcher = dispatcher
+            servers = ", ".join(workers.broker.servers)
+            said = f"remote workers: {'another broker' if old else 'on'}, connecting to {servers}"
+        if old is not None:
+            old.retire()
+        return said
 
     def check_cap(self, inst: InstanceConfig) -> int:
         """How many checks may run at once under `inst`'s caps and the machine's limits."""
@@ -258,6 +297,7 @@ def build_parts(
         alert_scheduler=alert_scheduler,
         alert_pool=alert_pool,
         alert_executor=alert_executor,
+        check_executor=executor,
         machine=machine,
         dispatcher=dispatcher,
     )

@@ -38,6 +38,7 @@ import json
 import logging
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -46,7 +47,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from survivor.clock import Clock, utc_iso
-from survivor.model.config import WorkerGroup, WorkersConfig
+from survivor.model.config import BrokerConfig, WorkerGroup, WorkersConfig
 from survivor.model.names import is_safe_name
 from survivor.protocol.remote import Status, WorkReply, accept_reply
 from survivor.remote.brokerconf import check_subject
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 RECONNECT_WAIT_S = 1.0  # between reconnection attempts: placement resumes this soon after
 ALIVE_S = 90.0  # a worker is alive with a heartbeat this recent (DESIGN §7b)
 STOP_S = 5.0
+RETIRE_S = 900.0  # a replaced connection waits at most this long for its runs in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +142,18 @@ class Dispatcher:
     _mismatches: dict[tuple[str, str], _Mismatch] = field(default_factory=dict, init=False)
     _said: set[str] = field(default_factory=set, init=False)
     counts: dict[str, int] = field(default_factory=dict, init=False)
+    connection: tuple[object, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         self.breakers = Breakers(self.workers.breaker_after, self.workers.breaker_for)
         self.since = self.clock.now()
+        self.connection = connection_key(self.workers.broker)
+
+    def serves(self, broker: BrokerConfig) -> bool:
+        """Whether this connection is the one `broker` asks for: the same servers, prefix
+        and TLS files, unchanged on disk (a renewed certificate at the same path is a
+        reason to reconnect)."""
+        return connection_key(broker) == self.connection
 
     # ----------------------------------------------------------------------- from any thread
 
@@ -162,12 +172,31 @@ class Dispatcher:
         thread.join(STOP_S + 1)
 
     def configure(self, workers: WorkersConfig, groups: Mapping[str, WorkerGroup]) -> None:
-        """A reload: new groups, grace and breaker settings (the broker needs a restart)."""
-        if workers.broker != self.workers.broker:
-            log.warning("dispatch: workers.broker changed: applied at the next restart only")
+        """A reload with the same `broker`: new groups, grace and breaker settings. (Another
+        broker is another Dispatcher: daemon.wiring.apply_workers.)"""
         self.groups = groups
         self.workers = workers
         self.breakers.after, self.breakers.for_s = workers.breaker_after, workers.breaker_for
+
+    def take_over(self, old: Dispatcher) -> None:
+        """Before `start`, at a reload that changed the broker: go on with what `old` knew
+        (workers' heartbeats, module mismatches) and counted (the metrics' counters must
+        not go back), while `old` finishes its runs in flight (`retire`)."""
+        self._seen, self._mismatches, self.counts = old._seen, old._mismatches, old.counts
+
+    def retire(self) -> None:
+        """Stop once the runs in flight are answered (each ends by its own timeout at the
+        latest), on a thread of its own: a reload does not wait for it. A job handed over
+        after that gets NotServed(broker=True), as in any outage: one result per run."""
+
+        def wait_then_stop() -> None:
+            deadline = time.monotonic() + RETIRE_S
+            while (self._tasks or self._handed) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.stop()
+            log.info("dispatch: the connection to %s closed", self.server or "the old broker")
+
+        threading.Thread(target=wait_then_stop, name="dispatch-retire", daemon=True).start()
 
     def dispatch(self, job: Job) -> Future[Outcome]:
         """Send `job` to its groups in order; the future ends with Served or NotServed.
@@ -509,6 +538,20 @@ class Dispatcher:
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
+
+
+def connection_key(broker: BrokerConfig) -> tuple[object, ...]:
+    """What a connection is made of: `broker` but its place in the file, and the TLS
+    files' size and modification time."""
+    stamps: list[tuple[int, int, int] | None] = []
+    for path in (broker.ca, broker.cert, broker.key):
+        try:
+            st = path.stat()
+        except OSError:
+            stamps.append(None)  # the connection reports it (logged by the loop)
+        else:
+            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return (broker.servers, broker.subject_prefix, broker.ca, broker.cert, broker.key, *stamps)
 
 
 def _not_asyncio_ssl_eof(record: logging.LogRecord) -> bool:

@@ -698,3 +698,136 @@ def seen_workers(config: Path) -> dict[str, dict[str, Any]]:
     doc = json.loads(result.output)
     assert {w["name"] for w in doc["workers"]} == set(WORKERS)
     return {w["name"]: w for w in doc["workers"] if w["last_seen"] is not None}
+
+
+def test_a_reload_turns_remote_workers_on_moves_them_to_another_broker_and_off(
+    site: Site, tmp_path: Path
+) -> None:
+    """SIGHUP applies the whole `workers:` section without a restart: added (runs go to the
+    workers), pointed at another broker (a new connection, the old one closes), removed
+    (runs are local again); and no pair loses or doubles a minute through any of it."""
+    from tests.integration.daemonproc import DaemonProcess
+
+    assert NATS_SERVER is not None
+    brokers = {}
+    for name in ("a", "b"):
+        port = free_port()
+        conf = tmp_path / f"nats-{name}.conf"
+        conf.write_text(
+            (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
+        )
+        brokers[name] = Broker(NATS_SERVER, conf, port, tmp_path / f"nats-{name}.log")
+    local_only = DAEMON[: DAEMON.index("workers:")]
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "survivor.yaml"
+    state = tmp_path / "etc" / "state"
+    results = tmp_path / "etc" / "results.jsonl"
+
+    def write_config(broker: str | None) -> None:
+        text = DAEMON if broker else local_only
+        port = brokers[broker].port if broker else 0
+        config.write_text(text.format(mod=site.mod, port=port, pki=site.pki.root, prefix=PREFIX))
+
+    def lines() -> list[dict[str, Any]]:
+        if not results.exists():
+            return []
+        return [json.loads(line) for line in results.read_text().splitlines()]
+
+    def web1_after(seen: int, worker: str | None) -> int:
+        return sum(1 for r in lines()[seen:] if r["host"] == "web1" and r.get("w") == worker)
+
+    def reloaded(generation: int) -> bool:
+        doc = json.loads((state / "daemon.json").read_text())
+        return bool(doc["config"]["generation"] == generation and doc["last_reload"]["ok"])
+
+    def broker_server() -> str:
+        doc = json.loads((state / "daemon.json").read_text())
+        broker = doc.get("broker") or {}
+        return str(broker.get("server")) if broker.get("connected") else ""
+
+    write_config(None)
+    daemon = DaemonProcess(config, tmp_path)
+    workers = [
+        WorkerProc(site.worker_file("dc1-a", ["dc1"], port=brokers["a"].port), tmp_path),
+        WorkerProc(site.worker_file("dc1-b", ["dc1"], port=brokers["b"].port), tmp_path),
+    ]
+    try:
+        for broker in brokers.values():
+            broker.start()
+        for worker in workers:
+            worker.start().wait_for("STATUS=connected")
+        daemon.start().wait_ready()
+        wait_until(lambda: web1_after(0, None) >= 3, timeout=20, what="local runs")
+        steps = [("a", "dc1-a"), ("b", "dc1-b"), (None, None)]
+        for generation, (broker, worker) in enumerate(steps, start=2):
+            write_config(broker)
+            seen = len(lines())
+            daemon.signal(signal.SIGHUP)
+            wait_until(lambda g=generation: reloaded(g), timeout=20, what=f"reload {generation}")
+            if broker is not None:
+                port = f":{brokers[broker].port}"
+                wait_until(lambda p=port: broker_server().endswith(p), what=f"broker {broker}")
+            wait_until(
+                lambda s=seen, w=worker: web1_after(s, w) >= 4,
+                timeout=20,
+                what=f"web1 run by {worker or 'the scheduler'} after reload {generation}",
+            )
+        assert "the connection to 127.0.0.1:" in daemon.log()  # broker a's, then b's
+        assert daemon.log().count("the connection to 127.0.0.1:") == 2
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit(30) == 0
+    finally:
+        daemon.kill()
+        for worker in workers:
+            worker.stop()
+        for broker in brokers.values():
+            broker.stop()
+    reloads = [e for e in daemon_events(tmp_path) if e["event"] == "reload"]
+    assert len(reloads) == 3 and not [e for e in reloads if e["not_applied"]]
+    runs: dict[tuple[str, str], list[float]] = {}
+    for r in lines():
+        runs.setdefault((r["check"], r["host"]), []).append(r["planned"] // 60)
+    for pair, minutes in runs.items():
+        assert len(minutes) == len(set(minutes)), f"{pair}: a minute ran twice"
+        missing = sorted(set(range(int(min(minutes)), int(max(minutes)) + 1)) - set(minutes))
+        assert not missing, f"{pair}: minutes lost: {missing}"
+
+
+def daemon_events(workdir: Path) -> list[dict[str, Any]]:
+    events = []
+    for path in sorted((workdir / "etc" / "history" / "daemon").glob("events-*.jsonl")):
+        events += [json.loads(line) for line in path.read_text().splitlines()]
+    return events
+
+
+def test_a_renewed_certificate_or_another_broker_is_a_new_connection_a_moved_line_is_not(
+    site: Site, tmp_path: Path
+) -> None:
+    """What makes a reload reconnect (Dispatcher.serves): the broker's settings and its TLS
+    files on disk, not where the section sits in the file."""
+    from survivor.work.remote import Dispatcher
+
+    def workers(text: str) -> Any:
+        path = tmp_path / "survivor.yaml"
+        path.write_text(text)
+        config = load_config(path)
+        assert config.workers is not None
+        return config.workers
+
+    text = DAEMON.format(mod=site.mod, port=4222, pki=site.pki.root, prefix=PREFIX)
+    first = workers(text)
+    dispatcher = Dispatcher(first, {}, SystemClock())  # never started: no connection made
+    assert dispatcher.serves(first.broker)
+    moved = workers("\n\n" + text)
+    assert moved.broker.mark != first.broker.mark and dispatcher.serves(moved.broker)
+    assert not dispatcher.serves(workers(text.replace(":4222", ":4223")).broker)
+    assert not dispatcher.serves(workers(text.replace(PREFIX, PREFIX + "x")).broker)
+    cert = first.broker.cert
+    renewed = tmp_path / "renewed.pem"
+    shutil.copy2(cert, renewed)
+    original = cert.read_bytes()
+    try:
+        renewed.replace(cert)  # the same bytes in a new file, as an operator's renewal
+        assert not dispatcher.serves(first.broker)
+    finally:
+        cert.write_bytes(original)
