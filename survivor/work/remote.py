@@ -38,7 +38,6 @@ import json
 import logging
 import ssl
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -190,9 +189,9 @@ class Dispatcher:
         after that gets NotServed(broker=True), as in any outage: one result per run."""
 
         def wait_then_stop() -> None:
-            deadline = time.monotonic() + RETIRE_S
-            while (self._tasks or self._handed) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            deadline, pause = self.clock.after_real(RETIRE_S), threading.Event()
+            while (self._tasks or self._handed) and self.clock.monotonic() < deadline:
+                pause.wait(0.1)
             self.stop()
             log.info("dispatch: the connection to %s closed", self.server or "the old broker")
 
@@ -302,6 +301,13 @@ class Dispatcher:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._main())
+        except ModuleNotFoundError as err:
+            if err.name != "nats":
+                raise
+            log.error(
+                "dispatch: workers: is configured but nats-py is not installed (pip install"
+                " 'survivor[remote]'); placed checks run on the scheduler"
+            )
         except Exception:
             log.exception("dispatch: the NATS loop failed; placed checks run locally")
         finally:

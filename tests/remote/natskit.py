@@ -218,3 +218,23 @@ async def connect(url: str, tls: ssl.SSLContext, **options: Any) -> Any:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def render_broker_config(config: Path, pki: Pki, port: int, to: Path) -> None:
+    """`survivor broker-config` for the scheduler `config`, listening on 127.0.0.1:`port`
+    with the server certificate of `pki`, written to `to`: the broker the operator runs."""
+    from click.testing import CliRunner
+
+    from survivor.cli import main
+
+    rendered = CliRunner().invoke(
+        main,
+        [
+            "--config", str(config), "broker-config",
+            "--server-cert", str(pki.root / "server.pem"),
+            "--server-key", str(pki.root / "server.key"),
+            "--listen", f"127.0.0.1:{port}",
+        ],
+    )  # fmt: skip
+    assert rendered.exit_code == 0, rendered.output
+    to.write_text(rendered.output)

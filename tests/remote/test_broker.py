@@ -26,7 +26,15 @@ from survivor.cli import main
 from survivor.model.config import CheckDef, CheckKind, Host
 from survivor.protocol.remote import Status, WorkReply, parse_reply, work_request
 from tests.conftest import FIXTURES, wait_until
-from tests.remote.natskit import Broker, Pki, WorkerProc, connect, find_nats_server, free_port
+from tests.remote.natskit import (
+    Broker,
+    Pki,
+    WorkerProc,
+    connect,
+    find_nats_server,
+    free_port,
+    render_broker_config,
+)
 
 nats = pytest.importorskip("nats", reason="nats-py is in the [dev] extra")
 NATS_SERVER = find_nats_server()
@@ -102,17 +110,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
     config = root / "survivor.yaml"
     config.write_text(SCHEDULER_CONFIG.format(port=port, prefix=PREFIX))
-    rendered = CliRunner().invoke(
-        main,
-        [
-            "--config", str(config), "broker-config",
-            "--server-cert", str(pki.root / "server.pem"),
-            "--server-key", str(pki.root / "server.key"),
-            "--listen", f"127.0.0.1:{port}",
-        ],
-    )  # fmt: skip
-    assert rendered.exit_code == 0, rendered.output
-    (root / "nats.conf").write_text(rendered.output)
+    render_broker_config(config, pki, port, root / "nats.conf")
     mod = root / "mod" / "check"
     mod.mkdir(parents=True)
     for name in ("ok", "plugin-dummy", "hang"):

@@ -17,6 +17,7 @@ import logging
 import re
 import shutil
 import signal
+import sys
 import textwrap
 import threading
 import time
@@ -41,7 +42,15 @@ from survivor.work.queue import WorkContext
 from survivor.work.remote import Job, NotServed, Outcome
 from survivor.work.steps import drive
 from tests.conftest import FIXTURES, wait_until
-from tests.remote.natskit import Broker, Pki, WorkerProc, connect, find_nats_server, free_port
+from tests.remote.natskit import (
+    Broker,
+    Pki,
+    WorkerProc,
+    connect,
+    find_nats_server,
+    free_port,
+    render_broker_config,
+)
 
 nats = pytest.importorskip("nats", reason="nats-py is in the [dev] extra")
 NATS_SERVER = find_nats_server()
@@ -97,6 +106,17 @@ class Site:
     broker: Broker
     mod: Path
 
+    def another_broker(self, workdir: Path, name: str = "nats") -> Broker:
+        """A broker of its own (not started) with the site's configuration on a free port:
+        for a test that stops, kills or replaces it."""
+        assert NATS_SERVER is not None
+        port = free_port()
+        conf = workdir / f"{name}.conf"
+        conf.write_text(
+            (self.root / "nats.conf").read_text().replace(f":{self.broker.port}", f":{port}")
+        )
+        return Broker(NATS_SERVER, conf, port, workdir / f"{name}.log")
+
     def worker_file(
         self, name: str, groups: list[str], *, port: int | None = None, mod: str = "mod"
     ) -> Path:
@@ -148,17 +168,7 @@ def site_in(root: Path) -> Iterator[Site]:
             marker=root / "m", slow_s=1, slow_timeout=3,
         )
     )  # fmt: skip
-    rendered = CliRunner().invoke(
-        main,
-        [
-            "--config", str(config), "broker-config",
-            "--server-cert", str(pki.root / "server.pem"),
-            "--server-key", str(pki.root / "server.key"),
-            "--listen", f"127.0.0.1:{port}",
-        ],
-    )  # fmt: skip
-    assert rendered.exit_code == 0, rendered.output
-    (root / "nats.conf").write_text(rendered.output)
+    render_broker_config(config, pki, port, root / "nats.conf")
     assert NATS_SERVER is not None
     broker = Broker(NATS_SERVER, root / "nats.conf", port, root / "nats.log").start()
     try:
@@ -523,13 +533,8 @@ def test_a_worker_whose_module_differs_is_reported(site: Site, make_scheduler: A
 def test_a_broker_outage_runs_placed_checks_locally_at_once_and_placement_resumes(
     site: Site, make_scheduler: Any, tmp_path: Path
 ) -> None:
-    port = free_port()
-    conf = tmp_path / "nats.conf"
-    conf.write_text(
-        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
-    )
-    assert NATS_SERVER is not None
-    broker = Broker(NATS_SERVER, conf, port, tmp_path / "nats.log").start()
+    broker = site.another_broker(tmp_path).start()
+    port = broker.port
     try:
         sched = make_scheduler(port=port, slow_s=3, slow_timeout=10)
         start_worker(site, sched, "dc1-a", ["dc1"], port=port)
@@ -604,13 +609,8 @@ def test_the_daemon_loses_no_run_and_doubles_none_when_the_broker_is_killed(
     """A real daemon on a clock 60x fast (a minute a second), its broker SIGKILLed and back."""
     from tests.integration.daemonproc import DaemonProcess
 
-    port = free_port()
-    conf = tmp_path / "nats.conf"
-    conf.write_text(
-        (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
-    )
-    assert NATS_SERVER is not None
-    broker = Broker(NATS_SERVER, conf, port, tmp_path / "nats.log").start()
+    broker = site.another_broker(tmp_path).start()
+    port = broker.port
     (tmp_path / "etc").mkdir()
     config = tmp_path / "etc" / "survivor.yaml"
     config.write_text(DAEMON.format(mod=site.mod, port=port, pki=site.pki.root, prefix=PREFIX))
@@ -708,15 +708,7 @@ def test_a_reload_turns_remote_workers_on_moves_them_to_another_broker_and_off(
     (runs are local again); and no pair loses or doubles a minute through any of it."""
     from tests.integration.daemonproc import DaemonProcess
 
-    assert NATS_SERVER is not None
-    brokers = {}
-    for name in ("a", "b"):
-        port = free_port()
-        conf = tmp_path / f"nats-{name}.conf"
-        conf.write_text(
-            (site.root / "nats.conf").read_text().replace(f":{site.broker.port}", f":{port}")
-        )
-        brokers[name] = Broker(NATS_SERVER, conf, port, tmp_path / f"nats-{name}.log")
+    brokers = {name: site.another_broker(tmp_path, f"nats-{name}") for name in ("a", "b")}
     local_only = DAEMON[: DAEMON.index("workers:")]
     (tmp_path / "etc").mkdir()
     config = tmp_path / "etc" / "survivor.yaml"
@@ -831,3 +823,28 @@ def test_a_renewed_certificate_or_another_broker_is_a_new_connection_a_moved_lin
         assert not dispatcher.serves(first.broker)
     finally:
         cert.write_bytes(original)
+
+
+def test_without_nats_py_the_log_says_what_to_install_and_placed_runs_stay_local(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The core install has no nats-py: a config with `workers:` must not kill the daemon
+    (nor a reload that adds the section); the log names the extra to install."""
+    from survivor.work.remote import Dispatcher
+
+    path = tmp_path / "survivor.yaml"
+    path.write_text(DAEMON.format(mod=site.mod, port=site.broker.port, pki=site.pki.root,
+                                  prefix=PREFIX))  # fmt: skip
+    config = load_config(path)
+    assert config.workers is not None
+    monkeypatch.setitem(sys.modules, "nats", None)  # `import nats` fails as if not installed
+    dispatcher = Dispatcher(config.workers, config.worker_groups, SystemClock())
+    with caplog.at_level(logging.ERROR, logger="survivor.work.remote"):
+        dispatcher.start()
+        assert dispatcher._thread is not None
+        dispatcher._thread.join(10)
+    assert "pip install 'survivor[remote]'" in caplog.text
+    assert "Traceback" not in caplog.text
+    job = Job("disk@web1", "w1", ("dc1",), lambda _: b"{}", ("web1",), 5.0, 0.0, 1024)
+    outcome = dispatcher.dispatch(job).result(1)
+    assert isinstance(outcome, NotServed) and outcome.broker
