@@ -8,6 +8,10 @@ child's CPU per run (getrusage). posix_spawn's clone copies the descriptor
 table into the child and exec closes every close-on-exec descriptor in it, so
 both grow with the descriptors open: with checks in flight, each holds two
 pipes and a pidfd (docs/benchmarks.md, "Issue 20 again").
+
+Each count is measured twice: spawned by the calling thread, as the check
+loops did, and by survivor.proc.spawner's thread, whose descriptor table is
+its own and nearly empty (the pipes come back over a Unix socket).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from survivor.proc.spawn import spawn
+from survivor.proc.spawner import Spawner
 
 RUNS = 500
 
 
-def measure(count: int) -> tuple[float, float]:
-    """(parent µs per spawn, child µs per run) with `count` extra descriptors open."""
+def measure(count: int, helper: Spawner | None) -> tuple[float, float]:
+    """(parent µs per spawn, child µs per run) with `count` extra descriptors open, spawned
+    by this thread or by `helper`."""
     held: list[int] = []
     for _ in range(count // 2):
         held.extend(os.pipe())
@@ -33,6 +39,13 @@ def measure(count: int) -> tuple[float, float]:
         child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         for _ in range(RUNS):
+            if helper is not None:
+                started = helper.spawn("/bin/true", ["/bin/true"], {}, with_stdin=False)
+                assert started is not None, helper.why_not
+                os.close(started.stdout_fd)
+                os.close(started.stderr_fd)
+                os.waitpid(started.pid, 0)
+                continue
             r, w = os.pipe()
             pid = spawn("/bin/true", ["/bin/true"], {}, stdin=None, stdout=w, stderr=w)
             os.close(w)
@@ -53,9 +66,17 @@ def main(argv: list[str]) -> int:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.chdir("/")
+    helper = Spawner()
     for count in counts:
-        parent, child = measure(count)
-        print(f"{count:6d} descriptors: parent {parent:6.0f} µs per spawn, child {child:6.0f} µs")
+        for name, by in (("this thread", None), ("the spawner", helper)):
+            if by is not None and not by.working:
+                print(f"{count:6d} descriptors, the spawner: not available ({by.why_not})")
+                continue
+            parent, child = measure(count, by)
+            print(
+                f"{count:6d} descriptors, {name:11}: parent {parent:6.0f} µs per spawn,"
+                f" child {child:6.0f} µs"
+            )
     return 0
 
 

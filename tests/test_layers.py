@@ -99,6 +99,7 @@ LAYERS: dict[str, float] = {
     "proc.runner": 6,
     "proc.session": 6,
     "proc.spawn": 6,
+    "proc.spawner": 6,
     "store": 6,
     "store.books": 6,
     "store.fsio": 6,
@@ -244,9 +245,10 @@ def test_only_clock_reads_time() -> None:
 
 
 def test_threads_start_only_in_work_and_daemon() -> None:
-    # and in the remote worker, a process of its own whose runs block on a pool
+    # and in the remote worker, a process of its own whose runs block on a pool; and the
+    # spawner's one thread, which starts children from a descriptor table of its own
     pattern = re.compile(r"\bThread\(|ThreadPoolExecutor\(")
-    assert strays(pattern, {"remote/worker.py"}, ("work/", "daemon/")) == []
+    assert strays(pattern, {"remote/worker.py", "proc/spawner.py"}, ("work/", "daemon/")) == []
 
 
 def test_children_start_only_in_proc() -> None:
@@ -255,12 +257,13 @@ def test_children_start_only_in_proc() -> None:
 
 
 # Files are written only by store/ (STYLE: "files are written only by fsio"); log handlers
-# aside, and a child's stdin, which is a pipe.
+# aside, a child's stdin, which is a pipe, and the spawner's /dev/null in place of a closed
+# 0, 1 or 2 of its own table.
 FILE_WRITES = re.compile(
     r"os\.(write|replace|rename|unlink|open|ftruncate)\(|\.write_(text|bytes)\(|"
     r"\.unlink\(|shutil\.rmtree\(|\.mkdir\(|open\([^)]*[\"'][wax]"
 )
-WRITERS_ASIDE = {"daemon/logsetup.py", "proc/session.py"}
+WRITERS_ASIDE = {"daemon/logsetup.py", "proc/session.py", "proc/spawner.py"}
 
 
 def test_files_are_written_only_by_store() -> None:

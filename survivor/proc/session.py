@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+from survivor.proc import spawner
 from survivor.proc.limits import RLimit, set_in_child
 from survivor.proc.spawn import spawn
 
@@ -52,6 +53,8 @@ LINGER = 0.5  # seconds to wait for EOF from descendants once the child has exit
 REAP_PATIENCE = 5.0  # seconds to wait for a SIGKILLed child (D state) before giving up
 _POLL_INTERVAL = 0.02  # seconds between exit checks where pidfds are not available
 _READ_SIZE = 65536
+SPAWNER_FROM = 64  # runs in flight from which children start on the spawner thread
+_live: set[int] = set()  # id() of each Session not closed yet (add and discard are atomic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,16 @@ def spawn_child(
     and `argv[0]` is a path; otherwise Popen does the same job. `rlimits` are
     set in the child before it execs, which posix_spawn cannot do: Popen then
     too (the fallback where prlimit(1) is missing: survivor.proc.limits).
+
+    With SPAWNER_FROM runs or more in flight, their descriptors make every
+    spawn dearer for the child; the posix_spawn then happens on the spawner
+    thread, whose descriptor table is its own and nearly empty
+    (survivor.proc.spawner).
     """
+    if in_root and "/" in argv[0] and not rlimits and len(_live) >= SPAWNER_FROM:
+        started = spawner.shared().spawn(argv[0], argv, env, with_stdin=with_stdin)
+        if started is not None:
+            return Child(started.pid, started.stdin_fd, started.stdout_fd, started.stderr_fd)
     stdin_r, stdin_w = os.pipe() if with_stdin else (None, None)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -331,6 +343,7 @@ class Session:
         self.reads = {self.stdout_fd, self.stderr_fd}
         self.pending = memoryview(stdin)
         self.pidfd = _open_pidfd(child.pid)
+        _live.add(id(self))
 
     def start_io(self, poller: Poller) -> None:
         self.poller = poller
@@ -399,6 +412,7 @@ class Session:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+        _live.discard(id(self))
 
     def _watch(self, fd: int, events: int) -> None:
         assert self.poller is not None
