@@ -121,3 +121,15 @@ def test_a_spawner_that_stops_answering_is_given_up_and_the_caller_spawns_itself
     assert stuck.spawn("/bin/true", ["true"], {}, with_stdin=False) is None  # at once
     stuck._thread.join(2)
     assert not stuck._thread.is_alive()
+
+
+def test_a_spawner_whose_thread_is_gone_is_given_up_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gone = Spawner()
+    if not gone.working:
+        pytest.skip(f"no spawner here: {gone.why_not}")
+    gone._requests.put(None)  # the thread's way out
+    gone._thread.join(2)
+    assert gone.spawn("/bin/true", ["true"], {}, with_stdin=False) is None
+    assert gone.why_not == "its thread is gone" and "its thread is gone" in caplog.text

@@ -53,7 +53,9 @@ LINGER = 0.5  # seconds to wait for EOF from descendants once the child has exit
 REAP_PATIENCE = 5.0  # seconds to wait for a SIGKILLed child (D state) before giving up
 _POLL_INTERVAL = 0.02  # seconds between exit checks where pidfds are not available
 _READ_SIZE = 65536
-SPAWNER_FROM = 64  # runs in flight from which children start on the spawner thread
+SPAWNER_FROM = 128  # runs in flight from which children start on the spawner thread: above
+# the 80-odd a quarter-second tick starts at once at 20,000 one-minute services (the two
+# loops would wait on the one spawner for a gain that small tables do not give)
 _live: set[int] = set()  # id() of each Session not closed yet (add and discard are atomic)
 
 

@@ -3,9 +3,9 @@
 posix_spawn's clone copies the caller's descriptor table into the child, and
 exec then closes every close-on-exec descriptor of that copy, one by one.
 The daemon holds three descriptors per check in flight (two pipes and a
-pidfd): at 20,000 two-second checks about 2,000, and each child spent about
-0.3 ms more CPU than with an empty table, 12 % of what it costs in all
-(bench/spawn_fds.py, docs/benchmarks.md).
+pidfd): at 20,000 two-second checks about 2,000, and each child spent 2.07
+ms of CPU where it spends 1.36 ms when started from here
+(docs/benchmarks.md, "Children from a thread with its own descriptor table").
 
 `Spawner` is one thread that unshares its descriptor table
 (unshare(CLONE_FILES)) and closes everything in it but stdin, stdout, stderr
@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 _CLONE_FILES = 0x400  # <linux/sched.h>
 _REPLY = struct.Struct("iii")  # request number, pid, errno (0: started)
-ANSWER_S = 2.0  # a request not answered in this long: the spawner is given up on (a
-# spawn takes a millisecond; the check loop that asked waits meanwhile)
+ANSWER_S = 30.0  # a request not answered in this long: the spawner is given up on. A
+# spawn takes a millisecond, but its exec may wait on a slow disk (a plugin on NFS), and
+# a check loop that spawns itself waits the same for its vfork child.
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,8 @@ class Spawner:
         and stderr pipes; None when the spawner does not work (spawn in the caller's thread).
         Raises OSError as posix_spawn does (ENOENT, EACCES, ...)."""
         with self._lock:
+            if self.working and not self._thread.is_alive():
+                self._give_up("its thread is gone")
             if not self.working:
                 return None
             self._numbers += 1
