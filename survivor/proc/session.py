@@ -173,7 +173,8 @@ def spawn_child(
     thread, whose descriptor table is its own and nearly empty
     (survivor.proc.spawner).
     """
-    if in_root and "/" in argv[0] and not rlimits and len(_live) >= SPAWNER_FROM:
+    posix = in_root and "/" in argv[0] and not rlimits  # else Popen
+    if posix and len(_live) >= SPAWNER_FROM:
         started = spawner.shared().spawn(argv[0], argv, env, with_stdin=with_stdin)
         if started is not None:
             return Child(started.pid, started.stdin_fd, started.stdout_fd, started.stderr_fd)
@@ -183,7 +184,7 @@ def spawn_child(
     ours = [fd for fd in (stdin_w, out_r, err_r) if fd is not None]
     theirs = [fd for fd in (stdin_r, out_w, err_w) if fd is not None]
     try:
-        if in_root and "/" in argv[0] and min(theirs) > 2 and not rlimits:
+        if posix and min(theirs) > 2:
             pid = spawn(argv[0], argv, env, stdin=stdin_r, stdout=out_w, stderr=err_w)
             popen = None
         else:

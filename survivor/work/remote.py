@@ -548,7 +548,7 @@ class Dispatcher:
 
 def connection_key(broker: BrokerConfig) -> tuple[object, ...]:
     """What a connection is made of: `broker` but its place in the file, and the TLS
-    files' size and modification time."""
+    files' modification time, size and inode (a file replaced by a renewed one)."""
     stamps: list[tuple[int, int, int] | None] = []
     for path in (broker.ca, broker.cert, broker.key):
         try:

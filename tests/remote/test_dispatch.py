@@ -619,9 +619,7 @@ def test_the_daemon_loses_no_run_and_doubles_none_when_the_broker_is_killed(
     worker = WorkerProc(site.worker_file("dc1-a", ["dc1"], port=port), tmp_path)
 
     def lines() -> list[dict[str, Any]]:
-        if not results.exists():
-            return []
-        return [json.loads(line) for line in results.read_text().splitlines()]
+        return result_lines(results)
 
     def remote_runs() -> int:
         return sum(1 for r in lines() if r.get("w") == "dc1-a")
@@ -671,18 +669,32 @@ def test_the_daemon_loses_no_run_and_doubles_none_when_the_broker_is_killed(
         daemon.kill()
         worker.stop()
         broker.stop()
-    runs: dict[tuple[str, str], list[float]] = {}
-    for r in lines():
-        runs.setdefault((r["check"], r["host"]), []).append(r["planned"] // 60)
+    runs = each_minute_once(lines())
     assert set(runs) == {(c, h) for c in ("disk",) for h in ("web1", "web2", "db1")} | {
         ("load", "web1"),
         ("load", "db1"),
     }
+
+
+def result_lines(results: Path) -> list[dict[str, Any]]:
+    """The daemon's results_log, a record per finished run."""
+    if not results.exists():
+        return []
+    return [json.loads(line) for line in results.read_text().splitlines()]
+
+
+def each_minute_once(lines: list[dict[str, Any]]) -> dict[tuple[str, str], list[float]]:
+    """The planned minutes of each (check, host) in `lines`, after asserting that none ran
+    twice and none is missing between its first and its last."""
+    runs: dict[tuple[str, str], list[float]] = {}
+    for r in lines:
+        runs.setdefault((r["check"], r["host"]), []).append(r["planned"] // 60)
     for pair, minutes in runs.items():
         assert len(minutes) == len(set(minutes)), f"{pair}: a minute ran twice"
         span = int(max(minutes) - min(minutes)) + 1
         missing = sorted(set(range(int(min(minutes)), int(max(minutes)) + 1)) - set(minutes))
         assert len(minutes) == span, f"{pair}: minutes lost: {missing}"
+    return runs
 
 
 def workers_cli(config: Path) -> str:
@@ -721,9 +733,7 @@ def test_a_reload_turns_remote_workers_on_moves_them_to_another_broker_and_off(
         config.write_text(text.format(mod=site.mod, port=port, pki=site.pki.root, prefix=PREFIX))
 
     def lines() -> list[dict[str, Any]]:
-        if not results.exists():
-            return []
-        return [json.loads(line) for line in results.read_text().splitlines()]
+        return result_lines(results)
 
     def web1_after(seen: int, worker: str | None) -> int:
         return sum(1 for r in lines()[seen:] if r["host"] == "web1" and r.get("w") == worker)
@@ -776,13 +786,7 @@ def test_a_reload_turns_remote_workers_on_moves_them_to_another_broker_and_off(
             broker.stop()
     reloads = [e for e in daemon_events(tmp_path) if e["event"] == "reload"]
     assert len(reloads) == 3 and not [e for e in reloads if e["not_applied"]]
-    runs: dict[tuple[str, str], list[float]] = {}
-    for r in lines():
-        runs.setdefault((r["check"], r["host"]), []).append(r["planned"] // 60)
-    for pair, minutes in runs.items():
-        assert len(minutes) == len(set(minutes)), f"{pair}: a minute ran twice"
-        missing = sorted(set(range(int(min(minutes)), int(max(minutes)) + 1)) - set(minutes))
-        assert not missing, f"{pair}: minutes lost: {missing}"
+    assert each_minute_once(lines())
 
 
 def daemon_events(workdir: Path) -> list[dict[str, Any]]:
